@@ -1,0 +1,53 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Each bootstraps .venv (torch first, from the CPU wheel, so that nothing pulls a multi-GB CUDA build).
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+CONSTRAINTS := $(VENV)/constraints.txt
+SYSTEM_TOOLS := espeak-ng ffmpeg
+SYSTEM_PACKAGES := espeak-ng ffmpeg
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install system-deps demo test quality format clean
+
+install: system-deps $(STAMP)
+
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else \
+	    echo "Missing system tools:$$missing. Run: sudo apt-get install -y $(SYSTEM_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	echo "$(TORCH_SPEC)" > $(CONSTRAINTS)
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[train,eval,test,dev]"
+	touch $@
+
+demo: install
+	$(PY) examples/zero_shot_tts.py --output_dir demo_output
+
+test: install
+	$(PY) -m pytest -q
+
+quality: install
+	$(VENV)/bin/ruff check src training examples benchmarks tests setup.py
+	$(VENV)/bin/ruff format --check src training examples benchmarks tests setup.py
+
+format: install
+	$(VENV)/bin/ruff check --fix src training examples benchmarks tests setup.py
+	$(VENV)/bin/ruff format src training examples benchmarks tests setup.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache demo_output

@@ -1,0 +1,52 @@
+"""Packaging for flashspeech-hf."""
+
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as f:
+    long_description = f.read()
+
+install_requires = [
+    "torch>=2.4",
+    "diffusers>=0.35",
+    "transformers>=4.46",
+    "accelerate>=1.0",
+    "datasets>=3.0",
+    "evaluate>=0.4",
+    "safetensors>=0.4",
+    "huggingface_hub>=0.25",
+    "soundfile>=0.12",
+    "soxr>=0.3",
+    "numpy>=1.24",
+    "phonemizer>=3.2",
+]
+
+extras = {
+    # torchcodec decodes audio for `datasets` >= 4; 0.13 is the last CPU build that matches torch 2.13.
+    "train": ["pyworld>=0.3", "tensorboard>=2.14", "torchcodec>=0.4"],
+    "eval": ["jiwer>=3.0", "pocketsphinx>=5.0", "librosa>=0.10", "webrtcvad-wheels>=2.0"],
+    "test": ["pytest>=7.0", "scipy>=1.10"],
+    "dev": ["ruff>=0.5"],
+}
+extras["all"] = sorted({dep for deps in extras.values() for dep in deps})
+
+setup(
+    name="flashspeech-hf",
+    version="0.1.0.dev0",
+    description="FlashSpeech (efficient zero-shot speech synthesis) for the Hugging Face ecosystem",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    include_package_data=True,
+    python_requires=">=3.10",
+    install_requires=install_requires,
+    extras_require=extras,
+    entry_points={"console_scripts": ["flashspeech=flashspeech_hf.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Multimedia :: Sound/Audio :: Speech",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,9 @@
+"""flashspeech-hf: FlashSpeech (Ye et al. 2024) as diffusers/transformers components.
+
+Every module that holds a pipeline component is imported here eagerly: diffusers resolves the
+`[module, class]` pairs of `model_index.json` among already-imported modules.
+"""
+
+__version__ = "0.1.0.dev0"
+
+from .audio import check_speech, load_audio, resample
