@@ -1,0 +1,368 @@
+"""The latent consistency model of FlashSpeech: a non-causal WaveNet backbone and the consistency parametrization."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+from torch import nn
+
+
+def consistency_scalings(
+    sigma: torch.Tensor, sigma_data: float, sigma_min: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    EDM/consistency-model scalings with the boundary condition `f(x, sigma_min) = x`.
+
+    `c_skip = sigma_data^2 / ((sigma - sigma_min)^2 + sigma_data^2)`,
+    `c_out = (sigma - sigma_min) sigma_data / sqrt(sigma_data^2 + sigma^2)`, `c_in = 1 / sqrt(sigma^2 + sigma_data^2)`.
+
+    Args:
+        sigma (`torch.Tensor` of any shape): Noise levels.
+        sigma_data (`float`): Standard deviation of the data.
+        sigma_min (`float`): The boundary noise level.
+
+    Returns:
+        `(c_skip, c_out, c_in)`, each shaped like `sigma`.
+    """
+    c_skip = sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
+    c_out = (sigma - sigma_min) * sigma_data / torch.sqrt(sigma_data**2 + sigma**2)
+    c_in = 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
+    return c_skip, c_out, c_in
+
+
+def noise_conditioning(sigma: torch.Tensor) -> torch.Tensor:
+    """`c_noise = 1000 * 0.25 * ln(sigma)`: the iCT noise input, scaled by 1000 for the sinusoidal embedding."""
+    return 1000.0 * 0.25 * torch.log(sigma.clamp_min(1e-20))
+
+
+class SinusoidalNoiseEmbedding(nn.Module):
+    """Sinusoidal embedding of `c_noise` followed by a two-layer MLP: `(batch,) -> (batch, hidden_size)`."""
+
+    def __init__(self, embedding_dim: int, hidden_size: int):
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.mlp = nn.Sequential(nn.Linear(embedding_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+
+    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
+        half = self.embedding_dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=c_noise.device, dtype=torch.float32) / half)
+        args = c_noise.float()[:, None] * freqs[None]
+        emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+        return self.mlp(emb.to(self.mlp[0].weight.dtype))
+
+
+class PromptQueryAttention(nn.Module):
+    """
+    Summarizes a variable-length prompt into `num_query_tokens` learned query tokens by cross-attention (NS2).
+
+    `(batch, prompt_frames, prompt_dim) -> (batch, num_query_tokens, hidden_size)`.
+    """
+
+    def __init__(self, prompt_dim: int, hidden_size: int, num_query_tokens: int, num_heads: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(num_query_tokens, hidden_size) * 0.02)
+        self.proj = nn.Linear(prompt_dim, hidden_size)
+        self.attn = nn.MultiheadAttention(hidden_size, num_heads, batch_first=True)
+
+    def forward(self, prompt_hidden: torch.Tensor, prompt_mask: torch.Tensor | None) -> torch.Tensor:
+        keys = self.proj(prompt_hidden)
+        query = self.query.unsqueeze(0).expand(keys.shape[0], -1, -1)
+        padding = None if prompt_mask is None else ~prompt_mask
+        out, _ = self.attn(query, keys, keys, key_padding_mask=padding, need_weights=False)
+        return out
+
+
+class WaveNetLayer(nn.Module):
+    """
+    One gated residual layer of a non-causal WaveNet with condition, noise embedding and optional FiLM from
+    cross-attention to prompt query tokens.
+    """
+
+    def __init__(
+        self, hidden_size: int, cond_size: int, kernel_size: int, dilation: int, num_heads: int, use_film: bool, dropout
+    ):
+        super().__init__()
+        self.conv = nn.Conv1d(hidden_size, 2 * hidden_size, kernel_size, dilation=dilation, padding="same")
+        self.cond_proj = nn.Conv1d(cond_size, 2 * hidden_size, 1)
+        self.noise_proj = nn.Linear(hidden_size, 2 * hidden_size)
+        self.out_proj = nn.Conv1d(hidden_size, 2 * hidden_size, 1)
+        self.dropout = nn.Dropout(dropout)
+        if use_film:
+            self.film_attn = nn.MultiheadAttention(hidden_size, num_heads, batch_first=True)
+            self.film_proj = nn.Linear(hidden_size, 4 * hidden_size)
+            nn.init.zeros_(self.film_proj.weight)
+            nn.init.zeros_(self.film_proj.bias)
+        else:
+            self.film_attn = None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor,
+        noise_emb: torch.Tensor,
+        mask: torch.Tensor,
+        query_tokens: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.conv(self.dropout(x)) + self.cond_proj(cond) + self.noise_proj(noise_emb)[:, :, None]
+        if self.film_attn is not None and query_tokens is not None:
+            attended, _ = self.film_attn(x.transpose(1, 2), query_tokens, query_tokens, need_weights=False)
+            scale, shift = self.film_proj(attended).transpose(1, 2).chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        filt, gate = h.chunk(2, dim=1)
+        y = torch.tanh(filt) * torch.sigmoid(gate)
+        residual, skip = self.out_proj(y).chunk(2, dim=1)
+        return (x + residual) * mask / math.sqrt(2.0), skip * mask
+
+
+class WaveNet(nn.Module):
+    """
+    Non-causal WaveNet `F_theta` (NaturalSpeech 2): `(batch, in_channels, frames) -> (batch, in_channels, frames)`.
+
+    Used by the latent denoiser and by the prosody refinement models. Every `cross_attention_every`-th layer applies
+    FiLM from cross-attention to prompt query tokens when `prompt_dim` is set.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_size: int,
+        cond_size: int,
+        num_layers: int,
+        kernel_size: int = 3,
+        dilation_cycle: int = 2,
+        prompt_dim: int | None = None,
+        num_query_tokens: int = 32,
+        num_heads: int = 8,
+        cross_attention_every: int = 3,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.in_proj = nn.Conv1d(in_channels, hidden_size, 1)
+        self.noise_embedding = SinusoidalNoiseEmbedding(hidden_size, hidden_size)
+        self.prompt_queries = (
+            PromptQueryAttention(prompt_dim, hidden_size, num_query_tokens, num_heads) if prompt_dim else None
+        )
+        self.layers = nn.ModuleList(
+            [
+                WaveNetLayer(
+                    hidden_size,
+                    cond_size,
+                    kernel_size,
+                    dilation=2 ** (i % dilation_cycle),
+                    num_heads=num_heads,
+                    use_film=prompt_dim is not None and (i + 1) % cross_attention_every == 0,
+                    dropout=dropout,
+                )
+                for i in range(num_layers)
+            ]
+        )
+        self.skip_proj = nn.Conv1d(hidden_size, hidden_size, 1)
+        self.out_proj = nn.Conv1d(hidden_size, in_channels, 1)
+        nn.init.zeros_(self.out_proj.weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        c_noise: torch.Tensor,
+        cond: torch.Tensor,
+        mask: torch.Tensor,
+        prompt_hidden: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """
+        Args:
+            sample (`torch.Tensor` of shape `(batch, in_channels, frames)`): Scaled noisy input `c_in * x`.
+            c_noise (`torch.Tensor` of shape `(batch,)`): Noise conditioning.
+            cond (`torch.Tensor` of shape `(batch, cond_size, frames)`): Frame-aligned condition.
+            mask (`torch.Tensor` of shape `(batch, frames)`): True on valid frames.
+            prompt_hidden (`torch.Tensor` of shape `(batch, prompt_frames, prompt_dim)`, *optional*): Prompt features.
+            prompt_mask (`torch.Tensor` of shape `(batch, prompt_frames)`, *optional*): True on valid prompt frames.
+
+        Returns:
+            `torch.Tensor` of shape `(batch, in_channels, frames)`, zero on padded frames.
+        """
+        m = mask[:, None, :].to(sample.dtype)
+        x = self.in_proj(sample) * m
+        cond = cond * m
+        noise_emb = self.noise_embedding(c_noise)
+        queries = None
+        if self.prompt_queries is not None and prompt_hidden is not None:
+            queries = self.prompt_queries(prompt_hidden, prompt_mask)
+        skips = 0
+        for layer in self.layers:
+            x, skip = layer(x, cond, noise_emb, m, queries)
+            skips = skips + skip
+        h = F.relu(self.skip_proj(skips / math.sqrt(len(self.layers)))) * m
+        return self.out_proj(h) * m
+
+
+def apply_consistency_function(
+    backbone_out_fn, sample: torch.Tensor, sigma: torch.Tensor, sigma_data: float, sigma_min: float
+) -> torch.Tensor:
+    """
+    `f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))`.
+
+    Args:
+        backbone_out_fn (`Callable[[torch.Tensor, torch.Tensor], torch.Tensor]`): Maps `(c_in * x, c_noise)` to `F`.
+        sample (`torch.Tensor` of shape `(batch, channels, frames)`): Noisy input `x`.
+        sigma (`torch.Tensor` of shape `(batch,)` or a scalar tensor): Noise level per item.
+        sigma_data (`float`), sigma_min (`float`): Parametrization constants.
+
+    Returns:
+        `torch.Tensor` of shape `(batch, channels, frames)`.
+    """
+    sigma = torch.as_tensor(sigma, device=sample.device, dtype=torch.float32)
+    if sigma.ndim == 0:
+        sigma = sigma.expand(sample.shape[0])
+    c_skip, c_out, c_in = consistency_scalings(sigma, sigma_data, sigma_min)
+    c_skip, c_out, c_in = (c[:, None, None].to(sample.dtype) for c in (c_skip, c_out, c_in))
+    return c_skip * sample + c_out * backbone_out_fn(c_in * sample, noise_conditioning(sigma))
+
+
+@dataclass
+class FlashSpeechDenoiserOutput(BaseOutput):
+    """
+    Output of [`FlashSpeechDenoiser`].
+
+    Args:
+        sample (`torch.Tensor` of shape `(batch_size, latent_dim, num_frames)`):
+            The consistency function's estimate of the clean latents, zero on padded frames.
+    """
+
+    sample: torch.Tensor
+
+
+class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
+    r"""
+    The latent consistency model of FlashSpeech, `f_theta(x, sigma, condition, prompt)`.
+
+    A non-causal WaveNet (NaturalSpeech 2) over codec latents, conditioned per frame on the length-regulated phoneme
+    features plus the pitch embedding, on the noise level through a sinusoidal embedding of
+    `c_noise = 1000 * 0.25 * ln(sigma)`, and on the prompt through FiLM computed by cross-attention to
+    `num_query_tokens` learned query tokens every `cross_attention_every`-th layer. The output is the consistency
+    function `c_skip x + c_out F(c_in x, c_noise)`, which equals `x` at `sigma = sigma_min`.
+
+    Args:
+        latent_dim (`int`, defaults to 256): Channels of the codec latents.
+        condition_dim (`int`, defaults to 512): Width of the frame-level condition.
+        prompt_dim (`int`, defaults to 512): Width of the prompt encoder's features.
+        hidden_size (`int`, defaults to 512): WaveNet width.
+        num_layers (`int`, defaults to 40): WaveNet layers.
+        kernel_size (`int`, defaults to 3): Convolution kernel.
+        dilation_cycle (`int`, defaults to 2): Layer i is dilated by `2 ** (i % dilation_cycle)`.
+        num_attention_heads (`int`, defaults to 8): Heads of the prompt attention.
+        num_query_tokens (`int`, defaults to 32): Learned prompt query tokens.
+        cross_attention_every (`int`, defaults to 3): FiLM from the prompt every this many layers.
+        dropout (`float`, defaults to 0.0): Dropout on each layer's input.
+        sigma_data (`float`, defaults to 0.5), sigma_min (`float`, defaults to 0.002): Consistency parametrization.
+
+    Examples:
+
+    ```py
+    >>> import torch
+    >>> from flashspeech_hf import FlashSpeechDenoiser
+
+    >>> model = FlashSpeechDenoiser(latent_dim=8, condition_dim=16, prompt_dim=16, hidden_size=16, num_layers=3)
+    >>> x = torch.randn(2, 8, 50) * 80
+    >>> out = model(x, sigma=torch.tensor([80.0, 80.0]), condition=torch.randn(2, 50, 16),
+    ...             prompt_hidden=torch.randn(2, 20, 16)).sample
+    >>> out.shape
+    torch.Size([2, 8, 50])
+    ```
+    """
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(
+        self,
+        latent_dim: int = 256,
+        condition_dim: int = 512,
+        prompt_dim: int = 512,
+        hidden_size: int = 512,
+        num_layers: int = 40,
+        kernel_size: int = 3,
+        dilation_cycle: int = 2,
+        num_attention_heads: int = 8,
+        num_query_tokens: int = 32,
+        cross_attention_every: int = 3,
+        dropout: float = 0.0,
+        sigma_data: float = 0.5,
+        sigma_min: float = 0.002,
+    ):
+        super().__init__()
+        if hidden_size % num_attention_heads:
+            raise ValueError(f"hidden_size={hidden_size} must be divisible by num_attention_heads={num_attention_heads}.")
+        self.backbone = WaveNet(
+            in_channels=latent_dim,
+            hidden_size=hidden_size,
+            cond_size=condition_dim,
+            num_layers=num_layers,
+            kernel_size=kernel_size,
+            dilation_cycle=dilation_cycle,
+            prompt_dim=prompt_dim,
+            num_query_tokens=num_query_tokens,
+            num_heads=num_attention_heads,
+            cross_attention_every=cross_attention_every,
+            dropout=dropout,
+        )
+
+    @property
+    def last_layer_weight(self) -> torch.Tensor:
+        """The output projection's weight, where training measures gradient norms for the adaptive GAN weight."""
+        return self.backbone.out_proj.weight
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        sigma: torch.Tensor | float,
+        condition: torch.Tensor,
+        prompt_hidden: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> FlashSpeechDenoiserOutput | tuple[torch.Tensor]:
+        """
+        Args:
+            sample (`torch.Tensor` of shape `(batch_size, latent_dim, num_frames)`): Noisy latents `x`.
+            sigma (`torch.Tensor` of shape `(batch_size,)` or `float`): Noise level of each item.
+            condition (`torch.Tensor` of shape `(batch_size, num_frames, condition_dim)`):
+                Length-regulated phoneme features plus pitch embedding.
+            prompt_hidden (`torch.Tensor` of shape `(batch_size, prompt_frames, prompt_dim)`, *optional*):
+                Prompt encoder output.
+            mask (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*): True on valid frames.
+            prompt_mask (`torch.Tensor` of shape `(batch_size, prompt_frames)`, *optional*): True on valid frames.
+            return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechDenoiserOutput`] rather than a tuple.
+
+        Returns:
+            [`FlashSpeechDenoiserOutput`] or a one-element tuple with the denoised latents.
+        """
+        if sample.ndim != 3 or sample.shape[1] != self.config.latent_dim:
+            raise ValueError(
+                f"`sample` must have shape (batch, {self.config.latent_dim}, frames), got {tuple(sample.shape)}."
+            )
+        if condition.shape[:2] != (sample.shape[0], sample.shape[2]) or condition.shape[2] != self.config.condition_dim:
+            raise ValueError(
+                f"`condition` must have shape ({sample.shape[0]}, {sample.shape[2]}, {self.config.condition_dim}), "
+                f"got {tuple(condition.shape)}."
+            )
+        if mask is None:
+            mask = torch.ones(sample.shape[0], sample.shape[2], dtype=torch.bool, device=sample.device)
+        cond = condition.transpose(1, 2)
+
+        def backbone(scaled: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+            return self.backbone(scaled, c_noise, cond, mask, prompt_hidden, prompt_mask)
+
+        denoised = apply_consistency_function(
+            backbone, sample, sigma, self.config.sigma_data, self.config.sigma_min
+        ) * mask[:, None, :].to(sample.dtype)
+        if not return_dict:
+            return (denoised,)
+        return FlashSpeechDenoiserOutput(sample=denoised)

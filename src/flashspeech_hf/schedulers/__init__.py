@@ -1,0 +1,3 @@
+from .scheduling_flashspeech import FlashSpeechScheduler, FlashSpeechSchedulerOutput
+
+__all__ = ["FlashSpeechScheduler", "FlashSpeechSchedulerOutput"]

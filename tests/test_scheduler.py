@@ -1,0 +1,112 @@
+import math
+
+import pytest
+import torch
+
+from flashspeech_hf import FlashSpeechScheduler
+
+
+def karras_by_hand(n, smin=0.002, smax=80.0, rho=7.0):
+    return [(smin ** (1 / rho) + i / (n - 1) * (smax ** (1 / rho) - smin ** (1 / rho))) ** rho for i in range(n)]
+
+
+def test_one_and_two_step_sigmas():
+    scheduler = FlashSpeechScheduler()
+    scheduler.set_timesteps(1)
+    assert scheduler.sigmas.tolist() == [80.0]
+    scheduler.set_timesteps(2)
+    assert scheduler.sigmas.tolist() == [80.0, 2.0]
+
+
+def test_n_step_sigmas_are_karras_levels():
+    scheduler = FlashSpeechScheduler()
+    scheduler.set_timesteps(4)
+    expected = list(reversed(karras_by_hand(5)))[:-1]
+    assert torch.allclose(scheduler.sigmas.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6)
+    assert scheduler.sigmas[0] == 80.0
+
+
+def test_explicit_and_invalid_sigmas():
+    scheduler = FlashSpeechScheduler()
+    scheduler.set_timesteps(sigmas=[10.0, 1.0, 0.1])
+    assert scheduler.num_inference_steps == 3
+    with pytest.raises(ValueError, match="decreasing"):
+        scheduler.set_timesteps(sigmas=[1.0, 10.0])
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        scheduler.set_timesteps(0)
+    with pytest.raises(ValueError, match="sigma_min"):
+        FlashSpeechScheduler(sigma_min=1.0, sigma_max=0.5)
+
+
+def test_curriculum_matches_formula():
+    # s0 = 10, s1 = 1280, K = 650000: K' = floor(650000 / (log2(128) + 1)) = 81250
+    scheduler = FlashSpeechScheduler()
+    assert scheduler.num_discretization_steps(0) == 11
+    assert scheduler.num_discretization_steps(81249) == 11
+    assert scheduler.num_discretization_steps(81250) == 21
+    assert scheduler.num_discretization_steps(7 * 81250) == 1281
+    assert scheduler.num_discretization_steps(650000) == 1281
+    # the prosody stage: s1 = 160, K = 150k -> K' = floor(150000 / 5) = 30000
+    prosody = FlashSpeechScheduler(s1=160, total_training_steps=150000)
+    assert prosody.num_discretization_steps(29999) == 11
+    assert prosody.num_discretization_steps(30000) == 21
+    assert prosody.num_discretization_steps(149999) == 161
+
+
+def test_training_levels_probabilities_and_weights():
+    scheduler = FlashSpeechScheduler()
+    sigmas = scheduler.training_sigmas(0)
+    assert len(sigmas) == 11
+    assert torch.allclose(sigmas, torch.tensor(karras_by_hand(11), dtype=torch.float64))
+    probs = scheduler.level_probabilities(sigmas)
+    erf = [math.erf((math.log(s) + 1.1) / (math.sqrt(2) * 2.0)) for s in sigmas.tolist()]
+    raw = [b - a for a, b in zip(erf[:-1], erf[1:])]
+    assert torch.allclose(probs, torch.tensor([r / sum(raw) for r in raw], dtype=torch.float64))
+    low, high, weights = scheduler.sample_training_sigmas(64, 0, generator=torch.Generator().manual_seed(0))
+    assert (high > low).all()
+    assert torch.allclose(weights, 1.0 / (high - low))
+    levels = sigmas.float().tolist()
+    for lo, hi in zip(low.tolist(), high.tolist()):
+        i = min(range(len(levels)), key=lambda j: abs(levels[j] - lo))
+        assert math.isclose(levels[i + 1], hi, rel_tol=1e-5)
+
+
+def test_step_renoises_to_next_sigma():
+    scheduler = FlashSpeechScheduler()
+    scheduler.set_timesteps(2)
+    sample = torch.randn(2, 3, 5)
+    denoised = torch.randn(2, 3, 5)
+    noise = torch.randn(2, 3, 5)
+    out = scheduler.step(denoised, scheduler.timesteps[0], sample, noise=noise)
+    assert torch.allclose(out.prev_sample, denoised + math.sqrt(2.0**2 - 0.002**2) * noise)
+    assert torch.equal(out.denoised, denoised)
+    final = scheduler.step(denoised * 2, scheduler.timesteps[1], out.prev_sample)
+    assert torch.equal(final.prev_sample, denoised * 2)
+
+
+def test_step_is_seeded_and_never_clamps():
+    scheduler = FlashSpeechScheduler()
+    denoised = torch.full((1, 2, 4), 7.5)
+    results = []
+    for _ in range(2):
+        scheduler.set_timesteps(3)
+        results.append(scheduler.step(denoised, scheduler.timesteps[0], denoised, generator=torch.manual_seed(3)))
+    assert torch.equal(results[0].prev_sample, results[1].prev_sample)
+    assert results[0].denoised.max() == 7.5
+
+
+def test_add_noise_per_item():
+    scheduler = FlashSpeechScheduler()
+    x = torch.ones(2, 1, 3)
+    noise = torch.ones(2, 1, 3)
+    noisy = scheduler.add_noise(x, noise, torch.tensor([0.5, 2.0]))
+    assert noisy[:, 0, 0].tolist() == [1.5, 3.0]
+
+
+def test_save_load_round_trip(tmp_path):
+    scheduler = FlashSpeechScheduler(s1=160, total_training_steps=1000, two_step_sigma=1.5)
+    scheduler.save_pretrained(tmp_path)
+    loaded = FlashSpeechScheduler.from_pretrained(tmp_path)
+    loaded.set_timesteps(2)
+    assert loaded.sigmas.tolist() == [80.0, 1.5]
+    assert loaded.num_discretization_steps(999) == scheduler.num_discretization_steps(999)
