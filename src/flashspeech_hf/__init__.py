@@ -7,4 +7,5 @@ Every module that holds a pipeline component is imported here eagerly: diffusers
 __version__ = "0.1.0.dev0"
 
 from .audio import check_speech, load_audio, resample
+from .codecs import DacCodec, EncodecCodec, MelCodec
 from .text import FlashSpeechTokenizer
