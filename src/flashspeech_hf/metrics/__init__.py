@@ -1,0 +1,69 @@
+"""Evaluation metrics of zero-shot TTS, as `evaluate` modules that ship with this package.
+
+The paper compares systems by intelligibility (`wer`), speaker similarity (`speaker_similarity`: Sim-O / Sim-R),
+prosody diversity (`prosody_jsd`) and speed (`rtf`). Each metric is an `evaluate.Metric` script in this folder, loaded
+by path (the Hub copies of `evaluate` scripts need network access): [`load_metric`] does it by name, and
+[`METRIC_PATHS`] maps every name to its script for `evaluate.load(path)` directly.
+
+Audio-to-text ([`transcribe`]), speaker embeddings ([`SpeakerEncoder`]), pitch ([`extract_pitch`]) and timing
+([`RealTimeFactorTimer`]) are plain functions and classes here, usable without `evaluate`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .asr import SpeechRecognizer, normalize_text, transcribe
+from .prosody import extract_pitch, jensen_shannon_divergence, pitch_histogram
+from .speaker import SpeakerEncoder
+from .timing import RealTimeFactorTimer
+
+_METRICS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+METRIC_PATHS: dict[str, str] = {
+    name: os.path.join(_METRICS_DIR, f"{name}.py") for name in ("wer", "speaker_similarity", "prosody_jsd", "rtf")
+}
+"""Name -> path of each metric script, for `evaluate.load(METRIC_PATHS[name])`."""
+
+
+def load_metric(name: str, config_name: str | None = None, **kwargs):
+    """Loads one of this package's metrics with `evaluate.load`, from its script in this folder (no network).
+
+    Args:
+        name (`str`): `"wer"`, `"speaker_similarity"`, `"prosody_jsd"` or `"rtf"`.
+        config_name (`str`, *optional*): The metric's configuration: `"pitch"` (default) or `"duration"` for
+            `"prosody_jsd"`.
+        **kwargs: Passed to `evaluate.load` (e.g. `keep_in_memory=True`, `experiment_id`).
+
+    Returns:
+        `evaluate.EvaluationModule`: call `.compute(...)` on it; its docstring (`print(metric.inputs_description)`)
+        lists the inputs and outputs.
+
+    Examples:
+
+    ```py
+    >>> from flashspeech_hf.metrics import load_metric
+    >>> wer = load_metric("wer")
+    >>> wer.compute(predictions=["hello world"], references=["Hello, world!"])["wer"]
+    0.0
+    ```
+    """
+    import evaluate
+
+    if name not in METRIC_PATHS:
+        raise ValueError(f"Unknown metric {name!r}; available: {sorted(METRIC_PATHS)}.")
+    return evaluate.load(METRIC_PATHS[name], config_name, **kwargs)
+
+
+__all__ = [
+    "METRIC_PATHS",
+    "RealTimeFactorTimer",
+    "SpeakerEncoder",
+    "SpeechRecognizer",
+    "extract_pitch",
+    "jensen_shannon_divergence",
+    "load_metric",
+    "normalize_text",
+    "pitch_histogram",
+    "transcribe",
+]

@@ -1,0 +1,216 @@
+"""Speech recognition for intelligibility (WER) evaluation, and the text normalization applied before scoring.
+
+The paper transcribes synthesized speech with HuBERT-large fine-tuned on LibriSpeech 960 h for CTC
+(`facebook/hubert-large-ls960-ft`) and reports the word error rate against the input text. Any transformers speech
+recognition checkpoint (HuBERT/wav2vec 2.0 CTC, Whisper, ...) plugs in by its Hub id or local path; `"pocketsphinx"`
+selects CMU PocketSphinx, whose wheel ships an English model, for machines that cannot download checkpoints. Its
+error rates are much higher than HuBERT's: compare systems only under the same backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .utils import load_audio_items
+
+DEFAULT_ASR_BACKEND = "facebook/hubert-large-ls960-ft"
+POCKETSPHINX = "pocketsphinx"
+
+
+@functools.lru_cache(maxsize=1)
+def _number_normalizer():
+    from transformers.models.whisper.english_normalizer import EnglishNumberNormalizer
+
+    return EnglishNumberNormalizer()
+
+
+def _remove_punctuation(text: str, keep: str = "") -> str:
+    """Deletes apostrophes ("don't" -> "dont") and turns other punctuation and symbols into spaces ("well-known")."""
+    characters = []
+    for character in text:
+        if character in keep:
+            characters.append(character)
+        elif character in "'\u2019":
+            continue
+        elif unicodedata.category(character)[0] in "PS":
+            characters.append(" ")
+        else:
+            characters.append(character)
+    return "".join(characters)
+
+
+def normalize_text(text: str, normalize_numbers: bool = False) -> str:
+    """Normalizes a transcript for word error rate scoring.
+
+    Lower-cases, deletes apostrophes (so "don't" and "dont" match), turns other punctuation and symbols into word
+    breaks ("well-known" -> "well known"), optionally rewrites numbers, and collapses whitespace.
+
+    Args:
+        text (`str`): A reference text or an ASR transcript.
+        normalize_numbers (`bool`, *optional*, defaults to `False`):
+            Rewrite spelled-out English numbers as digits ("twenty one" -> "21", "first" -> "1st") with the Whisper
+            English number normalizer of `transformers`. Applied to both sides of a comparison, it makes "3 cats" and
+            "three cats" match whichever form the text or the recognizer uses.
+
+    Returns:
+        `str`: The normalized text, words separated by single spaces.
+
+    Examples:
+
+    ```py
+    >>> from flashspeech_hf.metrics import normalize_text
+    >>> normalize_text("  Hello, World! It's   TWENTY-one.", normalize_numbers=True)
+    'hello world its 21'
+    ```
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"`text` must be a string, got {type(text).__name__}.")
+    text = text.lower()
+    if normalize_numbers:
+        text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # thousands separators: "1,000" -> "1000"
+        text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)  # periods except decimal points
+        text = _number_normalizer()(_remove_punctuation(text, keep=".%$£€"))
+    # The number normalizer keeps decimal points ("2.5"); every other period is gone by now.
+    return " ".join(_remove_punctuation(text, keep="." if normalize_numbers else "").split())
+
+
+class SpeechRecognizer:
+    """Transcribes speech with a transformers ASR checkpoint or, offline, with PocketSphinx.
+
+    Args:
+        backend (`str`, *optional*, defaults to `"facebook/hubert-large-ls960-ft"`):
+            `"pocketsphinx"`, or the Hub id or local path of any checkpoint that
+            `transformers.pipeline("automatic-speech-recognition")` loads: the paper's HuBERT-large CTC model (default),
+            a wav2vec 2.0 CTC model, or Whisper (e.g. `"openai/whisper-large-v3"`).
+        device (`str`, `int` or `torch.device`, *optional*):
+            Device of the transformers model. Ignored by PocketSphinx, which runs on the CPU.
+        **pipeline_kwargs:
+            Passed to `transformers.pipeline` (e.g. `torch_dtype`, `generate_kwargs={"language": "en"}`).
+
+    Examples:
+
+    ```py
+    >>> import numpy as np
+    >>> from flashspeech_hf.metrics import SpeechRecognizer
+    >>> recognizer = SpeechRecognizer("pocketsphinx")
+    >>> recognizer.sampling_rate
+    16000
+    >>> recognizer([np.zeros(16000, dtype=np.float32)], sampling_rate=16000, return_errors=True)  # unusable clip
+    ([None], ['`audios[0]` is silent (RMS 0.00e+00); it must contain speech.'])
+    ```
+    """
+
+    def __init__(
+        self, backend: str = DEFAULT_ASR_BACKEND, device: str | int | torch.device | None = None, **pipeline_kwargs
+    ):
+        if not isinstance(backend, str) or not backend:
+            raise ValueError(f"`backend` must be 'pocketsphinx' or a transformers model id or path, got {backend!r}.")
+        self.backend = backend
+        if backend == POCKETSPHINX:
+            if pipeline_kwargs:
+                raise ValueError(
+                    f"The pocketsphinx backend takes no pipeline arguments, got {sorted(pipeline_kwargs)}."
+                )
+            try:
+                from pocketsphinx import Config, Decoder
+            except ImportError as err:
+                raise ImportError("The 'pocketsphinx' ASR backend needs `pip install pocketsphinx`.") from err
+            # The default model is US English, 16 kHz; FATAL silences the decoder's per-utterance log lines.
+            self._decoder = Decoder(Config(samprate=16000, loglevel="FATAL"))
+            self.sampling_rate = 16000
+        else:
+            from transformers import pipeline
+
+            self._pipeline = pipeline("automatic-speech-recognition", model=backend, device=device, **pipeline_kwargs)
+            self.sampling_rate = int(self._pipeline.feature_extractor.sampling_rate)
+
+    def _transcribe_pocketsphinx(self, waveform: np.ndarray) -> str:
+        # PocketSphinx reads 16-bit PCM.
+        pcm = (np.clip(waveform, -1.0, 1.0) * 32767.0).astype(np.int16)
+        self._decoder.start_utt()
+        self._decoder.process_raw(pcm.tobytes(), full_utt=True)
+        self._decoder.end_utt()
+        hypothesis = self._decoder.hyp()
+        return hypothesis.hypstr if hypothesis is not None else ""
+
+    def __call__(
+        self, audios: Sequence, sampling_rate: int | None = None, batch_size: int = 1, return_errors: bool = False
+    ) -> list[str | None] | tuple[list[str | None], list[str | None]]:
+        """Transcribes a list of clips.
+
+        Args:
+            audios (`list` of `str`, `np.ndarray` or `torch.Tensor`):
+                Audio file paths or 1-D waveforms of shape `(num_samples,)`, resampled to `self.sampling_rate`.
+            sampling_rate (`int`, *optional*): Sample rate of the waveforms; required for arrays.
+            batch_size (`int`, *optional*, defaults to 1): Batch size of the transformers pipeline.
+            return_errors (`bool`, *optional*, defaults to `False`): Also return the per-item error messages.
+
+        Returns:
+            `list[str | None]`: the raw transcript of every clip, `None` for clips that could not be used (missing
+            file, empty, silent, shorter than 0.1 s); with `return_errors=True`, the pair `(texts, errors)` where
+            `errors[i]` says why item `i` is `None`.
+        """
+        if isinstance(audios, (str, np.ndarray, torch.Tensor)):
+            raise TypeError("`audios` must be a list of clips; wrap a single clip in a list.")
+        waveforms, errors = load_audio_items(
+            audios, sampling_rate, target_sampling_rate=self.sampling_rate, name="audios", min_seconds=0.1
+        )
+        valid = [i for i, waveform in enumerate(waveforms) if waveform is not None]
+        texts: list[str | None] = [None] * len(waveforms)
+        if self.backend == POCKETSPHINX:
+            for i in valid:
+                texts[i] = self._transcribe_pocketsphinx(waveforms[i].numpy())
+        elif valid:
+            inputs = [{"raw": waveforms[i].numpy(), "sampling_rate": self.sampling_rate} for i in valid]
+            for i, output in zip(valid, self._pipeline(inputs, batch_size=batch_size)):
+                texts[i] = output["text"].strip()
+        return (texts, errors) if return_errors else texts
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_recognizer(backend: str, device) -> SpeechRecognizer:
+    return SpeechRecognizer(backend, device=device)
+
+
+def transcribe(
+    audios: Sequence,
+    sampling_rate: int | None = None,
+    backend: str = DEFAULT_ASR_BACKEND,
+    device: str | int | torch.device | None = None,
+    batch_size: int = 1,
+    return_errors: bool = False,
+) -> list[str | None] | tuple[list[str | None], list[str | None]]:
+    """Transcribes clips with a cached [`SpeechRecognizer`]: the audio-to-text step before the `wer` metric.
+
+    Args:
+        audios (`list` of `str`, `np.ndarray` or `torch.Tensor`):
+            Audio file paths or 1-D waveforms of shape `(num_samples,)`.
+        sampling_rate (`int`, *optional*): Sample rate of the waveforms in Hz; required for arrays.
+        backend (`str`, *optional*, defaults to `"facebook/hubert-large-ls960-ft"`):
+            `"pocketsphinx"` (offline) or a transformers ASR model id or path (the paper's HuBERT-large CTC, Whisper,
+            ...). The loaded recognizer is kept for the next call with the same backend and device.
+        device (`str`, `int` or `torch.device`, *optional*): Device of a transformers model.
+        batch_size (`int`, *optional*, defaults to 1): Batch size of the transformers pipeline.
+        return_errors (`bool`, *optional*, defaults to `False`): Also return the per-item error messages.
+
+    Returns:
+        `list[str | None]`, or `(texts, errors)` with `return_errors=True`: see [`SpeechRecognizer.__call__`]. A clip
+        that cannot be used gives `None` (scored as an error by the `wer` metric) instead of stopping the evaluation.
+
+    Examples:
+
+    ```py
+    >>> import evaluate
+    >>> from flashspeech_hf.metrics import load_metric, transcribe
+    >>> texts = transcribe(["sample_0.wav", "sample_1.wav"], backend="pocketsphinx")  # doctest: +SKIP
+    >>> load_metric("wer").compute(predictions=texts, references=["hello world", "good morning"])  # doctest: +SKIP
+    ```
+    """
+    recognizer = _cached_recognizer(backend, device)
+    return recognizer(audios, sampling_rate=sampling_rate, batch_size=batch_size, return_errors=return_errors)

@@ -1,0 +1,364 @@
+"""Evaluation metrics: WER (+ ASR), speaker similarity, prosody JSD and RTF, loaded as `evaluate` modules by path.
+
+Speech comes from espeak-ng (a system dependency of the project), so everything runs offline.
+"""
+
+import json
+import math
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from flashspeech_hf.metrics import (
+    METRIC_PATHS,
+    RealTimeFactorTimer,
+    SpeakerEncoder,
+    jensen_shannon_divergence,
+    load_metric,
+    normalize_text,
+    transcribe,
+)
+
+FOX = "the quick brown fox jumps over the lazy dog"
+SUIT = "she had your dark suit in greasy wash water all year"
+SAMPLING_RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """Synthesizes short espeak-ng clips on demand; returns their paths."""
+    folder = tmp_path_factory.mktemp("speech")
+    cache = {}
+
+    def synthesize(text, voice="en-us+f2", pitch=50):
+        key = (text, voice, pitch)
+        if key not in cache:
+            path = folder / f"clip_{len(cache)}.wav"
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", "130", "-p", str(pitch), "-w", str(path), text],
+                check=True,
+                capture_output=True,
+            )
+            cache[key] = str(path)
+        return cache[key]
+
+    return synthesize
+
+
+def sine(frequency, seconds=1.0):
+    time = np.arange(int(seconds * SAMPLING_RATE)) / SAMPLING_RATE
+    return (0.5 * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------- loading
+
+
+def test_metric_paths_load_with_evaluate_directly():
+    import evaluate
+
+    assert set(METRIC_PATHS) == {"wer", "speaker_similarity", "prosody_jsd", "rtf"}
+    for path in METRIC_PATHS.values():
+        assert os.path.isfile(path)
+    metric = evaluate.load(METRIC_PATHS["wer"])
+    assert metric.compute(predictions=["a b"], references=["a b"])["wer"] == 0.0
+    assert "references" in metric.inputs_description
+
+
+def test_load_metric_rejects_unknown_name():
+    with pytest.raises(ValueError, match="Unknown metric 'bleu'"):
+        load_metric("bleu")
+    with pytest.raises(ValueError, match="Unknown prosody_jsd configuration"):
+        load_metric("prosody_jsd", config_name="energy")
+
+
+# --------------------------------------------------------------------------------------------------------------- WER
+
+
+def test_normalize_text():
+    assert normalize_text("  Hello,   WORLD! Don't stop.") == "hello world dont stop"
+    assert normalize_text("well-known co-op") == "well known co op"
+    assert normalize_text("Twenty-one cats; 3 dogs, 2.5 kg.", normalize_numbers=True) == "21 cats 3 dogs 2.5 kg"
+    assert normalize_text("three") != normalize_text("3")
+    assert normalize_text("three", normalize_numbers=True) == normalize_text("3", normalize_numbers=True)
+
+
+def test_wer_identical_and_known_errors():
+    wer = load_metric("wer")
+    identical = wer.compute(predictions=[FOX, SUIT.upper() + "."], references=[FOX, SUIT])
+    assert identical["wer"] == 0.0 and identical["wer_per_item"] == [0.0, 0.0]
+
+    # 1 substitution (cat -> dog) + 1 deletion (the) over 6 reference words; 1 insertion over 2 words.
+    results = wer.compute(
+        predictions=["the dog sat on mat", "hello big world"], references=["the cat sat on the mat", "hello world"]
+    )
+    assert results["wer_per_item"] == pytest.approx([2 / 6, 1 / 2])
+    assert results["wer"] == pytest.approx(3 / 8)  # corpus WER: summed edits / summed reference words
+    assert results["mean_wer"] == pytest.approx((2 / 6 + 1 / 2) / 2)
+    assert (results["substitutions"], results["deletions"], results["insertions"], results["hits"]) == (1, 1, 1, 6)
+
+    # Numbers only match when asked to normalize them.
+    assert wer.compute(predictions=["three cats"], references=["3 cats"])["wer"] == 0.5
+    assert wer.compute(predictions=["three cats"], references=["3 cats"], normalize_numbers=True)["wer"] == 0.0
+
+
+def test_wer_reports_bad_items_instead_of_failing():
+    wer = load_metric("wer")
+    results = wer.compute(predictions=["a b c", None, "", "x"], references=["a b d", "hello", "two words", "?!"])
+    assert results["wer_per_item"][0] == pytest.approx(1 / 3)
+    assert math.isnan(results["wer_per_item"][1]) and "ASR failed" in results["errors"][1]
+    assert results["wer_per_item"][2] == 1.0 and results["errors"][2] is None  # empty transcript: all deletions
+    assert math.isnan(results["wer_per_item"][3]) and "no words" in results["errors"][3]
+    assert results["num_failed"] == 2
+    assert results["wer"] == pytest.approx((1 + 2) / (3 + 2))
+
+    with pytest.raises(ValueError, match="Mismatch in the number of predictions"):
+        wer.compute(predictions=["a", "b"], references=["a"])
+    with pytest.raises(ValueError, match="empty"):
+        wer.compute(predictions=[], references=[])
+
+
+def test_pocketsphinx_transcribes_synthetic_speech(speech):
+    path = speech(FOX)
+    waveform, rate = sf.read(path, dtype="float32")
+    texts, errors = transcribe(
+        [path, waveform, "/does/not/exist.wav", np.zeros(rate, dtype=np.float32)],
+        sampling_rate=rate,
+        backend="pocketsphinx",
+        return_errors=True,
+    )
+    assert texts[0] == texts[1] and texts[0]  # a path and the same waveform give the same transcript
+    assert texts[2] is None and "not found" in errors[2]
+    assert texts[3] is None and "silent" in errors[3]
+    results = load_metric("wer").compute(predictions=texts, references=[FOX] * 4)
+    assert results["wer_per_item"][0] < 1.0
+    assert results["num_failed"] == 2
+
+
+def test_transformers_asr_backend_runs_a_local_ctc_checkpoint(tmp_path):
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
+
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz'")}}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"), word_delimiter_token="|")
+    feature_extractor = Wav2Vec2FeatureExtractor(sampling_rate=SAMPLING_RATE, return_attention_mask=True)
+    Wav2Vec2Processor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(tmp_path)
+    config = Wav2Vec2Config(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    Wav2Vec2ForCTC(config).save_pretrained(tmp_path)
+
+    noise = (np.random.default_rng(0).standard_normal(22050) * 0.1).astype(np.float32)
+    texts, errors = transcribe(
+        [noise, np.array([], dtype=np.float32)], 22050, backend=str(tmp_path), return_errors=True
+    )
+    assert isinstance(texts[0], str) and errors[0] is None  # resampled 22.05 -> 16 kHz and decoded
+    assert texts[1] is None and "empty" in errors[1]
+
+
+# ------------------------------------------------------------------------------------------------ speaker similarity
+
+
+def test_speaker_similarity_resemblyzer_same_voice_beats_other_voice(speech):
+    similarity = load_metric("speaker_similarity")
+    fox, suit, other_voice = speech(FOX), speech(SUIT), speech(SUIT, voice="en-us+m3")
+    results = similarity.compute(
+        predictions=[fox, fox, fox, fox, "/does/not/exist.wav"],
+        references=[fox, suit, other_voice, speech(FOX, voice="en-us+klatt"), fox],
+        backend="resemblyzer",
+    )
+    same, same_voice, other, other_2, missing = results["speaker_similarity_per_item"]
+    assert same == pytest.approx(1.0, abs=1e-4)
+    assert same_voice > other + 0.1 and same_voice > other_2 + 0.1
+    assert math.isnan(missing) and "not found" in results["errors"][4]
+    assert results["num_failed"] == 1
+    assert results["speaker_similarity"] == pytest.approx(np.mean([same, same_voice, other, other_2]))
+
+
+def test_speaker_similarity_transformers_xvector_backend(tmp_path):
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    config = WavLMConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        tdnn_dim=(8, 8),
+        tdnn_kernel=(3, 1),
+        tdnn_dilation=(1, 1),
+        xvector_output_dim=8,
+        num_buckets=16,
+        max_bucket_distance=20,
+    )
+    torch.manual_seed(0)
+    WavLMForXVector(config).save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor(sampling_rate=SAMPLING_RATE, return_attention_mask=True).save_pretrained(tmp_path)
+
+    encoder = SpeakerEncoder(str(tmp_path))
+    clip = torch.from_numpy(sine(180) + 0.05 * np.random.default_rng(0).standard_normal(SAMPLING_RATE).astype("f"))
+    embeddings = encoder([clip, clip])
+    assert embeddings.shape == (2, 8)
+    assert torch.allclose(embeddings.norm(dim=-1), torch.ones(2))
+
+    results = load_metric("speaker_similarity").compute(
+        predictions=[clip.numpy(), np.zeros(SAMPLING_RATE, dtype=np.float32)],
+        references=[clip.numpy(), clip.numpy()],
+        sampling_rate=SAMPLING_RATE,
+        backend=str(tmp_path),
+    )
+    assert results["speaker_similarity_per_item"][0] == pytest.approx(1.0, abs=1e-5)
+    assert math.isnan(results["speaker_similarity_per_item"][1]) and "silent" in results["errors"][1]
+
+
+# ------------------------------------------------------------------------------------------------------- prosody JSD
+
+
+def test_jensen_shannon_divergence_bounds():
+    p = np.array([0.2, 0.3, 0.5, 0.0])
+    assert jensen_shannon_divergence(p, p) == 0.0
+    assert jensen_shannon_divergence([1, 0], [0, 1]) == pytest.approx(math.log(2))
+    assert jensen_shannon_divergence([1, 0], [0, 1], base=2) == pytest.approx(1.0)
+    partial = jensen_shannon_divergence([0.5, 0.5, 0], [0, 0.5, 0.5])
+    assert 0 < partial < math.log(2)
+    with pytest.raises(ValueError, match="same bins"):
+        jensen_shannon_divergence([1, 0], [1, 0, 0])
+
+
+def test_pitch_jsd_identical_disjoint_and_bad_items(speech):
+    pitch_jsd = load_metric("prosody_jsd")
+    low, high = sine(100), sine(400)
+    results = pitch_jsd.compute(
+        predictions=[low, low, np.zeros(100, dtype=np.float32)], references=[low, high, low], sampling_rate=16000
+    )
+    assert results["pitch_jsd_per_item"][0] == 0.0
+    assert results["pitch_jsd_per_item"][1] == pytest.approx(math.log(2))  # 100 Hz and 400 Hz share no bin
+    assert math.isnan(results["pitch_jsd_per_item"][2]) and "0.01 s long" in results["errors"][2]
+    assert 0 < results["pitch_jsd"] < math.log(2)  # pooled: half of the reference frames match
+
+    base_2 = pitch_jsd.compute(predictions=[low], references=[high], sampling_rate=16000, base=2)
+    assert base_2["pitch_jsd"] == pytest.approx(1.0)
+
+    # Speech: the same clip scores 0; the same sentence spoken at a much higher pitch scores higher.
+    normal, raised = speech(FOX, pitch=20), speech(FOX, pitch=90)
+    speech_results = pitch_jsd.compute(predictions=[normal, normal], references=[normal, raised], num_bins=64)
+    same, shifted = speech_results["pitch_jsd_per_item"]
+    assert same == 0.0 and shifted > 0.2
+
+
+def test_duration_jsd():
+    duration_jsd = load_metric("prosody_jsd", config_name="duration")
+    identical = duration_jsd.compute(predictions=[[3, 5, 4], [7, 2]], references=[[3, 5, 4], [7, 2]])
+    assert identical["duration_jsd"] == 0.0 and identical["duration_jsd_per_item"] == [0.0, 0.0]
+
+    disjoint = duration_jsd.compute(predictions=[[1, 1, 2]], references=[[5, 6]], base=2)
+    assert disjoint["duration_jsd"] == pytest.approx(1.0)
+
+    # Seconds (non-integer) use equal-width bins; a bad item is reported, the others still count.
+    results = duration_jsd.compute(
+        predictions=[[0.05, 0.1, 0.12], [], [0.1]], references=[[0.05, 0.1, 0.12], [0.1], [-1.0]]
+    )
+    assert results["duration_jsd_per_item"][0] == 0.0
+    assert "empty" in results["errors"][1] and "negative" in results["errors"][2]
+    assert results["num_failed"] == 2 and results["duration_jsd"] == 0.0
+
+
+# --------------------------------------------------------------------------------------------------------------- RTF
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_rtf_timer_arithmetic():
+    clock = FakeClock()
+    timer = RealTimeFactorTimer(clock=clock)
+    for _ in range(2):  # two utterances of 2.5 s each
+        with timer("total"):
+            clock.now += 0.01  # overhead outside the components
+            with timer("prior"):
+                clock.now += 0.02
+            with timer("denoiser"):
+                clock.now += 0.1
+            with timer("codec_decode"):
+                clock.now += 0.05
+        timer.add_audio(num_samples=40000, sampling_rate=16000)
+    report = timer.compute()
+    assert report["audio_seconds"] == pytest.approx(5.0)
+    assert report["processing_seconds"] == pytest.approx(0.36)
+    assert report["rtf"] == pytest.approx(0.36 / 5.0)
+    assert report["rtf_per_component"] == pytest.approx(
+        {"prior": 0.04 / 5, "denoiser": 0.2 / 5, "codec_decode": 0.1 / 5}
+    )
+    assert report["overhead_seconds"] == pytest.approx(0.02)
+    assert timer.calls["denoiser"] == 2
+
+    # Without a "total" section the end-to-end time is the sum of the components.
+    timer = RealTimeFactorTimer(clock=clock)
+    with timer("denoiser"):
+        clock.now += 0.3
+    with timer("codec_decode"):
+        clock.now += 0.1
+    timer.add_audio(2.0)
+    assert timer.compute()["rtf"] == pytest.approx(0.2)
+    assert "overhead_seconds" not in timer.compute()
+
+    with pytest.raises(ValueError, match="No audio recorded"):
+        RealTimeFactorTimer().compute()
+    with pytest.raises(ValueError, match="num_samples"):
+        timer.add_audio(num_samples=100)
+
+
+def test_rtf_timer_measures_real_time():
+    timer = RealTimeFactorTimer()
+    with timer("work"):
+        torch.randn(256, 256) @ torch.randn(256, 256)
+    timer.add_audio(1.0)
+    assert 0 < timer.compute()["rtf"] < 10
+
+
+def test_rtf_metric():
+    rtf = load_metric("rtf")
+    results = rtf.compute(
+        processing_seconds=[0.1, 0.3, 0.5],
+        audio_seconds=[5.0, 5.0, 0.0],
+        component_seconds={"denoiser": [0.05, 0.1, 0.2], "codec_decode": [0.02, 0.1, 0.1]},
+    )
+    assert results["rtf"] == pytest.approx(0.4 / 10)
+    assert results["rtf_per_item"][:2] == pytest.approx([0.02, 0.06])
+    assert results["mean_rtf"] == pytest.approx(0.04)
+    assert results["rtf_per_component"] == pytest.approx({"denoiser": 0.015, "codec_decode": 0.012})
+    assert math.isnan(results["rtf_per_item"][2]) and "not a positive duration" in results["errors"][2]
+
+    with pytest.raises(ValueError, match="component_seconds\\['denoiser'\\] \\(1\\)"):
+        rtf.compute(processing_seconds=[0.1, 0.2], audio_seconds=[1.0, 1.0], component_seconds={"denoiser": [0.1]})
+    with pytest.raises(ValueError, match="Mismatch"):
+        rtf.compute(processing_seconds=[0.1, 0.2], audio_seconds=[1.0])
