@@ -8,4 +8,24 @@ __version__ = "0.1.0.dev0"
 
 from .audio import check_speech, load_audio, resample
 from .codecs import DacCodec, EncodecCodec, MelCodec
+from .models import FlashSpeechDenoiser, FlashSpeechPriorEncoder, FlashSpeechProsodyGenerator
+from .pipelines import FlashSpeechPipeline, FlashSpeechPipelineOutput
+from .schedulers import FlashSpeechScheduler, FlashSpeechSchedulerOutput
 from .text import FlashSpeechTokenizer
+
+__all__ = [
+    "DacCodec",
+    "EncodecCodec",
+    "FlashSpeechDenoiser",
+    "FlashSpeechPipeline",
+    "FlashSpeechPipelineOutput",
+    "FlashSpeechPriorEncoder",
+    "FlashSpeechProsodyGenerator",
+    "FlashSpeechScheduler",
+    "FlashSpeechSchedulerOutput",
+    "FlashSpeechTokenizer",
+    "MelCodec",
+    "check_speech",
+    "load_audio",
+    "resample",
+]

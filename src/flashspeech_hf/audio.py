@@ -96,7 +96,11 @@ def load_audio(
 
 
 def check_speech(
-    waveform: torch.Tensor, sampling_rate: int, min_seconds: float = 1.0, name: str = "audio", silence_rms: float = 1e-4
+    waveform: torch.Tensor,
+    sampling_rate: int,
+    min_seconds: float = 1.0,
+    name: str = "audio",
+    silence_rms: float = 1e-4,
 ) -> None:
     """Raises a `ValueError` naming the problem when a waveform is too short or silent.
 

@@ -85,7 +85,14 @@ class WaveNetLayer(nn.Module):
     """
 
     def __init__(
-        self, hidden_size: int, cond_size: int, kernel_size: int, dilation: int, num_heads: int, use_film: bool, dropout
+        self,
+        hidden_size: int,
+        cond_size: int,
+        kernel_size: int,
+        dilation: int,
+        num_heads: int,
+        use_film: bool,
+        dropout,
     ):
         super().__init__()
         self.conv = nn.Conv1d(hidden_size, 2 * hidden_size, kernel_size, dilation=dilation, padding="same")
@@ -299,7 +306,9 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         if hidden_size % num_attention_heads:
-            raise ValueError(f"hidden_size={hidden_size} must be divisible by num_attention_heads={num_attention_heads}.")
+            raise ValueError(
+                f"hidden_size={hidden_size} must be divisible by num_attention_heads={num_attention_heads}."
+            )
         self.backbone = WaveNet(
             in_channels=latent_dim,
             hidden_size=hidden_size,
@@ -348,7 +357,10 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
             raise ValueError(
                 f"`sample` must have shape (batch, {self.config.latent_dim}, frames), got {tuple(sample.shape)}."
             )
-        if condition.shape[:2] != (sample.shape[0], sample.shape[2]) or condition.shape[2] != self.config.condition_dim:
+        if (
+            condition.shape[:2] != (sample.shape[0], sample.shape[2])
+            or condition.shape[2] != self.config.condition_dim
+        ):
             raise ValueError(
                 f"`condition` must have shape ({sample.shape[0]}, {sample.shape[2]}, {self.config.condition_dim}), "
                 f"got {tuple(condition.shape)}."

@@ -156,7 +156,9 @@ class FlashSpeechPriorEncoder(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         if hidden_size % num_attention_heads:
-            raise ValueError(f"hidden_size={hidden_size} must be divisible by num_attention_heads={num_attention_heads}.")
+            raise ValueError(
+                f"hidden_size={hidden_size} must be divisible by num_attention_heads={num_attention_heads}."
+            )
         self.embed_tokens = nn.Embedding(vocab_size, hidden_size, padding_idx=pad_token_id)
         self.prompt_in = nn.Linear(latent_dim, hidden_size)
         self.prompt_layers = nn.ModuleList(

@@ -242,7 +242,9 @@ class FlashSpeechProsodyGenerator(ModelMixin, ConfigMixin):
         """
         log_pitch, hidden = self.pitch_predictor(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
         # centre the output on the geometric mean of the pitch range, so an untrained predictor starts in range
-        return log_pitch + math.log(math.sqrt(self.config.pitch_min_hz * self.config.pitch_max_hz)) * frame_mask, hidden
+        return log_pitch + math.log(
+            math.sqrt(self.config.pitch_min_hz * self.config.pitch_max_hz)
+        ) * frame_mask, hidden
 
     def _refine(
         self,

@@ -1,0 +1,77 @@
+"""Named sizes of a FlashSpeech pipeline: `tiny` (tests, CPU) and `paper` (the published NS2-like sizes).
+
+Each entry gives the config of every component; [`FlashSpeechPipeline.from_named_config`] builds a randomly
+initialised pipeline from it. The phoneme vocabulary size always comes from the tokenizer.
+"""
+
+from __future__ import annotations
+
+import copy
+
+PIPELINE_CONFIGS: dict[str, dict[str, dict]] = {
+    "tiny": {
+        "codec": {
+            "class_name": "MelCodec",
+            "sampling_rate": 16000,
+            "n_fft": 400,
+            "hop_length": 200,
+            "n_mels": 16,
+            "vocoder_dim": 16,
+            "vocoder_intermediate_dim": 32,
+            "vocoder_num_layers": 1,
+        },
+        "prior_encoder": {
+            "hidden_size": 32,
+            "num_layers": 2,
+            "prompt_num_layers": 1,
+            "num_attention_heads": 2,
+            "ffn_size": 64,
+            "ffn_kernel_size": 3,
+            "dropout": 0.0,
+        },
+        "prosody_generator": {
+            "predictor_hidden_size": 32,
+            "duration_num_layers": 3,
+            "pitch_num_layers": 3,
+            "num_attention_heads": 2,
+            "refine_hidden_size": 16,
+            "refine_num_layers": 2,
+            "num_pitch_bins": 64,
+            "dropout": 0.0,
+        },
+        "denoiser": {"hidden_size": 32, "num_layers": 3, "num_attention_heads": 2, "num_query_tokens": 4},
+        "scheduler": {},
+    },
+    # Published sizes (NaturalSpeech 2 / FlashSpeech release): 16 kHz EnCodec-style codec with hop 200 and 256-d dense
+    # latents, 6-layer 512-wide encoders, 30-layer predictors, a 40-layer 512-wide WaveNet denoiser.
+    "paper": {
+        "codec": {
+            "class_name": "EncodecCodec",
+            "encodec_config": {
+                "sampling_rate": 16000,
+                "upsampling_ratios": [5, 5, 4, 2],
+                "hidden_size": 256,
+                "audio_channels": 1,
+            },
+        },
+        "prior_encoder": {},
+        "prosody_generator": {},
+        "denoiser": {},
+        "scheduler": {},
+    },
+}
+
+
+def get_pipeline_config(name: str) -> dict[str, dict]:
+    """
+    Returns a deep copy of a named pipeline config.
+
+    Args:
+        name (`str`): One of `PIPELINE_CONFIGS` (`"tiny"`, `"paper"`).
+
+    Returns:
+        `dict` with keys `codec`, `prior_encoder`, `prosody_generator`, `denoiser`, `scheduler`.
+    """
+    if name not in PIPELINE_CONFIGS:
+        raise ValueError(f"Unknown pipeline config {name!r}; choose one of {sorted(PIPELINE_CONFIGS)}.")
+    return copy.deepcopy(PIPELINE_CONFIGS[name])

@@ -1,0 +1,3 @@
+from .pipeline_flashspeech import FlashSpeechPipeline, FlashSpeechPipelineOutput
+
+__all__ = ["FlashSpeechPipeline", "FlashSpeechPipelineOutput"]
