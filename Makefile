@@ -33,6 +33,7 @@ $(STAMP): setup.py
 	echo "$(TORCH_SPEC)" > $(CONSTRAINTS)
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q -c $(CONSTRAINTS) -e ".[train,eval,test,dev]"
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps "resemblyzer>=0.1.4"
 	touch $@
 
 demo: install

@@ -20,11 +20,15 @@ install_requires = [
     "phonemizer>=3.2",
 ]
 
+# pyworld (pitch, as in the paper) still imports pkg_resources, which setuptools 81 removed.
+pitch = ["pyworld>=0.3", "setuptools<81"]
 extras = {
     # torchcodec decodes audio for `datasets` >= 4; 0.13 is the last CPU build that matches torch 2.13.
-    "train": ["pyworld>=0.3", "tensorboard>=2.14", "torchcodec>=0.4"],
-    "eval": ["jiwer>=3.0", "pocketsphinx>=5.0", "librosa>=0.10", "webrtcvad-wheels>=2.0"],
-    "test": ["pytest>=7.0", "scipy>=1.10"],
+    "train": [*pitch, "tensorboard>=2.14", "torchcodec>=0.4", "julius>=0.2"],
+    # resemblyzer (offline speaker similarity) must be installed with --no-deps: its webrtcvad needs pkg_resources
+    # at build time; `make install` does it, and webrtcvad-wheels provides the module.
+    "eval": [*pitch, "jiwer>=3.0", "pocketsphinx>=5.0", "librosa>=0.10", "webrtcvad-wheels>=2.0", "scipy>=1.10"],
+    "test": ["pytest>=7.0", "scipy>=1.10", "julius>=0.2"],
     "dev": ["ruff>=0.5"],
 }
 extras["all"] = sorted({dep for deps in extras.values() for dep in deps})

@@ -8,7 +8,13 @@ __version__ = "0.1.0.dev0"
 
 from .audio import check_speech, load_audio, resample
 from .codecs import DacCodec, EncodecCodec, MelCodec
-from .models import FlashSpeechDenoiser, FlashSpeechPriorEncoder, FlashSpeechProsodyGenerator
+from .models import (
+    FlashSpeechAligner,
+    FlashSpeechDenoiser,
+    FlashSpeechDiscriminator,
+    FlashSpeechPriorEncoder,
+    FlashSpeechProsodyGenerator,
+)
 from .pipelines import FlashSpeechPipeline, FlashSpeechPipelineOutput
 from .schedulers import FlashSpeechScheduler, FlashSpeechSchedulerOutput
 from .text import FlashSpeechTokenizer
@@ -16,7 +22,9 @@ from .text import FlashSpeechTokenizer
 __all__ = [
     "DacCodec",
     "EncodecCodec",
+    "FlashSpeechAligner",
     "FlashSpeechDenoiser",
+    "FlashSpeechDiscriminator",
     "FlashSpeechPipeline",
     "FlashSpeechPipelineOutput",
     "FlashSpeechPriorEncoder",
