@@ -1,0 +1,215 @@
+"""The `flashspeech` command line: `flashspeech synthesize | evaluate` (one function per subcommand).
+
+Each subcommand is a pair of functions registered in [`SUBCOMMANDS`]: `add_<name>_arguments(parser)` declares its
+arguments and `run_<name>(args) -> int` runs it. Adding a subcommand is adding such a pair and one table entry.
+
+Examples:
+
+```bash
+flashspeech synthesize --model path/to/pipeline --text "Hello there." --prompt prompt.wav --output out.wav
+flashspeech evaluate --model path/to/pipeline --test_list list.csv --output_dir eval \
+    --asr_backend pocketsphinx --speaker_backend resemblyzer
+flashspeech evaluate --model path/to/pipeline --dataset librispeech_asr --dataset_config clean --split test \
+    --output_dir eval
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .metrics.asr import DEFAULT_ASR_BACKEND
+from .metrics.speaker import DEFAULT_SPEAKER_BACKEND
+
+
+def _load_pipeline(model: str, device: str | None):
+    import torch
+
+    from .pipelines import FlashSpeechPipeline
+
+    pipe = FlashSpeechPipeline.from_pretrained(model)
+    if device:
+        pipe = pipe.to(torch.device(device))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="A saved FlashSpeechPipeline folder or a Hub repository id.")
+    parser.add_argument("--device", default=None, help="Torch device of the pipeline, e.g. `cuda` (default: cpu).")
+    parser.add_argument("--steps", type=int, default=2, help="Consistency-model evaluations (2 in the paper).")
+    parser.add_argument("--alpha", type=float, default=0.2, help="Prosody refinement weight (0.2 in the paper).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every random draw.")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# synthesize
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def add_synthesize_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("--text", required=True, help="The sentence to speak.")
+    parser.add_argument("--prompt", required=True, help="Speech prompt of the target voice (an audio file, >= 1 s).")
+    parser.add_argument("--output", required=True, help="Output WAV file.")
+    parser.add_argument("--speed", type=float, default=1.0, help="Speaking rate (1.5 = 1.5 times faster).")
+
+
+def run_synthesize(args: argparse.Namespace) -> int:
+    """Synthesizes `--text` in the voice of `--prompt` and writes `--output` at the pipeline's sample rate."""
+    import soundfile as sf
+    import torch
+
+    if not os.path.isfile(args.prompt):
+        raise SystemExit(f"error: --prompt file not found: {args.prompt}")
+    pipe = _load_pipeline(args.model, args.device)
+    out = pipe(
+        args.text,
+        args.prompt,
+        num_inference_steps=args.steps,
+        prosody_alpha=args.alpha,
+        speed=args.speed,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    audio = out.audios[0, : out.audio_lengths[0]]
+    folder = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(folder, exist_ok=True)
+    sf.write(args.output, audio, pipe.sampling_rate)
+    print(f"Wrote {args.output} ({len(audio) / pipe.sampling_rate:.2f} s at {pipe.sampling_rate} Hz).")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--test_list", help="CSV with columns text,prompt_audio,reference_audio[,prompt_text].")
+    source.add_argument(
+        "--dataset", help="A `datasets` name or a folder saved with save_to_disk (audio/text/speaker)."
+    )
+    parser.add_argument("--dataset_config", default=None, help="Configuration of --dataset (e.g. `clean`).")
+    parser.add_argument("--split", default="test", help="Split of --dataset.")
+    parser.add_argument("--audio_column", default="audio")
+    parser.add_argument("--text_column", default="text")
+    parser.add_argument("--speaker_column", default="speaker_id")
+    parser.add_argument("--min_seconds", type=float, default=4.0, help="Shortest target utterance (paper: 4 s).")
+    parser.add_argument("--max_seconds", type=float, default=10.0, help="Longest target utterance (paper: 10 s).")
+    parser.add_argument("--prompt_seconds", type=float, default=3.0, help="Prompt length (paper: 3 s); 0 = whole.")
+    parser.add_argument("--max_items", type=int, default=None, help="Evaluate at most this many utterances.")
+    parser.add_argument("--output_dir", required=True, help="Receives results.json, results.md and audio/.")
+    parser.add_argument("--asr_backend", default=DEFAULT_ASR_BACKEND, help="`pocketsphinx` or a transformers ASR id.")
+    parser.add_argument(
+        "--speaker_backend", default=DEFAULT_SPEAKER_BACKEND, help="`resemblyzer` or a transformers x-vector id."
+    )
+
+
+def _load_dataset(args: argparse.Namespace):
+    import datasets
+
+    if os.path.isdir(args.dataset) and (
+        os.path.isfile(os.path.join(args.dataset, "dataset_info.json"))
+        or os.path.isfile(os.path.join(args.dataset, "dataset_dict.json"))
+    ):
+        data = datasets.load_from_disk(args.dataset)
+        if isinstance(data, datasets.DatasetDict):
+            data = data[args.split]
+        return data
+    return datasets.load_dataset(args.dataset, args.dataset_config, split=args.split)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Runs the model over the test list and writes `results.json` and `results.md` in `--output_dir`."""
+    from .evaluation import build_test_list_from_dataset, evaluate_pipeline, load_test_list
+
+    prompt_seconds = args.prompt_seconds if args.prompt_seconds > 0 else None
+    os.makedirs(args.output_dir, exist_ok=True)
+    skipped: list[dict] = []
+    if args.test_list:
+        items = load_test_list(args.test_list)
+        if args.max_items is not None:
+            items = items[: args.max_items]
+    else:
+        items, skipped = build_test_list_from_dataset(
+            _load_dataset(args),
+            args.output_dir,
+            audio_column=args.audio_column,
+            text_column=args.text_column,
+            speaker_column=args.speaker_column,
+            min_seconds=args.min_seconds,
+            max_seconds=args.max_seconds,
+            prompt_seconds=prompt_seconds or 3.0,
+            max_items=args.max_items,
+            seed=args.seed,
+        )
+        if not items:
+            raise SystemExit(
+                f"error: no utterance of {args.min_seconds}-{args.max_seconds} s with a same-speaker prompt in "
+                f"{args.dataset}."
+            )
+    pipe = _load_pipeline(args.model, args.device)
+    report = evaluate_pipeline(
+        pipe,
+        items,
+        args.output_dir,
+        asr_backend=args.asr_backend,
+        speaker_backend=args.speaker_backend,
+        num_inference_steps=args.steps,
+        prosody_alpha=args.alpha,
+        prompt_seconds=prompt_seconds,
+        seed=args.seed,
+        device=args.device,
+        skipped=skipped,
+    )
+    with open(os.path.join(args.output_dir, "results.md"), encoding="utf-8") as f:
+        print(f.read())
+    return 0 if report["summary"]["num_failed"] < report["summary"]["num_items"] else 1
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: name -> (help, add_arguments, run)
+SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "synthesize": ("Zero-shot text-to-speech from a speech prompt.", add_synthesize_arguments, run_synthesize),
+    "evaluate": ("WER, Sim-O, Sim-R, prosody JSD and RTF over a test list.", add_evaluate_arguments, run_evaluate),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `flashspeech` argument parser, one subparser per entry of [`SUBCOMMANDS`]."""
+    parser = argparse.ArgumentParser(prog="flashspeech", description="FlashSpeech zero-shot speech synthesis.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        add_arguments(subparser)
+        subparser.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script `flashspeech`.
+
+    Args:
+        argv (`list[str]`, *optional*): Arguments without the program name (default: `sys.argv[1:]`).
+
+    Returns:
+        `int`: The exit status.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as err:  # bad input: a clear message, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

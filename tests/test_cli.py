@@ -1,0 +1,92 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf.cli import SUBCOMMANDS, build_parser, main
+
+
+def make_speech_like(seconds: float, sampling_rate: int, seed: int = 0) -> np.ndarray:
+    """Harmonics of a gliding pitch under a syllable-rate envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t) + 10 * seed
+    phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.3 * voiced * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline(tmp_path_factory):
+    torch.manual_seed(0)
+    pipe = FlashSpeechPipeline.from_named_config("tiny")
+    torch.nn.init.constant_(pipe.prosody_generator.duration_predictor.out.bias, 1.5)
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    pipe.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def prompt_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "prompt.wav"
+    sf.write(path, make_speech_like(1.5, 22050), 22050)  # another rate than the model's 16 kHz
+    return str(path)
+
+
+def test_parser_has_one_subparser_per_table_entry():
+    parser = build_parser()
+    for name in SUBCOMMANDS:
+        args = parser.parse_args([name, *_required_args(name)])
+        assert args.command == name and callable(args.func)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["no-such-command"])
+
+
+def _required_args(name):
+    if name == "synthesize":
+        return ["--model", "m", "--text", "t", "--prompt", "p.wav", "--output", "o.wav"]
+    if name == "evaluate":
+        return ["--model", "m", "--test_list", "l.csv", "--output_dir", "d"]
+    return []
+
+
+def test_synthesize_writes_wav_at_model_rate(saved_pipeline, prompt_file, tmp_path):
+    out = tmp_path / "sub" / "out.wav"
+    argv = ["synthesize", "--model", saved_pipeline, "--text", "Hello world.", "--prompt", prompt_file]
+    assert main([*argv, "--output", str(out), "--steps", "2", "--seed", "3"]) == 0
+    audio, rate = sf.read(out)
+    assert rate == 16000
+    assert audio.ndim == 1 and len(audio) > 0 and len(audio) % 200 == 0  # whole frames of hop 200
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    # same seed, same audio; the speed flag shortens the output
+    again = tmp_path / "again.wav"
+    fast = tmp_path / "fast.wav"
+    assert main([*argv, "--output", str(again), "--seed", "3"]) == 0
+    assert main([*argv, "--output", str(fast), "--seed", "3", "--speed", "2", "--alpha", "0"]) == 0
+    np.testing.assert_array_equal(sf.read(again)[0], audio)
+    assert len(sf.read(fast)[0]) < len(audio)
+
+
+def test_synthesize_reports_bad_input(saved_pipeline, tmp_path, capsys):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32000, dtype=np.float32), 16000)
+    argv = ["synthesize", "--model", saved_pipeline, "--text", "Hi.", "--output", str(tmp_path / "o.wav")]
+    assert main([*argv, "--prompt", str(silent)]) == 2
+    assert "silent" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="not found"):
+        main([*argv, "--prompt", str(tmp_path / "missing.wav")])
+    assert main(["synthesize", "--model", str(tmp_path), "--text", "Hi.", "--prompt", str(silent),
+                 "--output", str(tmp_path / "o.wav")]) == 2  # fmt: skip
+    assert "model_index.json" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "flashspeech")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "synthesize" in result.stdout and "evaluate" in result.stdout
