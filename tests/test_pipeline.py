@@ -115,11 +115,11 @@ def test_num_waveforms_per_prompt(pipe, prompt_file):
 def test_save_load_round_trip_is_bit_identical(pipe, prompt_file, tmp_path):
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    for name in ("tokenizer", "codec", "prior_encoder", "prosody_generator", "denoiser", "scheduler"):
+    for name in ("tokenizer", "codec", "prior_encoder", "prosody_generator", "denoiser", "scheduler", "aligner"):
         assert index[name][0].startswith("flashspeech_hf.") and (tmp_path / name).is_dir()
     files = [f for _, _, fs in os.walk(tmp_path) for f in fs]
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
-    assert sum(f.endswith(".safetensors") for f in files) == 4
+    assert sum(f.endswith(".safetensors") for f in files) == 5  # codec, prior, prosody, denoiser, aligner
     loaded = FlashSpeechPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
     assert np.array_equal(

@@ -41,6 +41,7 @@ PIPELINE_CONFIGS: dict[str, dict[str, dict]] = {
         },
         "denoiser": {"hidden_size": 32, "num_layers": 3, "num_attention_heads": 2, "num_query_tokens": 4},
         "scheduler": {},
+        "aligner": {"hidden_size": 32, "attention_dim": 16, "num_text_layers": 1, "num_latent_layers": 2},
     },
     # Published sizes (NaturalSpeech 2 / FlashSpeech release): 16 kHz EnCodec-style codec with hop 200 and 256-d dense
     # latents, 6-layer 512-wide encoders, 30-layer predictors, a 40-layer 512-wide WaveNet denoiser.
@@ -58,6 +59,9 @@ PIPELINE_CONFIGS: dict[str, dict[str, dict]] = {
         "prosody_generator": {},
         "denoiser": {},
         "scheduler": {},
+        # RAD-TTS-sized aligner (the defaults of `FlashSpeechAligner`): optional at inference, used for voice
+        # conversion and speech editing, where the durations of real audio are needed.
+        "aligner": {},
     },
 }
 
@@ -70,7 +74,7 @@ def get_pipeline_config(name: str) -> dict[str, dict]:
         name (`str`): One of `PIPELINE_CONFIGS` (`"tiny"`, `"paper"`).
 
     Returns:
-        `dict` with keys `codec`, `prior_encoder`, `prosody_generator`, `denoiser`, `scheduler`.
+        `dict` with keys `codec`, `prior_encoder`, `prosody_generator`, `denoiser`, `scheduler`, `aligner`.
     """
     if name not in PIPELINE_CONFIGS:
         raise ValueError(f"Unknown pipeline config {name!r}; choose one of {sorted(PIPELINE_CONFIGS)}.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -15,6 +17,7 @@ from huggingface_hub import snapshot_download
 from transformers import PreTrainedTokenizer
 
 from ..audio import AudioInput, check_speech, load_audio
+from ..models.modeling_aligner import FlashSpeechAligner
 from ..models.modeling_denoiser import FlashSpeechDenoiser
 from ..models.modeling_prior import FlashSpeechPriorEncoder
 from ..models.modeling_prosody import FlashSpeechProsodyGenerator, length_regulate
@@ -42,6 +45,7 @@ EXAMPLE_DOC_STRING = """
 """
 
 MIN_PROMPT_SECONDS = 1.0
+MIN_SOURCE_SECONDS = 0.25
 GeneratorInput = torch.Generator | list[torch.Generator] | None
 
 
@@ -63,6 +67,49 @@ class FlashSpeechPipelineOutput(AudioPipelineOutput):
     log_pitch: list[torch.Tensor] | None = None
 
 
+@dataclass
+class FlashSpeechEditOutput(FlashSpeechPipelineOutput):
+    """
+    Output of [`FlashSpeechPipeline.edit`]: the fields of [`FlashSpeechPipelineOutput`] for the edited utterance, plus
+    where the splice lies.
+
+    Args:
+        edit_start (`int`): First sample of the output that differs from the original (start of the left cross-fade);
+            `audios[0, :edit_start]` equals the original waveform's first `edit_start` samples.
+        edit_end (`int`): End (exclusive) of the spliced region in the output (end of the right cross-fade);
+            `audios[0, edit_end:]` equals `original[original_end:]`.
+        original_end (`int`): End (exclusive) of the replaced region in the original waveform.
+        original_phonemes (`list[str]`): Phonemes of the original text that were replaced.
+        new_phonemes (`list[str]`): Phonemes that were generated in their place.
+    """
+
+    edit_start: int = 0
+    edit_end: int = 0
+    original_end: int = 0
+    original_phonemes: list[str] | None = None
+    new_phonemes: list[str] | None = None
+
+
+@dataclass
+class FlashSpeechAlignment:
+    """
+    Phoneme durations of a recording, from [`FlashSpeechPipeline.align`].
+
+    Args:
+        phonemes (`list[str]`): Phoneme tokens of the text (word boundaries and pause marks included).
+        durations (`torch.LongTensor` of shape `(num_phonemes,)`): Latent frames per phoneme; they sum to `num_frames`.
+        input_ids (`torch.LongTensor` of shape `(num_phonemes,)`): Ids of `phonemes`.
+        latents (`torch.Tensor` of shape `(latent_dim, num_frames)`): The recording's normalized codec latents.
+        waveform (`torch.Tensor` of shape `(num_samples,)`): The recording at the codec's sample rate.
+    """
+
+    phonemes: list[str]
+    durations: torch.Tensor
+    input_ids: torch.Tensor
+    latents: torch.Tensor
+    waveform: torch.Tensor
+
+
 class FlashSpeechPipeline(DiffusionPipeline):
     r"""
     Zero-shot text-to-speech with FlashSpeech (Ye et al. 2024).
@@ -82,9 +129,13 @@ class FlashSpeechPipeline(DiffusionPipeline):
         prosody_generator ([`FlashSpeechProsodyGenerator`]): Durations and pitch.
         denoiser ([`FlashSpeechDenoiser`]): The latent consistency model.
         scheduler ([`FlashSpeechScheduler`]): Noise levels for 1-, 2- or N-step sampling.
+        aligner ([`FlashSpeechAligner`], *optional*): Phoneme durations of real audio, needed by
+            [`~FlashSpeechPipeline.voice_conversion`], [`~FlashSpeechPipeline.edit`] and
+            [`~FlashSpeechPipeline.align`]; text-to-speech does not use it.
     """
 
-    model_cpu_offload_seq = "prior_encoder->prosody_generator->denoiser->codec"
+    model_cpu_offload_seq = "aligner->prior_encoder->prosody_generator->denoiser->codec"
+    _optional_components = ["aligner"]
 
     def __init__(
         self,
@@ -94,6 +145,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         prosody_generator: FlashSpeechProsodyGenerator,
         denoiser: FlashSpeechDenoiser,
         scheduler: FlashSpeechScheduler,
+        aligner: FlashSpeechAligner | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -103,6 +155,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             prosody_generator=prosody_generator,
             denoiser=denoiser,
             scheduler=scheduler,
+            aligner=aligner,
         )
 
     @property
@@ -167,11 +220,17 @@ class FlashSpeechPipeline(DiffusionPipeline):
                 index = json.load(f)
         except json.JSONDecodeError as err:
             raise ValueError(f"{index_file} is not valid JSON: {err}") from err
-        expected = cls._get_signature_keys(cls)[0]
+        expected = [name for name in cls._get_signature_keys(cls)[0] if name not in cls._optional_components]
         missing = [name for name in expected if name not in index or index[name] in (None, [None, None])]
         if missing:
             raise ValueError(f"{index_file} lacks the component(s) {missing}; a FlashSpeechPipeline needs {expected}.")
         absent = [name for name in expected if not os.path.isdir(os.path.join(path, name))]
+        optional = [
+            name
+            for name in cls._optional_components
+            if index.get(name) not in (None, [None, None]) and not os.path.isdir(os.path.join(path, name))
+        ]
+        absent += optional
         if absent:
             raise ValueError(f"The checkpoint {path} is missing the folder(s) of component(s) {absent}.")
 
@@ -191,7 +250,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
             tokenizer ([`FlashSpeechTokenizer`], *optional*): Defaults to the built-in English phoneme tokenizer.
             codec (*optional*): A codec to use instead of the config's randomly initialised one (e.g.
                 `EncodecCodec.from_transformers("facebook/encodec_24khz")`); the latent size follows it.
-            **overrides (`dict`): Per-component config updates, e.g. `denoiser={"num_layers": 20}`.
+            **overrides (`dict`): Per-component config updates, e.g. `denoiser={"num_layers": 20}`; `aligner=None`
+                builds the pipeline without its optional aligner.
 
         Returns:
             [`FlashSpeechPipeline`]
@@ -213,7 +273,10 @@ class FlashSpeechPipeline(DiffusionPipeline):
         for component, update in overrides.items():
             if component not in config:
                 raise ValueError(f"Unknown component {component!r}; components are {sorted(config)}.")
-            config[component].update(update)
+            if update is None and component == "aligner":
+                config[component] = None
+            else:
+                config[component].update(update)
         tokenizer = tokenizer if tokenizer is not None else FlashSpeechTokenizer()
         codec = codec if codec is not None else _build_codec(config["codec"])
         hidden = config["prior_encoder"].get("hidden_size", 512)
@@ -228,9 +291,17 @@ class FlashSpeechPipeline(DiffusionPipeline):
             latent_dim=codec.latent_dim, condition_dim=hidden, prompt_dim=hidden, **config["denoiser"]
         )
         scheduler = FlashSpeechScheduler(**config["scheduler"])
+        aligner = None
+        if config.get("aligner") is not None:
+            aligner = FlashSpeechAligner(
+                vocab_size=len(tokenizer),
+                latent_dim=codec.latent_dim,
+                pad_token_id=tokenizer.pad_token_id,
+                **config["aligner"],
+            ).eval()
         # eval mode, as `from_pretrained` returns its models
         models = [m.eval() for m in (codec, prior_encoder, prosody_generator, denoiser)]
-        return cls(tokenizer, models[0], *models[1:], scheduler)
+        return cls(tokenizer, models[0], *models[1:], scheduler, aligner=aligner)
 
     # ------------------------------------------------------------------------------------------------------------
     # Inputs
@@ -384,6 +455,40 @@ class FlashSpeechPipeline(DiffusionPipeline):
                     bar.update()
         return sample * m
 
+    def predict_durations(
+        self,
+        phoneme_hidden: torch.Tensor,
+        phoneme_mask: torch.Tensor,
+        prompt_hidden: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        prosody_alpha: float,
+        speed: float,
+        num_inference_steps: int,
+        generators: Sequence[torch.Generator | None],
+    ) -> torch.Tensor:
+        """
+        Frames per phoneme: `regression + prosody_alpha * refinement` of `log(1 + frames)`, rounded.
+
+        Args:
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, num_inference_steps,
+            generators: As in [`~FlashSpeechPipeline.predict_prosody`].
+
+        Returns:
+            `torch.LongTensor` of shape `(B, L)`: at least one frame per real phoneme, zero on padding.
+        """
+        prosody = self.prosody_generator
+        log_dur, dur_hidden = prosody.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask)
+        if prosody_alpha > 0:
+            residual = self.sample_consistency(
+                lambda x, s: prosody.refine_durations(x, s, dur_hidden, phoneme_mask),
+                1,
+                phoneme_mask,
+                num_inference_steps,
+                generators,
+            )
+            log_dur = log_dur + prosody_alpha * residual[:, 0]
+        return prosody.durations_to_frames(log_dur, phoneme_mask, speed)
+
     def predict_prosody(
         self,
         phoneme_hidden: torch.Tensor,
@@ -413,17 +518,10 @@ class FlashSpeechPipeline(DiffusionPipeline):
         """
         prosody = self.prosody_generator
         if durations is None:
-            log_dur, dur_hidden = prosody.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask)
-            if prosody_alpha > 0:
-                residual = self.sample_consistency(
-                    lambda x, s: prosody.refine_durations(x, s, dur_hidden, phoneme_mask),
-                    1,
-                    phoneme_mask,
-                    num_inference_steps,
-                    generators,
-                )
-                log_dur = log_dur + prosody_alpha * residual[:, 0]
-            durations = prosody.durations_to_frames(log_dur, phoneme_mask, speed)
+            durations = self.predict_durations(
+                phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, num_inference_steps,
+                generators,
+            )  # fmt: skip
         frame_hidden, frame_mask = length_regulate(phoneme_hidden, durations)
         log_pitch, pitch_hidden = prosody.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
         if prosody_alpha > 0:
@@ -539,6 +637,414 @@ class FlashSpeechPipeline(DiffusionPipeline):
             progress=True,
         )
         return self._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, output_type, return_dict)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Zero-shot applications: alignment, voice conversion, speech editing
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _check_generator(self, generator: GeneratorInput) -> list[torch.Generator | None]:
+        return self._item_generators(generator, 1)
+
+    @staticmethod
+    def _check_common(num_inference_steps: int, prosody_alpha: float) -> None:
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be an integer >= 1, got {num_inference_steps}.")
+        if prosody_alpha < 0:
+            raise ValueError(f"`prosody_alpha` must be >= 0, got {prosody_alpha}.")
+
+    @torch.no_grad()
+    def align(
+        self,
+        audio: AudioInput,
+        text: str,
+        sampling_rate: int | None = None,
+        name: str = "audio",
+    ) -> FlashSpeechAlignment:
+        r"""
+        Phoneme durations of a recording of `text`, in latent frames, from the pipeline's aligner.
+
+        The text is phonemized by the tokenizer, the audio encoded by the codec, and the aligner's monotonic alignment
+        search gives every phoneme at least one frame; the durations sum to the recording's number of latent frames.
+
+        Args:
+            audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): A path or a 1-D waveform.
+            text (`str`): What is said in `audio`.
+            sampling_rate (`int`, *optional*): Sample rate of an array `audio` (required for arrays).
+            name (`str`, defaults to `"audio"`): Argument name used in error messages.
+
+        Returns:
+            [`FlashSpeechAlignment`] with `phonemes`, `durations` `(num_phonemes,)`, `input_ids`, `latents`
+            `(latent_dim, num_frames)` and `waveform` `(num_samples,)` at `self.sampling_rate`.
+
+        Examples:
+
+        ```py
+        >>> from flashspeech_hf import FlashSpeechPipeline
+
+        >>> pipe = FlashSpeechPipeline.from_pretrained("path/or/org/flashspeech")
+        >>> alignment = pipe.align("speech.wav", "Hello world.")
+        >>> list(zip(alignment.phonemes, alignment.durations.tolist()))[:3]
+        ```
+        """
+        if self.aligner is None:
+            raise ValueError(
+                "This pipeline has no `aligner` component, which voice conversion and speech editing need to find the "
+                "phoneme durations of real audio. Load a checkpoint that carries one, or pass a trained aligner: "
+                "`FlashSpeechPipeline.from_pretrained(path, aligner=FlashSpeechAligner.from_pretrained(...))` (the "
+                "dataset preparation step saves one under `OUT/aligner`)."
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"The text of `{name}` is empty: give the words spoken in it.")
+        waveform, _ = load_audio(audio, sampling_rate, self.sampling_rate, name=name)
+        check_speech(waveform, self.sampling_rate, MIN_SOURCE_SECONDS, name=name)
+        phonemes = self.tokenizer.phonemize(text)[0]
+        device = self._execution_device
+        input_ids = torch.tensor(self.tokenizer.convert_tokens_to_ids(phonemes), dtype=torch.long, device=device)
+        latents = self.codec.encode(waveform.to(device)[None], self.sampling_rate)[0]
+        num_frames, num_phonemes = latents.shape[-1], len(phonemes)
+        if num_frames < num_phonemes:
+            raise ValueError(
+                f"`{name}` has {num_frames} latent frames but its text has {num_phonemes} phonemes: the audio is too "
+                "short for the text (is it the right text?)."
+            )
+        durations = self.aligner.durations(input_ids[None], None, latents[None].to(self.aligner.dtype))[0]
+        return FlashSpeechAlignment(
+            phonemes=phonemes,
+            durations=durations.long(),
+            input_ids=input_ids,
+            latents=latents.to(self.denoiser.dtype),
+            waveform=waveform,
+        )
+
+    def strength_to_sigmas(self, strength: float, num_inference_steps: int) -> list[float]:
+        r"""
+        Noise levels of voice conversion for a given `strength`.
+
+        The starting level interpolates the Karras scale linearly in `sigma^(1/rho)`:
+        `sigma_start = (sigma_min^(1/rho) + strength * (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho`, so strength 1
+        starts at `sigma_max` (text-to-speech with the source's durations) and small strengths keep more of the source.
+        With the default scheduler (rho 7), strength 0.5 starts at sigma ~2.5, 0.7 at ~12, 0.9 at ~45. The later levels
+        are the scheduler's own levels for `num_inference_steps` that lie below `sigma_start` (with 2 steps: 2.0), so
+        a low strength may use fewer evaluations.
+
+        Args:
+            strength (`float`): In `(0, 1]`.
+            num_inference_steps (`int`): Evaluations at strength 1.
+
+        Returns:
+            `list[float]`: Strictly decreasing sigmas, starting with `sigma_start`.
+        """
+        if not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+            raise ValueError(f"`strength` must lie in (0, 1], got {strength}.")
+        config = self.scheduler.config
+        if strength == 1:
+            start = float(config.sigma_max)
+        else:
+            low, high = config.sigma_min ** (1 / config.rho), config.sigma_max ** (1 / config.rho)
+            start = (low + strength * (high - low)) ** config.rho
+        self.scheduler.set_timesteps(num_inference_steps)
+        later = [float(s) for s in self.scheduler.sigmas[1:] if float(s) < start]
+        return [start, *later]
+
+    @torch.no_grad()
+    def voice_conversion(
+        self,
+        source_audio: AudioInput,
+        source_text: str,
+        reference_audio: AudioInput,
+        strength: float = 0.7,
+        num_inference_steps: int = 2,
+        prosody_alpha: float = 0.2,
+        generator: GeneratorInput = None,
+        sampling_rate: int | None = None,
+        reference_sampling_rate: int | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ) -> FlashSpeechPipelineOutput | tuple:
+        r"""
+        Zero-shot voice conversion: says what `source_audio` says, with its timing, in the voice of `reference_audio`.
+
+        As in the FlashSpeech paper: the source's phonemes and durations (from the aligner) are kept, the pitch is
+        predicted by the prosody generator conditioned on the reference prompt, and the consistency sampler starts from
+        the source latents noised to a level set by `strength` (see [`~FlashSpeechPipeline.strength_to_sigmas`]), with
+        the reference as the speech prompt. The output has the source's number of latent frames.
+
+        Args:
+            source_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): Speech to convert.
+            source_text (`str`): What is said in `source_audio`.
+            reference_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): Target voice, 1 s at least.
+            strength (`float`, defaults to 0.7): How much of the source is re-generated, in `(0, 1]`; 1 starts from
+                pure noise (text-to-speech with the source's durations), small values keep more of the source.
+            num_inference_steps (`int`, defaults to 2): Consistency-model evaluations at strength 1.
+            prosody_alpha (`float`, defaults to 0.2): Weight of the pitch refinement (0 = regression pitch).
+            generator (`torch.Generator`, *optional*): Controls every random draw.
+            sampling_rate (`int`, *optional*): Sample rate of an array `source_audio`.
+            reference_sampling_rate (`int`, *optional*): Sample rate of an array `reference_audio`; defaults to
+                `sampling_rate`.
+            output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
+            return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechPipelineOutput`] rather than a tuple.
+
+        Returns:
+            [`FlashSpeechPipelineOutput`] (durations are the source's) or a tuple whose first element is the audio of
+            shape `(1, num_frames * hop_length)` at `self.sampling_rate`.
+
+        Examples:
+
+        ```py
+        >>> import soundfile as sf
+        >>> import torch
+        >>> from flashspeech_hf import FlashSpeechPipeline
+
+        >>> pipe = FlashSpeechPipeline.from_pretrained("path/or/org/flashspeech")  # a checkpoint with an aligner
+        >>> audio = pipe.voice_conversion(
+        ...     "source.wav", "The words spoken in the source.", "reference.wav", generator=torch.Generator().manual_seed(0)
+        ... ).audios[0]
+        >>> sf.write("converted.wav", audio, pipe.sampling_rate)
+        ```
+        """
+        self._check_common(num_inference_steps, prosody_alpha)
+        if not isinstance(source_text, str) or not source_text.strip():
+            raise ValueError("`source_text` is empty: give the words spoken in `source_audio`.")
+        sigmas = self.strength_to_sigmas(strength, num_inference_steps)
+        generators = self._check_generator(generator)
+        alignment = self.align(source_audio, source_text, sampling_rate, name="source_audio")
+        if reference_sampling_rate is None:
+            reference_sampling_rate = sampling_rate
+        reference = self.load_prompt(reference_audio, reference_sampling_rate, name="reference_audio")
+        prompt_latents, prompt_mask = self.encode_audio([reference])
+
+        input_ids = alignment.input_ids[None]
+        phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        phoneme_hidden, prompt_hidden = self.prior_encoder(
+            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
+        )
+        durations, condition, frame_mask, log_pitch = self.predict_prosody(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            generators, durations=alignment.durations[None].to(input_ids.device),
+        )  # fmt: skip
+        latents = self.sample_consistency(
+            lambda x, s: self.denoiser(x, s, condition, prompt_hidden, frame_mask, prompt_mask).sample,
+            self.denoiser.config.latent_dim,
+            frame_mask,
+            len(sigmas),
+            generators,
+            start=alignment.latents[None],
+            sigmas=sigmas,
+            progress=True,
+        )
+        return self._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, output_type, return_dict)
+
+    def _edit_span(self, original: list[str], new: list[str]) -> tuple[int, int, int]:
+        """
+        The phoneme span to regenerate: `(start, original_end, new_end)` with `original[:start] == new[:start]` and
+        `original[original_end:] == new[new_end:]`.
+
+        Words are the phoneme groups between word-boundary tokens; `difflib` finds the changed words, and the span
+        covers them together with the boundary (pause) tokens on both sides, so that insertions and deletions
+        regenerate the junction too.
+        """
+        boundary = self.tokenizer.word_boundary
+
+        def words(tokens: list[str]) -> list[tuple[int, int]]:
+            spans, start = [], 0
+            for i, token in enumerate([*tokens, boundary]):
+                if token == boundary:
+                    spans.append((start, i))
+                    start = i + 1
+            return spans
+
+        spans_a, spans_b = words(original), words(new)
+        words_a = [tuple(original[s:e]) for s, e in spans_a]
+        words_b = [tuple(new[s:e]) for s, e in spans_b]
+        changes = [op for op in difflib.SequenceMatcher(None, words_a, words_b, autojunk=False).get_opcodes()]
+        changes = [op for op in changes if op[0] != "equal"]
+        if not changes:
+            raise ValueError(
+                "`new_text` is pronounced exactly like `original_text` (same phonemes): the edit changes nothing."
+            )
+        i1, i2, j1, j2 = changes[0][1], changes[-1][2], changes[0][3], changes[-1][4]
+        start = spans_a[i1 - 1][1] if i1 > 0 else 0
+        end_a = spans_a[i2][0] if i2 < len(spans_a) else len(original)
+        end_b = spans_b[j2][0] if j2 < len(spans_b) else len(new)
+        new_start = spans_b[j1 - 1][1] if j1 > 0 else 0
+        if new_start != start or original[end_a:] != new[end_b:]:  # cannot happen with equal words around the edit
+            raise RuntimeError("Internal error: inconsistent edit span.")
+        return start, end_a, end_b
+
+    @torch.no_grad()
+    def edit(
+        self,
+        audio: AudioInput,
+        original_text: str,
+        new_text: str,
+        sampling_rate: int | None = None,
+        num_inference_steps: int = 2,
+        prosody_alpha: float = 0.2,
+        generator: GeneratorInput = None,
+        crossfade_ms: float = 10.0,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ) -> FlashSpeechEditOutput | tuple:
+        r"""
+        Zero-shot speech editing: changes the words of a recording that differ between `original_text` and
+        `new_text`, keeping the rest of the recording sample for sample.
+
+        The original is aligned (phoneme durations from the aligner); the changed words are found with `difflib` on
+        the phoneme words (groups between word-boundary tokens); durations are predicted for the new phonemes of the
+        span and kept from the alignment elsewhere. The whole new utterance is sampled with the rest of the original
+        latents fixed (the context is pasted into every denoised estimate) and as the speech prompt; the regenerated
+        span is decoded and spliced into the original waveform with a linear cross-fade of `crossfade_ms` on each
+        side, inside the unchanged context. Outside `[edit_start, edit_end)` the output equals the original (at
+        `self.sampling_rate`: audio at another rate is resampled first).
+
+        Args:
+            audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): The recording to edit.
+            original_text (`str`): What is said in `audio`.
+            new_text (`str`): What it should say.
+            sampling_rate (`int`, *optional*): Sample rate of an array `audio`.
+            num_inference_steps (`int`, defaults to 2): Consistency-model evaluations.
+            prosody_alpha (`float`, defaults to 0.2): Weight of the prosody refinement.
+            generator (`torch.Generator`, *optional*): Controls every random draw.
+            crossfade_ms (`float`, defaults to 10.0): Length of each cross-fade (shortened where the context is
+                shorter); 0 gives a hard splice.
+            output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
+            return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechEditOutput`] rather than a tuple.
+
+        Returns:
+            [`FlashSpeechEditOutput`] or a tuple whose first element is the audio of shape `(1, num_samples)`.
+
+        Examples:
+
+        ```py
+        >>> import soundfile as sf
+        >>> from flashspeech_hf import FlashSpeechPipeline
+
+        >>> pipe = FlashSpeechPipeline.from_pretrained("path/or/org/flashspeech")  # a checkpoint with an aligner
+        >>> out = pipe.edit("speech.wav", "I saw a black cat today.", "I saw a big white dog today.")
+        >>> sf.write("edited.wav", out.audios[0], pipe.sampling_rate)
+        ```
+        """
+        self._check_common(num_inference_steps, prosody_alpha)
+        if not isinstance(new_text, str) or not new_text.strip():
+            raise ValueError("`new_text` is empty: give the sentence the edited recording should say.")
+        if crossfade_ms < 0:
+            raise ValueError(f"`crossfade_ms` must be >= 0, got {crossfade_ms}.")
+        if output_type not in ("np", "pt"):
+            raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}.")
+        generators = self._check_generator(generator)
+        new_phonemes = self.tokenizer.phonemize(new_text)[0]
+        alignment = self.align(audio, original_text, sampling_rate, name="audio")
+        start, end, new_end = self._edit_span(alignment.phonemes, new_phonemes)
+
+        device, dtype = self._execution_device, self.denoiser.dtype
+        hop, rate = self.codec.hop_length, self.sampling_rate
+        durations, latents = alignment.durations.to(device), alignment.latents
+        num_frames = latents.shape[-1]
+        frame_start, frame_end = int(durations[:start].sum()), int(durations[:end].sum())
+        # The unchanged context is the speech prompt (the whole recording when the context is under a second).
+        context = torch.cat([latents[:, :frame_start], latents[:, frame_end:]], dim=1)
+        prompt = context if context.shape[-1] >= math.ceil(MIN_PROMPT_SECONDS * rate / hop) else latents
+        prompt_latents, prompt_mask = self._pad_frames([prompt], device, dtype)
+
+        input_ids = torch.tensor(self.tokenizer.convert_tokens_to_ids(new_phonemes), device=device)[None]
+        phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        phoneme_hidden, prompt_hidden = self.prior_encoder(
+            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
+        )
+        predicted = self.predict_durations(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            generators,
+        )[0]  # fmt: skip
+        new_durations = torch.cat([durations[:start], predicted[start:new_end], durations[end:]])[None]
+        new_durations, condition, frame_mask, log_pitch = self.predict_prosody(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            generators, durations=new_durations,
+        )  # fmt: skip
+        span_end = frame_start + int(predicted[start:new_end].sum())
+        total = span_end + num_frames - frame_end
+        known = torch.zeros(1, latents.shape[0], total, device=device, dtype=dtype)
+        known[0, :, :frame_start] = latents[:, :frame_start]
+        known[0, :, span_end:] = latents[:, frame_end:]
+        is_context = torch.ones(1, 1, total, dtype=torch.bool, device=device)
+        is_context[..., frame_start:span_end] = False
+
+        def consistency_fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            denoised = self.denoiser(x, sigma, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            return torch.where(is_context, known, denoised)
+
+        sample = self.sample_consistency(
+            consistency_fn,
+            self.denoiser.config.latent_dim,
+            frame_mask,
+            num_inference_steps,
+            generators,
+            start=known,
+            progress=True,
+        )
+        generated = self.codec.decode(sample)[0].float().cpu()
+        audio_out, edit_start, edit_end, original_end = _splice(
+            alignment.waveform.float().cpu(),
+            generated,
+            frame_start * hop,
+            frame_end * hop,
+            span_end * hop,
+            round(crossfade_ms * rate / 1000),
+        )
+        self.maybe_free_model_hooks()
+        audios = audio_out[None]
+        if output_type == "np":
+            audios = audios.numpy()
+        if not return_dict:
+            return (audios,)
+        return FlashSpeechEditOutput(
+            audios=audios,
+            audio_lengths=[audio_out.shape[-1]],
+            durations=[new_durations[0].cpu()],
+            log_pitch=[log_pitch[0].float().cpu()],
+            edit_start=edit_start,
+            edit_end=edit_end,
+            original_end=original_end,
+            original_phonemes=alignment.phonemes[start:end],
+            new_phonemes=new_phonemes[start:new_end],
+        )
+
+
+def _splice(
+    original: torch.Tensor, generated: torch.Tensor, start: int, original_end: int, generated_end: int, crossfade: int
+) -> tuple[torch.Tensor, int, int, int]:
+    """
+    Replaces `original[start:original_end]` by `generated[start:generated_end]`, with linear cross-fades of up to
+    `crossfade` samples just outside the replaced region, where `generated` re-synthesizes the unchanged context.
+
+    Args:
+        original (`torch.Tensor` of shape `(T,)`): The original waveform.
+        generated (`torch.Tensor` of shape `(T',)`): Decoded edited utterance, aligned with `original` before `start`
+            and with `original[original_end:]` from `generated_end` on. `start` may exceed `T` by less than a hop
+            (insertion at the end of a recording that does not fill its last latent frame).
+        start, original_end, generated_end (`int`): Sample positions (multiples of the hop length).
+        crossfade (`int`): Cross-fade length in samples.
+
+    Returns:
+        `(audio, edit_start, edit_end, original_end)`: `audio[:edit_start] == original[:edit_start]` and
+        `audio[edit_end:] == original[original_end:]`.
+    """
+    length = original.shape[-1]
+    left, right = min(start, length), min(original_end, length)
+    fade_left = min(crossfade, left)
+    fade_right = max(min(crossfade, length - right, generated.shape[-1] - generated_end), 0)
+    ramp_left = (torch.arange(fade_left, dtype=original.dtype) + 0.5) / max(fade_left, 1)
+    ramp_right = (torch.arange(fade_right, dtype=original.dtype) + 0.5) / max(fade_right, 1)
+    pieces = [
+        original[: left - fade_left],
+        (1 - ramp_left) * original[left - fade_left : left] + ramp_left * generated[left - fade_left : left],
+        generated[left:generated_end],
+        (1 - ramp_right) * generated[generated_end : generated_end + fade_right]
+        + ramp_right * original[right : right + fade_right],
+        original[right + fade_right :],
+    ]
+    audio = torch.cat(pieces)
+    edit_start = left - fade_left
+    return audio, edit_start, audio.shape[-1] - (length - right - fade_right), right + fade_right
 
 
 def _build_codec(config: dict) -> torch.nn.Module:

@@ -1,0 +1,266 @@
+"""Zero-shot applications of FlashSpeechPipeline: alignment, voice conversion, speech editing, diverse sampling."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_pipeline import TEXT, make_prompt
+
+from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf.models.modeling_aligner import FlashSpeechAligner
+
+RATE = 16000
+SOURCE_TEXT = "The black cat sat on the mat."
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    torch.manual_seed(0)
+    pipe = FlashSpeechPipeline.from_named_config("tiny")
+    # output layers start at zero; give them weights so that every component shapes the audio
+    for module in (
+        pipe.denoiser.backbone,
+        pipe.prosody_generator.duration_refiner,
+        pipe.prosody_generator.pitch_refiner,
+    ):
+        torch.nn.init.normal_(module.out_proj.weight, std=0.2)
+    torch.nn.init.normal_(pipe.prosody_generator.duration_predictor.out.weight, std=0.05)
+    torch.nn.init.constant_(pipe.prosody_generator.duration_predictor.out.bias, 1.5)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def source():
+    return make_prompt(2.0, RATE, seed=1)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return make_prompt(1.5, RATE, seed=3)
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------------- alignment
+
+
+def test_align_gives_durations_that_cover_the_audio(pipe, source):
+    alignment = pipe.align(source, SOURCE_TEXT, sampling_rate=RATE)
+    num_frames = pipe.codec.num_frames(len(source))
+    assert alignment.phonemes == pipe.tokenizer.phonemize(SOURCE_TEXT)[0]
+    assert alignment.durations.shape == (len(alignment.phonemes),)
+    assert int(alignment.durations.sum()) == num_frames and int(alignment.durations.min()) >= 1
+    assert alignment.latents.shape == (pipe.codec.latent_dim, num_frames)
+    ids = pipe.tokenizer(SOURCE_TEXT)["input_ids"]
+    assert alignment.input_ids.tolist() == ids
+
+
+def test_align_rejects_audio_too_short_for_the_text(pipe):
+    with pytest.raises(ValueError, match="too short for the text"):
+        pipe.align(make_prompt(0.3, RATE), SOURCE_TEXT * 3, sampling_rate=RATE)
+
+
+def test_aligner_round_trips_through_save_and_load(pipe, source, reference, tmp_path):
+    pipe.save_pretrained(tmp_path / "with")
+    index = json.loads((tmp_path / "with" / "model_index.json").read_text())
+    assert index["aligner"] == ["flashspeech_hf.models.modeling_aligner", "FlashSpeechAligner"]
+    loaded = FlashSpeechPipeline.from_pretrained(tmp_path / "with")
+    loaded.set_progress_bar_config(disable=True)
+    assert isinstance(loaded.aligner, FlashSpeechAligner)
+    public = [k for k in pipe.aligner.config if not k.startswith("_")]
+    assert {k: loaded.aligner.config[k] for k in public} == {k: pipe.aligner.config[k] for k in public}
+    for (name, a), (_, b) in zip(pipe.aligner.state_dict().items(), loaded.aligner.state_dict().items()):
+        assert torch.equal(a, b), name
+    kwargs = {"sampling_rate": RATE}
+    assert torch.equal(
+        pipe.align(source, SOURCE_TEXT, **kwargs).durations, loaded.align(source, SOURCE_TEXT, **kwargs).durations
+    )
+    a = pipe.voice_conversion(source, SOURCE_TEXT, reference, generator=gen(0), **kwargs).audios
+    b = loaded.voice_conversion(source, SOURCE_TEXT, reference, generator=gen(0), **kwargs).audios
+    assert np.array_equal(a, b)
+
+
+def test_pipeline_without_aligner_saves_loads_and_explains(pipe, source, reference, tmp_path):
+    bare = FlashSpeechPipeline(**{**pipe.components, "aligner": None})
+    bare.save_pretrained(tmp_path / "without")
+    assert not (tmp_path / "without" / "aligner").exists()
+    loaded = FlashSpeechPipeline.from_pretrained(tmp_path / "without")
+    assert loaded.aligner is None
+    # checkpoints saved before the aligner existed have no entry for it at all
+    index_file = tmp_path / "without" / "model_index.json"
+    index = json.loads(index_file.read_text())
+    assert index.pop("aligner") == [None, None]
+    index_file.write_text(json.dumps(index))
+    assert FlashSpeechPipeline.from_pretrained(tmp_path / "without").aligner is None
+    assert FlashSpeechPipeline.from_named_config("tiny", aligner=None).aligner is None
+    with pytest.raises(ValueError, match="no `aligner` component"):
+        loaded.align(source, SOURCE_TEXT, sampling_rate=RATE)
+    with pytest.raises(ValueError, match="no `aligner` component"):
+        loaded.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE)
+    with pytest.raises(ValueError, match="no `aligner` component"):
+        loaded.edit(source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE)
+    # a checkpoint whose index names an aligner but lacks its folder is reported
+    pipe.save_pretrained(tmp_path / "broken")
+    for f in (tmp_path / "broken" / "aligner").iterdir():
+        f.unlink()
+    (tmp_path / "broken" / "aligner").rmdir()
+    with pytest.raises(ValueError, match="aligner"):
+        FlashSpeechPipeline.from_pretrained(tmp_path / "broken")
+
+
+# ---------------------------------------------------------------------------------------------------- voice conversion
+
+
+def test_voice_conversion_keeps_the_source_length_and_timing(pipe, source, reference):
+    out = pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(0))
+    num_frames = pipe.codec.num_frames(len(source))
+    assert out.audios.shape == (1, num_frames * pipe.codec.hop_length) and np.isfinite(out.audios).all()
+    assert torch.equal(out.durations[0], pipe.align(source, SOURCE_TEXT, sampling_rate=RATE).durations)
+    assert len(out.log_pitch[0]) == num_frames
+    again = pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(0))
+    assert np.array_equal(out.audios, again.audios)
+    other_voice = pipe.voice_conversion(
+        source, SOURCE_TEXT, make_prompt(1.2, RATE, seed=7), sampling_rate=RATE, generator=gen(0)
+    )
+    assert other_voice.audios.shape == out.audios.shape and not np.allclose(other_voice.audios, out.audios)
+
+
+def test_strength_sets_the_starting_noise_level(pipe, source, reference):
+    config = pipe.scheduler.config
+    assert pipe.strength_to_sigmas(1.0, 2) == [config.sigma_max, config.two_step_sigma]
+    starts = [pipe.strength_to_sigmas(s, 1)[0] for s in (0.2, 0.5, 0.7, 0.9)]
+    assert all(config.sigma_min < a < b < config.sigma_max for a, b in zip(starts, starts[1:]))
+    assert len(pipe.strength_to_sigmas(0.3, 2)) == 1  # starts below the 2-step level: one evaluation
+    # a weak strength stays closer to the source (re-synthesized by the codec) than a strong one
+    latents = pipe.align(source, SOURCE_TEXT, sampling_rate=RATE).latents
+    resynthesized = pipe.codec.decode(latents[None])[0]
+
+    def distance(strength):
+        audio = pipe.voice_conversion(
+            source, SOURCE_TEXT, reference, strength=strength, sampling_rate=RATE, generator=gen(1), output_type="pt"
+        ).audios[0]
+        return (audio - resynthesized).pow(2).mean().item()
+
+    assert distance(0.1) < 0.1 * distance(1.0)
+    for bad in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="strength"):
+            pipe.voice_conversion(source, SOURCE_TEXT, reference, strength=bad, sampling_rate=RATE)
+
+
+def test_voice_conversion_bad_input(pipe, source, reference):
+    with pytest.raises(ValueError, match="reference_audio.*at least 1.0 s"):
+        pipe.voice_conversion(source, SOURCE_TEXT, make_prompt(0.6, RATE), sampling_rate=RATE)
+    with pytest.raises(ValueError, match="source_text"):
+        pipe.voice_conversion(source, "  ", reference, sampling_rate=RATE)
+    with pytest.raises(ValueError, match="source_audio.*silent"):
+        pipe.voice_conversion(np.zeros(RATE, np.float32), SOURCE_TEXT, reference, sampling_rate=RATE)
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        pipe.voice_conversion(source, SOURCE_TEXT, reference, num_inference_steps=0, sampling_rate=RATE)
+
+
+# ---------------------------------------------------------------------------------------------------- editing
+
+
+@pytest.mark.parametrize(
+    "new_text, replaced, inserted",
+    [
+        ("The big white dog sat on the mat.", "blˈæk kˈæt", "bˈɪɡ wˈaɪt dˈɑːɡ"),  # replacement
+        ("The cat sat on the mat.", "blˈæk", ""),  # deletion
+        ("The black cat sat down on the mat.", "", "dˌaʊn"),  # insertion
+        ("A black cat sat on the mat.", "ðə", "ɐ"),  # first word
+    ],
+)
+def test_edit_changes_only_the_edited_span(pipe, source, new_text, replaced, inserted):
+    out = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(0))
+    audio = out.audios[0]
+    assert audio.shape == (out.audio_lengths[0],) and np.isfinite(audio).all()
+    # sample for sample identical outside the span and its cross-fades
+    assert np.array_equal(audio[: out.edit_start], source[: out.edit_start])
+    assert np.array_equal(audio[out.edit_end :], source[out.original_end :])
+    assert out.edit_end - out.edit_start > 0 and out.edit_start < out.original_end
+    # the span is made of the changed words (plus the word boundaries around them)
+    strip = "".join(t for t in out.original_phonemes if t != "|"), "".join(t for t in out.new_phonemes if t != "|")
+    assert strip == (replaced.replace(" ", ""), inserted.replace(" ", ""))
+    # the durations of the unchanged phonemes come from the alignment
+    alignment = pipe.align(source, SOURCE_TEXT, sampling_rate=RATE)
+    aligned, original, new = alignment.durations, alignment.phonemes, pipe.tokenizer.phonemize(new_text)[0]
+    old_len, new_len = len(out.original_phonemes), len(out.new_phonemes)
+    start = next(
+        i
+        for i in range(len(original) + 1)
+        if original[i : i + old_len] == out.original_phonemes and new[i : i + new_len] == out.new_phonemes
+    )
+    assert original[:start] == new[:start] and original[start + old_len :] == new[start + new_len :]
+    assert torch.equal(out.durations[0][:start], aligned[:start])
+    assert torch.equal(out.durations[0][start + new_len :], aligned[start + old_len :])
+    hop = pipe.codec.hop_length
+    assert out.edit_start == max(int(aligned[:start].sum()) * hop - round(0.010 * RATE), 0)
+    new_frames = int(out.durations[0].sum())
+    assert len(out.log_pitch[0]) == new_frames
+    # the length changes by the difference of the spans
+    assert out.audio_lengths[0] - len(source) == (new_frames - int(aligned.sum())) * hop
+
+
+def test_edit_crossfade_length_and_determinism(pipe, source):
+    new_text = "The black dog sat on the mat."
+    hard = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=0)
+    soft = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=10)
+    fade = round(0.010 * RATE)
+    assert hard.edit_start - soft.edit_start == fade and soft.edit_end - hard.edit_end == fade
+    assert soft.original_end - hard.original_end == fade
+    assert np.array_equal(
+        hard.audios[0, hard.edit_start : hard.edit_end], soft.audios[0, hard.edit_start : hard.edit_end]
+    )
+    again = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=10)
+    assert np.array_equal(soft.audios, again.audios)
+
+
+@pytest.mark.parametrize(
+    "new_text, match",
+    [
+        ("", "`new_text` is empty"),
+        ("   ", "`new_text` is empty"),
+        (SOURCE_TEXT, "changes nothing"),
+        ("the black cat sat on the mat.", "changes nothing"),  # same phonemes
+    ],
+)
+def test_edit_bad_input(pipe, source, new_text, match):
+    with pytest.raises(ValueError, match=match):
+        pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE)
+
+
+def test_edit_needs_the_original_text(pipe, source):
+    with pytest.raises(ValueError, match="text of `audio` is empty"):
+        pipe.edit(source, "", "Something else.", sampling_rate=RATE)
+
+
+# ---------------------------------------------------------------------------------------------------- diverse sampling
+
+
+def test_diverse_sampling_seeds_and_alpha(pipe, reference):
+    kwargs = {"prompt_sampling_rate": RATE, "num_waveforms_per_prompt": 3}
+    diverse = pipe(TEXT, reference, generator=[gen(i) for i in range(3)], prosody_alpha=0.5, **kwargs)
+    # different seeds: different durations or lengths, different pitch, different audio
+    assert len({tuple(d.tolist()) for d in diverse.durations}) == 3
+    for i in range(1, 3):
+        n = min(len(diverse.log_pitch[0]), len(diverse.log_pitch[i]))
+        assert not torch.allclose(diverse.log_pitch[0][:n], diverse.log_pitch[i][:n])
+        m = min(diverse.audio_lengths[0], diverse.audio_lengths[i])
+        assert not np.allclose(diverse.audios[0, :m], diverse.audios[i, :m])
+    # the same seed: the same audio
+    same = pipe(TEXT, reference, generator=[gen(i) for i in range(3)], prosody_alpha=0.5, **kwargs)
+    assert np.array_equal(diverse.audios, same.audios)
+    # alpha 0: the deterministic regression prosody whatever the seed; only the sampler noise differs
+    kwargs = {"prompt_sampling_rate": RATE, "prosody_alpha": 0.0}
+    first, second = (pipe(TEXT, reference, generator=gen(i), **kwargs) for i in (0, 1))
+    assert torch.equal(first.durations[0], second.durations[0])
+    assert torch.equal(first.log_pitch[0], second.log_pitch[0])
+    assert not np.allclose(first.audios, second.audios)
+    # ... and the refinement is what moves the prosody away from it
+    refined = pipe(TEXT, reference, generator=gen(0), prompt_sampling_rate=RATE, prosody_alpha=0.5)
+    n = min(len(refined.log_pitch[0]), len(first.log_pitch[0]))
+    assert not torch.allclose(refined.log_pitch[0][:n], first.log_pitch[0][:n])
