@@ -264,3 +264,40 @@ def test_diverse_sampling_seeds_and_alpha(pipe, reference):
     refined = pipe(TEXT, reference, generator=gen(0), prompt_sampling_rate=RATE, prosody_alpha=0.5)
     n = min(len(refined.log_pitch[0]), len(first.log_pitch[0]))
     assert not torch.allclose(refined.log_pitch[0][:n], first.log_pitch[0][:n])
+
+
+# ---------------------------------------------------------------------------------------------------- command line
+
+
+def test_cli_convert_and_edit(pipe, source, reference, tmp_path, capsys):
+    import soundfile as sf
+
+    from flashspeech_hf.cli import main
+
+    pipe.save_pretrained(tmp_path / "model")
+    sf.write(tmp_path / "source.wav", source, RATE)
+    sf.write(tmp_path / "reference.wav", reference, RATE)
+    model = ["--model", str(tmp_path / "model"), "--seed", "4"]
+    convert = ["convert", *model, "--source", str(tmp_path / "source.wav"), "--source_text", SOURCE_TEXT]
+    convert += ["--reference", str(tmp_path / "reference.wav"), "--output", str(tmp_path / "out" / "converted.wav")]
+    assert main(convert) == 0
+    converted, rate = sf.read(tmp_path / "out" / "converted.wav", dtype="float32")
+    expected = pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(4))
+    assert rate == pipe.sampling_rate and converted.shape == (expected.audio_lengths[0],)
+    # 16-bit WAV: quantized, and the random tiny model's out-of-range samples clipped
+    np.testing.assert_allclose(converted, np.clip(expected.audios[0], -1, 1), atol=1e-4)
+
+    new_text = "The black dog sat on the mat."
+    edit = ["edit", *model, "--audio", str(tmp_path / "source.wav"), "--original_text", SOURCE_TEXT]
+    edit += ["--new_text", new_text, "--output", str(tmp_path / "edited.wav")]
+    assert main(edit) == 0
+    edited, _ = sf.read(tmp_path / "edited.wav", dtype="float32")
+    out = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(4))
+    assert edited.shape == out.audios[0].shape
+    np.testing.assert_allclose(edited, np.clip(out.audios[0], -1, 1), atol=1e-4)
+    assert "differs from the original" in capsys.readouterr().out
+    # bad input: a clear message and exit status 2, no traceback
+    assert main([*edit[:-4], "--new_text", SOURCE_TEXT, "--output", str(tmp_path / "same.wav")]) == 2
+    assert "changes nothing" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--reference file not found"):
+        main([*convert[:-4], "--reference", str(tmp_path / "missing.wav"), "--output", str(tmp_path / "x.wav")])

@@ -53,6 +53,10 @@ def _required_args(name):
         return ["--model", "m", "--text", "t", "--prompt", "p.wav", "--output", "o.wav"]
     if name == "evaluate":
         return ["--model", "m", "--test_list", "l.csv", "--output_dir", "d"]
+    if name == "convert":
+        return ["--model", "m", "--source", "s.wav", "--source_text", "t", "--reference", "r.wav", "--output", "o.wav"]
+    if name == "edit":
+        return ["--model", "m", "--audio", "a.wav", "--original_text", "t", "--new_text", "u", "--output", "o.wav"]
     return []
 
 

@@ -1,4 +1,4 @@
-"""The `flashspeech` command line: `flashspeech synthesize | evaluate` (one function per subcommand).
+"""The `flashspeech` command line: `flashspeech synthesize | convert | edit | evaluate` (one function per subcommand).
 
 Each subcommand is a pair of functions registered in [`SUBCOMMANDS`]: `add_<name>_arguments(parser)` declares its
 arguments and `run_<name>(args) -> int` runs it. Adding a subcommand is adding such a pair and one table entry.
@@ -7,6 +7,10 @@ Examples:
 
 ```bash
 flashspeech synthesize --model path/to/pipeline --text "Hello there." --prompt prompt.wav --output out.wav
+flashspeech convert --model path/to/pipeline --source source.wav --source_text "What the source says." \
+    --reference reference.wav --output converted.wav
+flashspeech edit --model path/to/pipeline --audio speech.wav --original_text "I saw a black cat." \
+    --new_text "I saw a white dog." --output edited.wav
 flashspeech evaluate --model path/to/pipeline --test_list list.csv --output_dir eval \
     --asr_backend pocketsphinx --speaker_backend resemblyzer
 flashspeech evaluate --model path/to/pipeline --dataset librispeech_asr --dataset_config clean --split test \
@@ -173,12 +177,99 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# convert
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("--source", required=True, help="Source speech file: the words and timing to keep.")
+    parser.add_argument("--source_text", required=True, help="Transcript of --source.")
+    parser.add_argument("--reference", required=True, help="Speech file of the target voice (>= 1 s).")
+    parser.add_argument("--output", required=True, help="Output WAV file.")
+    parser.add_argument(
+        "--strength", type=float, default=0.7, help="Noise level to start from, in (0, 1]; 1 = from pure noise."
+    )
+
+
+def _write(path: str, audio, sampling_rate: int) -> None:
+    import soundfile as sf
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sf.write(path, audio, sampling_rate)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Says what `--source` says in the voice of `--reference` (needs a pipeline with an aligner)."""
+    import torch
+
+    for flag, path in (("--source", args.source), ("--reference", args.reference)):
+        if not os.path.isfile(path):
+            raise SystemExit(f"error: {flag} file not found: {path}")
+    pipe = _load_pipeline(args.model, args.device)
+    out = pipe.voice_conversion(
+        args.source,
+        args.source_text,
+        args.reference,
+        strength=args.strength,
+        num_inference_steps=args.steps,
+        prosody_alpha=args.alpha,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    audio = out.audios[0, : out.audio_lengths[0]]
+    _write(args.output, audio, pipe.sampling_rate)
+    print(f"Wrote {args.output} ({len(audio) / pipe.sampling_rate:.2f} s at {pipe.sampling_rate} Hz).")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# edit
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("--audio", required=True, help="Recording to edit.")
+    parser.add_argument("--original_text", required=True, help="Transcript of --audio.")
+    parser.add_argument("--new_text", required=True, help="What the edited recording should say.")
+    parser.add_argument("--output", required=True, help="Output WAV file.")
+    parser.add_argument("--crossfade_ms", type=float, default=10.0, help="Cross-fade on each side of the splice.")
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    """Regenerates the words that differ between the texts and splices them into `--audio`."""
+    import torch
+
+    if not os.path.isfile(args.audio):
+        raise SystemExit(f"error: --audio file not found: {args.audio}")
+    pipe = _load_pipeline(args.model, args.device)
+    out = pipe.edit(
+        args.audio,
+        args.original_text,
+        args.new_text,
+        crossfade_ms=args.crossfade_ms,
+        num_inference_steps=args.steps,
+        prosody_alpha=args.alpha,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    rate = pipe.sampling_rate
+    _write(args.output, out.audios[0], rate)
+    print(
+        f"Wrote {args.output} ({out.audios.shape[-1] / rate:.2f} s at {rate} Hz); it differs from the original "
+        f"between {out.edit_start / rate:.2f} s and {out.edit_end / rate:.2f} s."
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------------------------------
 
 #: name -> (help, add_arguments, run)
 SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "synthesize": ("Zero-shot text-to-speech from a speech prompt.", add_synthesize_arguments, run_synthesize),
+    "convert": ("Zero-shot voice conversion to the voice of a reference.", add_convert_arguments, run_convert),
+    "edit": ("Speech editing: replace words of a recording, keep the rest.", add_edit_arguments, run_edit),
     "evaluate": ("WER, Sim-O, Sim-R, prosody JSD and RTF over a test list.", add_evaluate_arguments, run_evaluate),
 }
 
