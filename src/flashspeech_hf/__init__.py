@@ -15,7 +15,7 @@ from .models import (
     FlashSpeechPriorEncoder,
     FlashSpeechProsodyGenerator,
 )
-from .pipelines import FlashSpeechPipeline, FlashSpeechPipelineOutput
+from .pipelines import FlashSpeechAlignment, FlashSpeechEditOutput, FlashSpeechPipeline, FlashSpeechPipelineOutput
 from .schedulers import FlashSpeechScheduler, FlashSpeechSchedulerOutput
 from .text import FlashSpeechTokenizer
 
@@ -24,7 +24,9 @@ __all__ = [
     "EncodecCodec",
     "FlashSpeechAligner",
     "FlashSpeechDenoiser",
+    "FlashSpeechAlignment",
     "FlashSpeechDiscriminator",
+    "FlashSpeechEditOutput",
     "FlashSpeechPipeline",
     "FlashSpeechPipelineOutput",
     "FlashSpeechPriorEncoder",

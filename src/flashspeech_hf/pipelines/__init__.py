@@ -1,3 +1,8 @@
-from .pipeline_flashspeech import FlashSpeechPipeline, FlashSpeechPipelineOutput
+from .pipeline_flashspeech import (
+    FlashSpeechAlignment,
+    FlashSpeechEditOutput,
+    FlashSpeechPipeline,
+    FlashSpeechPipelineOutput,
+)
 
-__all__ = ["FlashSpeechPipeline", "FlashSpeechPipelineOutput"]
+__all__ = ["FlashSpeechAlignment", "FlashSpeechEditOutput", "FlashSpeechPipeline", "FlashSpeechPipelineOutput"]
