@@ -1,0 +1,936 @@
+#!/usr/bin/env python
+"""
+Trains FlashSpeech (Ye et al. 2024) on a dataset prepared by `training/prepare_dataset.py`, with Accelerate.
+
+* `--stage 1`: prior encoder + prosody regression (duration and pitch losses) + the latent consistency model, trained
+  from scratch with improved consistency training (iCT: the scheduler's N(k) curriculum, lognormal noise levels,
+  pseudo-Huber loss, stop-gradient teacher = the same model at the lower level, no EMA), in context: a random segment
+  of each utterance is the prompt and the losses cover the rest. From `--adversarial_start_step` the one-step estimate
+  and the ground truth are decoded by the frozen codec and scored by the SLM discriminator (frozen WavLM + trainable
+  heads, LSGAN) whose loss is added with the adaptive weight times `--lambda_adv`.
+* `--stage 2`: only the prosody refinement models (consistency models on the residual ground truth - regression).
+* Fine-tuning: `--pretrained_model_name_or_path` starts every component from a saved `FlashSpeechPipeline`;
+  `--train_components` picks what trains, `--extend_vocabulary` adds the data's new phonemes.
+
+Examples:
+
+```bash
+accelerate launch training/train_flashspeech.py --config training/configs/tiny.json \
+    --prepared_dataset_dir data/prepared --output_dir flashspeech-tiny --max_train_steps 2000
+```
+
+Every run ends with a complete pipeline in `--output_dir` that loads with `FlashSpeechPipeline.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from datasets import Dataset, IterableDataset, load_from_disk
+from datasets.distributed import split_dataset_by_node
+from diffusers.optimization import get_scheduler
+from huggingface_hub import create_repo, upload_folder
+from tqdm.auto import tqdm
+
+from flashspeech_hf import (
+    FlashSpeechDenoiser,
+    FlashSpeechPipeline,
+    FlashSpeechPriorEncoder,
+    FlashSpeechProsodyGenerator,
+    FlashSpeechScheduler,
+    FlashSpeechTokenizer,
+)
+from flashspeech_hf import codecs as codec_classes
+from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config
+from flashspeech_hf.losses import (
+    adaptive_adversarial_weight,
+    consistency_training_loss,
+    discriminator_loss,
+    duration_loss,
+    generator_adversarial_loss,
+    pitch_loss,
+)
+from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator
+from flashspeech_hf.models.modeling_prosody import length_regulate
+
+logger = get_logger(__name__, log_level="INFO")
+
+REQUIRED_COLUMNS = ("input_ids", "latents", "log_pitch", "durations")
+TRAINABLE_COMPONENTS = ("prior_encoder", "prosody_generator", "denoiser")
+MODEL_CLASSES = {
+    "prior_encoder": FlashSpeechPriorEncoder,
+    "prosody_generator": FlashSpeechProsodyGenerator,
+    "denoiser": FlashSpeechDenoiser,
+    "discriminator": FlashSpeechDiscriminator,
+}
+# A tiny random WavLM for tests and CPU smoke runs (`--slm_config tiny`).
+TINY_SLM_CONFIG = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "conv_dim": (16,) * 7,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+}
+MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Arguments
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    add = parser.add_argument
+    add("--config", type=str, default=None, help="JSON file: `pipeline_config`, `model_overrides` and any flag below.")
+    # data and model
+    add("--prepared_dataset_dir", type=str, default=None, help="Output folder of training/prepare_dataset.py.")
+    add(
+        "--streaming",
+        action="store_true",
+        help="Stream the prepared dataset (IterableDataset) instead of random access.",
+    )
+    add("--max_train_frames", type=int, default=None, help="Drop utterances longer than this many latent frames.")
+    add("--pipeline_config", type=str, default=None, help=f"Named model sizes: {sorted(PIPELINE_CONFIGS)}.")
+    add(
+        "--model_overrides",
+        type=json.loads,
+        default=None,
+        help='Per-component config updates, JSON: {"denoiser": {...}}',
+    )
+    add(
+        "--pretrained_model_name_or_path",
+        type=str,
+        default=None,
+        help="A saved FlashSpeechPipeline (folder or Hub id).",
+    )
+    add("--revision", type=str, default=None)
+    add("--train_components", type=str, default=None, help="Comma list of prior_encoder,prosody_generator,denoiser.")
+    add("--language", type=str, default=None, help="espeak-ng language recorded in the saved tokenizer.")
+    add("--extend_vocabulary", action="store_true", help="Add the data's phonemes that the vocabulary lacks.")
+    add("--use_lora", action="store_true", help="Not supported yet (see the README).")
+    add("--lora_rank", type=int, default=8)
+    # stage and losses
+    add("--stage", type=int, default=1, choices=(1, 2))
+    add("--prompt_ratio_min", type=float, default=0.2, help="Shortest prompt segment, as a fraction of the utterance.")
+    add("--prompt_ratio_max", type=float, default=0.4)
+    add("--huber_c", type=float, default=0.03, help="Pseudo-Huber constant c of the consistency loss.")
+    add("--s0", type=int, default=None, help="iCT initial discretization steps (default: the scheduler's).")
+    add("--s1", type=int, default=None, help="iCT final discretization steps (default: scheduler's; 160 in stage 2).")
+    add(
+        "--curriculum_total_steps", type=int, default=None, help="K of the N(k) curriculum (default: max_train_steps)."
+    )
+    add("--lambda_duration", type=float, default=1.0)
+    add("--lambda_pitch", type=float, default=1.0)
+    add("--adversarial_start_step", type=int, default=None, help="First step with the adversarial loss (None: never).")
+    add("--lambda_adv", type=float, default=1.0, help="Scale of the adaptive adversarial weight.")
+    add("--adv_segment_frames", type=int, default=64, help="Latent frames decoded for the discriminator.")
+    add("--slm_model_name_or_path", type=str, default="microsoft/wavlm-large", help="WavLM (Hub id or local folder).")
+    add("--slm_config", type=str, default=None, help="`tiny`: a tiny random WavLM instead of pretrained weights.")
+    add("--discriminator_hidden_channels", type=int, default=256)
+    add("--discriminator_learning_rate", type=float, default=2e-4)
+    add("--no_prompt_conditioning", action="store_true", help="Discriminator without prompt conditioning (ablation).")
+    # optimization
+    add("--train_batch_size", type=int, default=8)
+    add("--gradient_accumulation_steps", type=int, default=1)
+    add("--max_train_steps", type=int, default=650_000)
+    add("--learning_rate", type=float, default=3e-4)
+    add("--lr_scheduler", type=str, default="linear")
+    add("--lr_warmup_steps", type=int, default=30_000)
+    add("--adam_beta1", type=float, default=0.9)
+    add("--adam_beta2", type=float, default=0.999)
+    add("--adam_weight_decay", type=float, default=1e-2)
+    add("--adam_epsilon", type=float, default=1e-8)
+    add("--max_grad_norm", type=float, default=1.0)
+    add("--mixed_precision", type=str, default=None, choices=("no", "fp16", "bf16"))
+    add("--allow_tf32", action="store_true")
+    add("--dataloader_num_workers", type=int, default=0)
+    add("--seed", type=int, default=0)
+    # bookkeeping
+    add("--output_dir", type=str, default="flashspeech-model")
+    add("--logging_dir", type=str, default="logs")
+    add("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
+    add("--tracker_project_name", type=str, default="flashspeech")
+    add("--checkpointing_steps", type=int, default=5000)
+    add("--checkpoints_total_limit", type=int, default=None)
+    add("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
+    add("--log_sample_ids", action="store_true", help="Write the dataset rows each process trained on (debugging).")
+    add("--push_to_hub", action="store_true")
+    add("--hub_model_id", type=str, default=None)
+    add("--hub_token", type=str, default=None)
+    return parser
+
+
+def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
+    """Parses the flags; a `--config` JSON supplies defaults that flags on the command line override."""
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.config is not None:
+        with open(args.config, encoding="utf-8") as f:
+            config = json.load(f)
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(config) - known - {"_comment"})
+        if unknown:
+            raise ValueError(f"{args.config} has unknown keys {unknown}.")
+        parser.set_defaults(**{k: v for k, v in config.items() if k != "_comment"})
+        args = parser.parse_args(args_list)
+    if args.prepared_dataset_dir is None:
+        raise ValueError("--prepared_dataset_dir is required (the output folder of training/prepare_dataset.py).")
+    if args.pretrained_model_name_or_path is None and args.pipeline_config is None:
+        args.pipeline_config = "tiny"
+    if args.stage == 2 and args.pretrained_model_name_or_path is None:
+        raise ValueError(
+            "--stage 2 trains the prosody refiners of a stage-1 model: pass --pretrained_model_name_or_path."
+        )
+    if args.use_lora:
+        raise ValueError(
+            "--use_lora is not supported: `peft` is not a dependency of flashspeech-hf yet; fine-tune whole components "
+            "with --train_components instead."
+        )
+    if not 0 < args.prompt_ratio_min <= args.prompt_ratio_max < 1:
+        raise ValueError("Need 0 < --prompt_ratio_min <= --prompt_ratio_max < 1.")
+    if args.push_to_hub and not args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id.")
+    if args.train_components is None:
+        args.train_components = "prosody_generator" if args.stage == 2 else ",".join(TRAINABLE_COMPONENTS)
+    components = [c.strip() for c in args.train_components.split(",") if c.strip()]
+    bad = sorted(set(components) - set(TRAINABLE_COMPONENTS))
+    if bad or not components:
+        raise ValueError(f"--train_components {args.train_components!r}: choose among {list(TRAINABLE_COMPONENTS)}.")
+    if args.stage == 2 and components != ["prosody_generator"]:
+        raise ValueError("--stage 2 trains only the prosody refiners: use --train_components prosody_generator.")
+    args.train_components = components
+    if args.slm_config not in (None, "tiny"):
+        raise ValueError(f"--slm_config must be 'tiny' or omitted, got {args.slm_config!r}.")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def load_prepared(prepared_dir: str) -> tuple[Dataset, FlashSpeechTokenizer, torch.nn.Module]:
+    """Loads `dataset/`, `tokenizer/` and `codec/` of a prepared folder, checking the columns."""
+    root = Path(prepared_dir)
+    for sub in ("dataset", "tokenizer", "codec"):
+        if not (root / sub).is_dir():
+            raise ValueError(
+                f"{prepared_dir} is not a prepared dataset: it has no {sub}/ folder (run prepare_dataset.py)."
+            )
+    dataset = load_from_disk(str(root / "dataset"))
+    if not isinstance(dataset, Dataset):
+        raise ValueError(f"{root / 'dataset'} must hold one datasets.Dataset, got {type(dataset).__name__}.")
+    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"The prepared dataset lacks the column(s) {missing}; it has {dataset.column_names}.")
+    if len(dataset) == 0:
+        raise ValueError(f"The prepared dataset {root / 'dataset'} is empty.")
+    tokenizer = FlashSpeechTokenizer.from_pretrained(str(root / "tokenizer"))
+    with open(root / "codec" / "config.json", encoding="utf-8") as f:
+        class_name = json.load(f).get("_class_name")
+    if not hasattr(codec_classes, str(class_name)):
+        raise ValueError(f"{root / 'codec'} holds an unknown codec class {class_name!r}.")
+    codec = getattr(codec_classes, class_name).from_pretrained(str(root / "codec"))
+    return dataset, tokenizer, codec
+
+
+def remap_vocabulary(
+    dataset: Dataset, data_tokenizer: FlashSpeechTokenizer, tokenizer: FlashSpeechTokenizer, extend: bool
+) -> tuple[Dataset, collections.Counter, list[int]]:
+    """
+    Re-expresses the dataset's phoneme ids (of the tokenizer it was prepared with) in `tokenizer`'s vocabulary.
+
+    Returns the dataset, the count of phonemes `tokenizer` lacks, and the ids added when `extend` is set (otherwise the
+    unknown phonemes map to `unk_token`).
+    """
+    data_vocab = {i: s for s, i in data_tokenizer.get_vocab().items()}
+    counts = collections.Counter()
+    for ids in dataset["input_ids"]:
+        counts.update(ids)
+    vocab = tokenizer.get_vocab()
+    unknown = collections.Counter({data_vocab.get(i, f"<id {i}>"): n for i, n in counts.items()})
+    unknown = collections.Counter({s: n for s, n in unknown.items() if s not in vocab})
+    added = tokenizer.add_phonemes(sorted(unknown)) if extend and unknown else []
+    vocab = tokenizer.get_vocab()
+    table = {i: vocab.get(data_vocab.get(i, ""), tokenizer.unk_token_id) for i in counts}
+    if all(table[i] == i for i in table):
+        return dataset, unknown, added
+    dataset = dataset.map(lambda ex: {"input_ids": [table[i] for i in ex["input_ids"]]}, desc="Remapping phoneme ids")
+    return dataset, unknown, added
+
+
+class Collator:
+    """Pads a list of prepared rows into a batch: ids `(B, L)`, durations `(B, L)`, latents `(B, C, F)`, pitch `(B, F)`."""
+
+    def __init__(self, pad_token_id: int, latent_dim: int):
+        self.pad_token_id = pad_token_id
+        self.latent_dim = latent_dim
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        batch = len(rows)
+        num_ph = [len(r["input_ids"]) for r in rows]
+        latents = [torch.as_tensor(np.asarray(r["latents"], dtype=np.float32)) for r in rows]
+        frames = [x.shape[0] for x in latents]
+        for r, x, n in zip(rows, latents, frames):
+            if x.ndim != 2 or x.shape[1] != self.latent_dim:
+                raise ValueError(f"A row's latents have shape {tuple(x.shape)}; expected (frames, {self.latent_dim}).")
+            if sum(r["durations"]) != n or len(r["log_pitch"]) != n or len(r["durations"]) != len(r["input_ids"]):
+                raise ValueError(
+                    "A row's durations, log_pitch and latents disagree (sum(durations) must equal frames)."
+                )
+        out = {
+            "input_ids": torch.full((batch, max(num_ph)), self.pad_token_id, dtype=torch.long),
+            "durations": torch.zeros(batch, max(num_ph), dtype=torch.long),
+            "latents": torch.zeros(batch, self.latent_dim, max(frames)),
+            "log_pitch": torch.zeros(batch, max(frames)),
+            "row_id": torch.tensor([int(r.get("row_id", -1)) for r in rows]),
+        }
+        for i, r in enumerate(rows):
+            out["input_ids"][i, : num_ph[i]] = torch.as_tensor(r["input_ids"])
+            out["durations"][i, : num_ph[i]] = torch.as_tensor(r["durations"])
+            out["latents"][i, :, : frames[i]] = latents[i].T
+            out["log_pitch"][i, : frames[i]] = torch.as_tensor(r["log_pitch"], dtype=torch.float32)
+        out["phoneme_mask"] = torch.arange(max(num_ph))[None] < torch.tensor(num_ph)[:, None]
+        out["frame_mask"] = torch.arange(max(frames))[None] < torch.tensor(frames)[:, None]
+        return out
+
+
+def infinite_batches(
+    dataset: Dataset | IterableDataset, args: argparse.Namespace, collate: Collator, skip: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Yields batches forever, epoch after epoch (reshuffled per epoch with `seed + epoch`), after skipping `skip`."""
+    epoch, seen = 0, 0
+    while True:
+        if isinstance(dataset, IterableDataset):
+            ds = dataset.shuffle(seed=args.seed, buffer_size=1000)
+            ds.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(ds, batch_size=args.train_batch_size, collate_fn=collate)
+        else:
+            generator = torch.Generator().manual_seed(args.seed + epoch)
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_size=args.train_batch_size,
+                shuffle=True,
+                generator=generator,
+                collate_fn=collate,
+                num_workers=args.dataloader_num_workers,
+            )
+        empty = True
+        for batch in loader:
+            empty = False
+            seen += 1
+            if seen > skip:
+                yield batch
+        if empty:
+            raise ValueError("This process got no training rows: the dataset has fewer shards/rows than processes.")
+        epoch += 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _config_conflicts(component: str, config: dict, wanted: dict) -> list[str]:
+    return [
+        f"{component}.{k}={v!r} (the model has {config.get(k)!r})" for k, v in wanted.items() if config.get(k) != v
+    ]
+
+
+def build_pipeline(args, tokenizer: FlashSpeechTokenizer, codec: torch.nn.Module) -> FlashSpeechPipeline:
+    """A fresh pipeline of the named size (stage 1 from scratch) or the pretrained one (fine-tuning, stage 2)."""
+    overrides = args.model_overrides or {}
+    if args.pretrained_model_name_or_path is None:
+        return FlashSpeechPipeline.from_named_config(
+            args.pipeline_config, tokenizer=tokenizer, codec=codec, **overrides
+        )
+    try:
+        pipe = FlashSpeechPipeline.from_pretrained(args.pretrained_model_name_or_path, revision=args.revision)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"--pretrained_model_name_or_path is not a FlashSpeechPipeline: {err}") from err
+    # Model sizes come from the loaded components; a flag that asks for other sizes is an error.
+    wanted = {} if args.pipeline_config is None else get_pipeline_config(args.pipeline_config)
+    for component, update in overrides.items():
+        wanted.setdefault(component, {}).update(update)
+    conflicts = []
+    for component, update in wanted.items():
+        if component in ("codec", "scheduler") or not isinstance(update, dict):
+            continue
+        if component not in TRAINABLE_COMPONENTS:
+            raise ValueError(f"Unknown component {component!r} in the model config.")
+        conflicts += _config_conflicts(component, dict(getattr(pipe, component).config), update)
+    if conflicts:
+        raise ValueError(
+            "The model config asked for sizes that contradict the pretrained pipeline "
+            f"{args.pretrained_model_name_or_path}: {conflicts}. Drop --pipeline_config/--model_overrides when "
+            "fine-tuning (the sizes come from the pretrained components)."
+        )
+    return pipe
+
+
+def build_discriminator(args, sampling_rate: int) -> FlashSpeechDiscriminator:
+    head = {
+        "input_sampling_rate": sampling_rate,
+        "hidden_channels": args.discriminator_hidden_channels,
+        "use_prompt_conditioning": not args.no_prompt_conditioning,
+    }
+    if args.slm_config == "tiny":
+        return FlashSpeechDiscriminator(slm_config=dict(TINY_SLM_CONFIG), **head)
+    return FlashSpeechDiscriminator.from_slm_pretrained(args.slm_model_name_or_path, **head)
+
+
+def check_resume_path(args) -> str | None:
+    """Resolves `--resume_from_checkpoint` to a checkpoint folder (None: start fresh), or raises a clear error."""
+    if args.resume_from_checkpoint is None:
+        return None
+    if args.resume_from_checkpoint == "latest":
+        if not os.path.isdir(args.output_dir):
+            return None
+        dirs = sorted(
+            (d for d in os.listdir(args.output_dir) if d.startswith("checkpoint-") and d.split("-")[1].isdigit()),
+            key=lambda d: int(d.split("-")[1]),
+        )
+        return os.path.join(args.output_dir, dirs[-1]) if dirs else None
+    path = args.resume_from_checkpoint
+    name = os.path.basename(os.path.normpath(path))
+    if not os.path.isdir(path) or not name.startswith("checkpoint-") or not name.split("-")[-1].isdigit():
+        raise ValueError(f"--resume_from_checkpoint {path} is not a checkpoint folder (checkpoint-<step>).")
+    if not any(f.startswith("optimizer") for f in os.listdir(path)):
+        raise ValueError(
+            f"--resume_from_checkpoint {path} is not an Accelerate checkpoint: it holds no optimizer state."
+        )
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Losses of one batch
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def sample_prompt_segments(frame_mask: torch.Tensor, args, generator: torch.Generator):
+    """
+    Picks a random prompt segment per item (`prompt_ratio_min`..`prompt_ratio_max` of its frames).
+
+    Returns:
+        `(starts (B,), lengths (B,), prompt_region (B, F))`, the region True inside each segment.
+    """
+    frames = frame_mask.sum(dim=1).cpu()
+    ratio = torch.empty(len(frames)).uniform_(args.prompt_ratio_min, args.prompt_ratio_max, generator=generator)
+    lengths = (frames.float() * ratio).long().clamp(min=1)
+    lengths = torch.minimum(lengths, (frames - 1).clamp(min=1))
+    starts = (torch.rand(len(frames), generator=generator) * (frames - lengths + 1).float()).long()
+    pos = torch.arange(frame_mask.shape[1])[None]
+    region = (pos >= starts[:, None]) & (pos < (starts + lengths)[:, None])
+    return starts, lengths, region.to(frame_mask.device)
+
+
+def gather_segments(latents: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor):
+    """Crops `latents (B, C, F)` to `[starts, starts + lengths)` per item, right-padded: `(B, C, max_len)`, mask."""
+    max_len = int(lengths.max())
+    offsets = torch.arange(max_len)[None] + starts[:, None]
+    mask = torch.arange(max_len)[None] < lengths[:, None]
+    index = offsets.clamp(max=latents.shape[-1] - 1).to(latents.device)
+    out = torch.gather(latents, 2, index[:, None, :].expand(-1, latents.shape[1], -1))
+    return out * mask[:, None, :].to(latents.device, latents.dtype), mask.to(latents.device)
+
+
+def add_noise_pair(clean, sigma_low, sigma_high, mask, generator):
+    noise = torch.randn(clean.shape, generator=generator).to(clean.device, clean.dtype)
+    m = mask[:, None, :].to(clean.dtype)
+    return (clean + sigma_high[:, None, None] * noise) * m, (clean + sigma_low[:, None, None] * noise) * m
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Saving
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def write_model_card(folder: str, args, summary: dict) -> None:
+    template = MODEL_CARD_TEMPLATE.read_text(encoding="utf-8") if MODEL_CARD_TEMPLATE.is_file() else "# {model_name}\n"
+    values = {
+        "model_name": args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+        "base_model": args.pretrained_model_name_or_path or "none (trained from scratch)",
+        "pipeline_config": args.pipeline_config or "from the base model",
+        "stage": str(args.stage),
+        "train_components": ", ".join(args.train_components),
+        "max_train_steps": str(args.max_train_steps),
+        "train_batch_size": str(args.train_batch_size),
+        "gradient_accumulation_steps": str(args.gradient_accumulation_steps),
+        "learning_rate": str(args.learning_rate),
+        "adversarial_start_step": str(args.adversarial_start_step),
+        "num_train_rows": str(summary.get("num_rows")),
+        "language": summary.get("language", ""),
+        "final_losses": json.dumps(summary.get("final_losses", {})),
+    }
+    text = template
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    Path(folder, "README.md").write_text(text, encoding="utf-8")
+
+
+def save_pipeline_atomically(pipe: FlashSpeechPipeline, output_dir: str, args, summary: dict) -> None:
+    """Writes the pipeline to a temporary folder, then moves it into `output_dir` with `model_index.json` last."""
+    os.makedirs(output_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".pipeline-", dir=output_dir)
+    try:
+        pipe.save_pretrained(tmp)
+        write_model_card(tmp, args, summary)
+        index = os.path.join(output_dir, "model_index.json")
+        if os.path.exists(index):
+            os.remove(index)
+        for name in sorted(os.listdir(tmp), key=lambda n: n == "model_index.json"):
+            target = os.path.join(output_dir, name)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(tmp, name), target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def main(args_list: list[str] | None = None) -> dict:
+    """
+    Runs training. Returns a summary dict (`global_step`, `loss_history`: one dict of losses per optimizer step,
+    `unknown_phonemes`, `output_dir`) for in-process callers such as tests.
+    """
+    args = parse_args(args_list)
+    os.makedirs(args.output_dir, exist_ok=True)
+    logging_dir = Path(args.output_dir, args.logging_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(logging_dir)),
+    )
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if args.allow_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    set_seed(args.seed)
+
+    # ---------------- data, tokenizer, codec, models: every check happens here, before any step
+    dataset, data_tokenizer, codec = load_prepared(args.prepared_dataset_dir)
+    resume_path = check_resume_path(args)
+    pipe = build_pipeline(args, data_tokenizer, codec)
+    tokenizer = pipe.tokenizer
+    if args.language is not None:
+        tokenizer.language = args.language
+        tokenizer.init_kwargs["language"] = args.language
+    latent_dim = dataset.features["latents"].shape[1] if hasattr(dataset.features["latents"], "shape") else None
+    if latent_dim is None:
+        latent_dim = len(dataset[0]["latents"][0])
+    if latent_dim != pipe.denoiser.config.latent_dim or latent_dim != pipe.codec.latent_dim:
+        raise ValueError(
+            f"The dataset's latents have {latent_dim} channels but the model expects {pipe.denoiser.config.latent_dim} "
+            f"(codec {pipe.codec.latent_dim}): prepare the data with the model's codec."
+        )
+    if args.pretrained_model_name_or_path is not None:
+        if type(pipe.codec) is not type(codec) or dict(pipe.codec.config) != dict(codec.config):
+            raise ValueError("The dataset was prepared with another codec than the pretrained pipeline's.")
+        # Latents were normalized with the prepared codec's statistics; re-express them in the pipeline's.
+        if not (
+            torch.equal(pipe.codec.latent_mean, codec.latent_mean)
+            and torch.equal(pipe.codec.latent_std, codec.latent_std)
+        ):
+            scale = (codec.latent_std / pipe.codec.latent_std).numpy()
+            shift = ((codec.latent_mean - pipe.codec.latent_mean) / pipe.codec.latent_std).numpy()
+            dataset = dataset.map(
+                lambda ex: {"latents": np.asarray(ex["latents"]) * scale + shift}, desc="Renormalizing"
+            )
+    dataset, unknown, added = remap_vocabulary(dataset, data_tokenizer, tokenizer, args.extend_vocabulary)
+    if unknown and not added:
+        logger.warning(
+            f"{sum(unknown.values())} phoneme occurrences ({len(unknown)} symbols) are not in the vocabulary and train "
+            f"as {tokenizer.unk_token!r}: {dict(unknown.most_common(20))}. Pass --extend_vocabulary to add them."
+        )
+    if len(tokenizer) > pipe.prior_encoder.config.vocab_size:
+        pipe.prior_encoder.resize_token_embeddings(len(tokenizer))
+        logger.info(f"Added {len(added)} phonemes; the phoneme embedding now has {len(tokenizer)} rows.")
+    if args.max_train_frames is not None:
+        dataset = dataset.filter(lambda n: len(n) <= args.max_train_frames, input_columns="log_pitch")
+        if len(dataset) == 0:
+            raise ValueError(f"No utterance has at most --max_train_frames={args.max_train_frames} frames.")
+    num_rows = len(dataset)
+    dataset = dataset.add_column("row_id", list(range(num_rows)))
+    if args.streaming:
+        num_shards = max(accelerator.num_processes, min(num_rows, 8 * accelerator.num_processes))
+        dataset = dataset.to_iterable_dataset(num_shards=num_shards)
+    # Each process trains on its own part of the data (streaming or not); steps are counted, not epochs.
+    dataset = split_dataset_by_node(dataset, rank=accelerator.process_index, world_size=accelerator.num_processes)
+
+    codec, scheduler = pipe.codec, pipe.scheduler
+    if args.s0 is not None or args.s1 is not None or args.stage == 2:
+        s1 = args.s1 if args.s1 is not None else (160 if args.stage == 2 else scheduler.config.s1)
+        ct_scheduler = FlashSpeechScheduler.from_config(
+            scheduler.config, s0=args.s0 if args.s0 is not None else scheduler.config.s0, s1=s1
+        )
+    else:
+        ct_scheduler = scheduler
+    curriculum_steps = args.curriculum_total_steps or args.max_train_steps
+
+    models = {name: getattr(pipe, name) for name in TRAINABLE_COMPONENTS}
+    trained = list(args.train_components)
+    for name, model in models.items():
+        model.requires_grad_(name in trained)
+    prosody = models["prosody_generator"]
+    if args.stage == 1:
+        # the refiners are trained in stage 2
+        prosody.duration_refiner.requires_grad_(False)
+        prosody.pitch_refiner.requires_grad_(False)
+    else:
+        prosody.requires_grad_(False)
+        prosody.duration_refiner.requires_grad_(True)
+        prosody.pitch_refiner.requires_grad_(True)
+    use_adv = args.stage == 1 and args.adversarial_start_step is not None and "denoiser" in trained
+    discriminator = build_discriminator(args, codec.sampling_rate) if use_adv else None
+
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+    codec.requires_grad_(False).eval().to(accelerator.device)
+    for name, model in models.items():
+        model.to(accelerator.device)
+        model.train(name in trained)
+    if weight_dtype != torch.float32:
+        for model in [codec] + [m for n, m in models.items() if n not in trained]:
+            model.to(dtype=weight_dtype)
+
+    # ---------------- checkpoint hooks: checkpoints hold diffusers-format folders
+    def save_model_hook(hook_models, weights, output_dir):
+        if accelerator.is_main_process:
+            for model in hook_models:
+                unwrapped = accelerator.unwrap_model(model)
+                name = next(n for n, cls in MODEL_CLASSES.items() if isinstance(unwrapped, cls))
+                unwrapped.save_pretrained(os.path.join(output_dir, name))
+                if weights:
+                    weights.pop()
+
+    def load_model_hook(hook_models, input_dir):
+        while hook_models:
+            model = accelerator.unwrap_model(hook_models.pop())
+            name = next(n for n, cls in MODEL_CLASSES.items() if isinstance(model, cls))
+            loaded = type(model).from_pretrained(os.path.join(input_dir, name))
+            model.register_to_config(**loaded.config)
+            model.load_state_dict(loaded.state_dict())
+            del loaded
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+
+    # ---------------- optimizers
+    trainable_models = [models[n] for n in TRAINABLE_COMPONENTS if n in trained]
+    params = [p for m in trainable_models for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params,
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay,
+        eps=args.adam_epsilon,
+    )
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=args.max_train_steps * accelerator.num_processes,
+    )
+    prepared = accelerator.prepare(*trainable_models, optimizer, lr_scheduler)
+    wrapped = dict(zip([n for n in TRAINABLE_COMPONENTS if n in trained], prepared[: len(trainable_models)]))
+    optimizer, lr_scheduler = prepared[len(trainable_models) :]
+    for name in TRAINABLE_COMPONENTS:
+        wrapped.setdefault(name, models[name])
+    if discriminator is not None:
+        discriminator.to(accelerator.device)
+        d_optimizer = torch.optim.AdamW(
+            discriminator.trainable_parameters(),
+            lr=args.discriminator_learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            weight_decay=args.adam_weight_decay,
+            eps=args.adam_epsilon,
+        )
+        discriminator, d_optimizer = accelerator.prepare(discriminator, d_optimizer)
+
+    if accelerator.is_main_process and args.report_to != "none":
+        config = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
+        accelerator.init_trackers(args.tracker_project_name, config=config)
+
+    total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info("***** Running training *****")
+    logger.info(f"  Stage = {args.stage}, training {trained}; rows = {num_rows}")
+    logger.info(f"  Total batch size (parallel, accumulation) = {total_batch_size}")
+    logger.info(f"  Total optimization steps = {args.max_train_steps}")
+
+    global_step = 0
+    if resume_path is not None:
+        accelerator.print(f"Resuming from checkpoint {resume_path}")
+        accelerator.load_state(resume_path)
+        global_step = int(os.path.basename(os.path.normpath(resume_path)).split("-")[1])
+    elif args.resume_from_checkpoint is not None:
+        accelerator.print("No checkpoint to resume from; starting a new run.")
+
+    collate = Collator(tokenizer.pad_token_id, latent_dim)
+    batches = infinite_batches(dataset, args, collate, skip=global_step * args.gradient_accumulation_steps)
+    # reseeded at every step from (seed, process, step): a resumed run draws what the uninterrupted run drew
+    generator = torch.Generator()
+    progress_bar = tqdm(
+        range(args.max_train_steps), initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
+    )
+    loss_history: list[dict[str, float]] = []
+    seen_rows: list[int] = []
+    denoiser_raw = accelerator.unwrap_model(wrapped["denoiser"])
+    start_time, frames_trained = time.perf_counter(), 0
+
+    def sync_direct_call_gradients():
+        """
+        Averages the gradients of the prosody generator over processes: it is called through its methods
+        (`predict_durations`, `refine_pitch`, ...), not its DDP wrapper's `forward`, so DDP does not reduce them.
+        """
+        if accelerator.num_processes == 1 or "prosody_generator" not in trained:
+            return
+        for p in models["prosody_generator"].parameters():
+            if p.requires_grad:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= accelerator.num_processes
+
+    def stage1_losses(batch, step):
+        logs = {}
+        latents, frame_mask = batch["latents"], batch["frame_mask"]
+        phoneme_mask = batch["phoneme_mask"]
+        starts, lengths, region = sample_prompt_segments(frame_mask, args, generator)
+        prompt_latents, prompt_mask = gather_segments(latents, starts, lengths)
+        loss_mask = frame_mask & ~region
+        phoneme_hidden, prompt_hidden = wrapped["prior_encoder"](
+            batch["input_ids"], phoneme_mask, prompt_latents, prompt_mask, return_dict=False
+        )
+        log_dur, _ = accelerator.unwrap_model(wrapped["prosody_generator"]).predict_durations(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask
+        )
+        frame_hidden, _ = length_regulate(phoneme_hidden, batch["durations"], max_frames=latents.shape[-1])
+        prosody_raw = accelerator.unwrap_model(wrapped["prosody_generator"])
+        log_pitch_pred, _ = prosody_raw.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
+        loss = 0.0
+        if "prosody_generator" in trained or "prior_encoder" in trained:
+            logs["duration_loss"] = duration_loss(log_dur, batch["durations"], phoneme_mask)
+            logs["pitch_loss"] = pitch_loss(log_pitch_pred, batch["log_pitch"], loss_mask)
+            loss = args.lambda_duration * logs["duration_loss"] + args.lambda_pitch * logs["pitch_loss"]
+        condition = frame_hidden + prosody_raw.embed_pitch(batch["log_pitch"], frame_mask)
+
+        sigma_low, sigma_high, weights = ct_scheduler.sample_training_sigmas(
+            latents.shape[0], step, generator, total_training_steps=curriculum_steps
+        )
+        sigma_low, sigma_high = sigma_low.to(latents.device), sigma_high.to(latents.device)
+        x_high, x_low = add_noise_pair(latents, sigma_low, sigma_high, frame_mask, generator)
+        student = wrapped["denoiser"](x_high, sigma_high, condition, prompt_hidden, frame_mask, prompt_mask).sample
+        with torch.no_grad():
+            teacher = denoiser_raw(
+                x_low, sigma_low, condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
+            ).sample
+        if "denoiser" in trained or "prior_encoder" in trained:
+            logs["ct_loss"] = consistency_training_loss(
+                student.float(), teacher.float().detach(), weights.to(latents.device), loss_mask, c=args.huber_c
+            )
+            loss = loss + logs["ct_loss"]
+
+        adv = None
+        if use_adv and step >= args.adversarial_start_step:
+            adv = adversarial_inputs(student, latents, frame_mask, starts, lengths, prompt_latents, prompt_mask)
+            disc_raw = accelerator.unwrap_model(discriminator)
+            fake_out = disc_raw(adv["fake"], prompt_features=adv["prompt_features"])
+            logs["generator_adv_loss"] = generator_adversarial_loss(fake_out.logits, fake_out.mask)
+            adaptive = adaptive_adversarial_weight(
+                logs["ct_loss"], logs["generator_adv_loss"], denoiser_raw.last_layer_weight
+            )
+            logs["adv_weight"] = adaptive * args.lambda_adv
+            loss = loss + logs["adv_weight"] * logs["generator_adv_loss"]
+        return loss, logs, adv
+
+    def adversarial_inputs(student, latents, frame_mask, starts, lengths, prompt_latents, prompt_mask):
+        """Decodes a random window of the target frames (one-step estimate and ground truth) and the prompt."""
+        # the target frames of an item are two runs around its prompt segment: window inside the longer one
+        frames = frame_mask.sum(dim=1).cpu()
+        before, after = starts, frames - starts - lengths
+        run_start = torch.where(before >= after, torch.zeros_like(starts), starts + lengths)
+        run_length = torch.maximum(before, after)
+        window = int(min(args.adv_segment_frames, int(run_length.min())))
+        if window < 2:
+            raise ValueError("Utterances are too short for the adversarial loss: a target run has < 2 frames.")
+        offsets = (torch.rand(len(frames), generator=generator) * (run_length - window + 1).float()).long()
+        window_starts, window_lengths = run_start + offsets, torch.full_like(starts, window)
+        fake_latents, _ = gather_segments(student, window_starts, window_lengths)
+        real_latents, _ = gather_segments(latents, window_starts, window_lengths)
+        fake = codec.decode(fake_latents.to(weight_dtype)).float()
+        with torch.no_grad():
+            real = codec.decode(real_latents.to(weight_dtype)).float()
+            prompt = codec.decode(prompt_latents.to(weight_dtype)).float()
+            prompt_samples = prompt_mask.sum(dim=1) * codec.hop_length
+            prompt_wave_mask = torch.arange(prompt.shape[-1], device=prompt.device)[None] < prompt_samples[:, None]
+            disc_raw = accelerator.unwrap_model(discriminator)
+            features = disc_raw.encode_prompt(prompt, prompt_wave_mask) if disc_raw.prompt_proj is not None else None
+        return {"fake": fake, "real": real, "prompt_features": features}
+
+    def stage2_losses(batch, step):
+        latents, frame_mask, phoneme_mask = batch["latents"], batch["frame_mask"], batch["phoneme_mask"]
+        starts, lengths, region = sample_prompt_segments(frame_mask, args, generator)
+        prompt_latents, prompt_mask = gather_segments(latents, starts, lengths)
+        prosody_raw = accelerator.unwrap_model(wrapped["prosody_generator"])
+        with torch.no_grad():
+            phoneme_hidden, prompt_hidden = models["prior_encoder"](
+                batch["input_ids"], phoneme_mask, prompt_latents.to(weight_dtype), prompt_mask, return_dict=False
+            )
+            log_dur, dur_hidden = prosody_raw.predict_durations(
+                phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask
+            )
+            frame_hidden, _ = length_regulate(phoneme_hidden, batch["durations"], max_frames=latents.shape[-1])
+            log_pitch_pred, pitch_hidden = prosody_raw.predict_pitch(
+                frame_hidden, frame_mask, prompt_hidden, prompt_mask
+            )
+        targets = {
+            "duration": (torch.log1p(batch["durations"].float()) - log_dur.float()) * phoneme_mask,
+            "pitch": (batch["log_pitch"] - log_pitch_pred.float()) * frame_mask,
+        }
+        logs, loss = {}, 0.0
+        for name, residual, hidden, mask, refine in (
+            ("duration", targets["duration"], dur_hidden, phoneme_mask, prosody_raw.refine_durations),
+            ("pitch", targets["pitch"], pitch_hidden, frame_mask, prosody_raw.refine_pitch),
+        ):
+            clean = residual[:, None, :]
+            sigma_low, sigma_high, weights = ct_scheduler.sample_training_sigmas(
+                clean.shape[0], step, generator, total_training_steps=curriculum_steps
+            )
+            sigma_low, sigma_high = sigma_low.to(clean.device), sigma_high.to(clean.device)
+            x_high, x_low = add_noise_pair(clean, sigma_low, sigma_high, mask, generator)
+            student = refine(x_high, sigma_high, hidden, mask)
+            with torch.no_grad():
+                teacher = refine(x_low, sigma_low, hidden, mask)
+            logs[f"{name}_refine_loss"] = consistency_training_loss(
+                student.float(), teacher.float(), weights.to(clean.device), mask, c=args.huber_c
+            )
+            loss = loss + logs[f"{name}_refine_loss"]
+        return loss, logs, None
+
+    while global_step < args.max_train_steps:
+        step_logs: dict[str, float] = collections.defaultdict(float)
+        generator.manual_seed(args.seed * 1_000_003 + accelerator.process_index * 7919 + global_step)
+        for _ in range(args.gradient_accumulation_steps):
+            batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
+            if args.log_sample_ids:
+                seen_rows.extend(batch["row_id"].tolist())
+            frames_trained += int(batch["frame_mask"].sum())
+            accumulate = [wrapped[n] for n in trained] + ([discriminator] if discriminator is not None else [])
+            with accelerator.accumulate(*accumulate):
+                with accelerator.autocast():
+                    if args.stage == 1:
+                        loss, logs, adv = stage1_losses(batch, global_step)
+                    else:
+                        loss, logs, adv = stage2_losses(batch, global_step)
+                # with the adversarial loss, the generator's backward must not reach the discriminator's heads
+                accelerator.backward(loss, inputs=params if adv is not None else None)
+                if accelerator.sync_gradients:
+                    sync_direct_call_gradients()
+                    if args.max_grad_norm:
+                        accelerator.clip_grad_norm_(params, args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                if adv is not None:
+                    # real and fake in one forward (one DDP pass), scored against the same prompt
+                    with accelerator.autocast():
+                        features = adv["prompt_features"]
+                        out = discriminator(
+                            torch.cat([adv["real"], adv["fake"].detach()]),
+                            prompt_features=None if features is None else torch.cat([features, features]),
+                        )
+                        real_logits, fake_logits = out.logits.chunk(2)
+                        logs["discriminator_loss"] = discriminator_loss(real_logits, fake_logits, out.mask.chunk(2)[0])
+                    accelerator.backward(logs["discriminator_loss"])
+                    d_optimizer.step()
+                    d_optimizer.zero_grad(set_to_none=True)
+            for k, v in logs.items():
+                step_logs[k] += float(torch.as_tensor(v).detach()) / args.gradient_accumulation_steps
+            step_logs["loss"] += float(torch.as_tensor(loss).detach()) / args.gradient_accumulation_steps
+        if not math.isfinite(step_logs["loss"]):
+            raise FloatingPointError(f"The loss became {step_logs['loss']} at step {global_step}.")
+        global_step += 1
+        progress_bar.update(1)
+        step_logs["lr"] = lr_scheduler.get_last_lr()[0]
+        step_logs["num_discretization_steps"] = ct_scheduler.num_discretization_steps(
+            global_step - 1, curriculum_steps
+        )
+        loss_history.append(dict(step_logs))
+        progress_bar.set_postfix(loss=step_logs["loss"], lr=step_logs["lr"])
+        accelerator.log(dict(step_logs), step=global_step)
+
+        if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+            if accelerator.is_main_process and args.checkpoints_total_limit is not None:
+                existing = sorted(
+                    (d for d in os.listdir(args.output_dir) if d.startswith("checkpoint-")),
+                    key=lambda d: int(d.split("-")[1]),
+                )
+                for old in existing[: max(len(existing) - args.checkpoints_total_limit + 1, 0)]:
+                    shutil.rmtree(os.path.join(args.output_dir, old))
+            save_path = os.path.join(args.output_dir, f"checkpoint-{global_step}")
+            accelerator.save_state(save_path)
+            logger.info(f"Saved state to {save_path}")
+
+    elapsed = time.perf_counter() - start_time
+    if args.log_sample_ids:
+        rows_file = Path(args.output_dir, f"sample_ids_rank{accelerator.process_index}.json")
+        rows_file.write_text(json.dumps(seen_rows))
+    accelerator.wait_for_everyone()
+    summary = {
+        "global_step": global_step,
+        "loss_history": loss_history,
+        "unknown_phonemes": dict(unknown),
+        "added_phoneme_ids": added,
+        "num_rows": num_rows,
+        "language": tokenizer.language,
+        "frames_per_second": frames_trained / max(elapsed, 1e-9),
+        "final_losses": {k: round(v, 5) for k, v in (loss_history[-1] if loss_history else {}).items()},
+        "output_dir": args.output_dir,
+    }
+    if accelerator.is_main_process:
+        final = {n: accelerator.unwrap_model(wrapped[n]).eval() for n in TRAINABLE_COMPONENTS}
+        if weight_dtype != torch.float32:
+            for model in (*final.values(), codec):
+                model.to(torch.float32)
+        pipeline = FlashSpeechPipeline(tokenizer=tokenizer, codec=codec, scheduler=scheduler, **final)
+        save_pipeline_atomically(pipeline, args.output_dir, args, summary)
+        logger.info(f"Saved the pipeline to {args.output_dir}")
+        if args.push_to_hub:
+            repo_id = create_repo(repo_id=args.hub_model_id, exist_ok=True, token=args.hub_token).repo_id
+            upload_folder(
+                repo_id=repo_id,
+                folder_path=args.output_dir,
+                commit_message=f"FlashSpeech stage {args.stage}, step {global_step}",
+                ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*", ".pipeline-*", "sample_ids_rank*"],
+                token=args.hub_token,
+            )
+    accelerator.end_training()
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
