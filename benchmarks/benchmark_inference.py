@@ -1,0 +1,479 @@
+"""Inference speed of FlashSpeech: end-to-end real-time factor, its split, overhead over the floor, and a peer.
+
+For each named pipeline size (`FlashSpeechPipeline.from_named_config`), batch size, output length and number of
+function evaluations (NFE), the script times the pipeline's own `__call__` end to end (median of repeats after
+warm-up, under `torch.inference_mode`) and, in a second instrumented pass through the same pipeline methods, the split
+into text (tokenizer), prompt (load + codec encode), prior encoder, prosody generator, denoiser sampling and codec
+decode. It also times the *floor* of DESIGN §6 (the denoiser's passes, the prosody generator and one batched codec
+decode, each alone on the same input) and reports `overhead = end-to-end / floor - 1`, peak memory (CUDA peak
+allocation, or the peak resident set size of the process on CPU) and parameters.
+
+The output length is set by forcing durations: the duration predictor's output layer is replaced by a constant so that
+every phoneme lasts the same number of frames, and the text has as many phonemes as the target length needs.
+
+In the same run and on the same texts, prompt and lengths, it times a flow-matching peer of F5-TTS's size
+(`peer_flow_matching.py`, randomly initialised) at 16 and 32 NFE with classifier-free guidance, vocoder included, and
+prints the ratio of its RTF to ours.
+
+Usage:
+
+```bash
+python benchmarks/benchmark_inference.py --smoke                       # seconds: tiny, short, few NFE
+python benchmarks/benchmark_inference.py --output benchmarks/results/inference_cpu.md   # tiny + paper + peer
+python benchmarks/benchmark_inference.py --device cuda --configs paper
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from peer_flow_matching import FlowMatchingPeer  # noqa: E402
+
+from flashspeech_hf import FlashSpeechPipeline  # noqa: E402
+from flashspeech_hf.audio import resample  # noqa: E402
+from flashspeech_hf.metrics import RealTimeFactorTimer  # noqa: E402
+
+WORDS = (
+    "the quick brown fox jumps over a lazy dog while seven bright children sing under the old bridge near the river "
+    "and their teacher reads a story about distant mountains covered in snow"
+).split()
+FRAMES_PER_PHONEME = 6
+PROMPT_SECONDS = 3.0
+PROMPT_SR = 16000
+SPLIT = ("text", "prompt", "prior", "prosody", "denoiser", "codec_decode")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def make_prompt(seconds: float, sampling_rate: int, seed: int = 0) -> np.ndarray:
+    """A voiced-speech-like signal: harmonics of a gliding pitch under a syllable-rate envelope, `(num_samples,)`."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.3 * voiced * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def text_for_phonemes(tokenizer, num_phonemes: int) -> tuple[str, int]:
+    """The shortest word sequence with at least `num_phonemes` token ids, and its id count."""
+    words: list[str] = []
+    count = 0
+    while count < num_phonemes:
+        words.append(WORDS[len(words) % len(WORDS)])
+        count = len(tokenizer(" ".join(words))["input_ids"])
+    return " ".join(words), count
+
+
+def force_durations(pipe: FlashSpeechPipeline, frames_per_phoneme: int) -> None:
+    """Makes the duration predictor output `log(1 + frames_per_phoneme)` for every phoneme."""
+    out = pipe.prosody_generator.duration_predictor.out
+    torch.nn.init.zeros_(out.weight)
+    torch.nn.init.constant_(out.bias, math.log1p(frames_per_phoneme))
+
+
+def build_pipeline(name: str, device: torch.device, seed: int = 0) -> FlashSpeechPipeline:
+    torch.manual_seed(seed)
+    pipe = FlashSpeechPipeline.from_named_config(name).to(device)
+    force_durations(pipe, FRAMES_PER_PHONEME)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def frame_rate(pipe: FlashSpeechPipeline) -> float:
+    return pipe.sampling_rate / pipe.codec.hop_length
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Timing helpers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: writing 5 resets the peak resident set size (VmHWM) of the process
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_time(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> float:
+    """Median wall seconds of `fn()` over `repeats` runs after `warmup` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# FlashSpeech measurements
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    system: str
+    batch_size: int
+    target_seconds: float
+    nfe: int
+    audio_seconds: float  # per item, as produced
+    e2e_seconds: float
+    rtf: float
+    split_rtf: dict[str, float] = field(default_factory=dict)
+    floor_rtf: float | None = None
+    overhead: float | None = None
+    peak_memory_mb: float = 0.0
+    throughput: float = 0.0  # audio seconds per wall second
+
+
+def instrumented_call(pipe, texts, prompt, nfe, generators, timer: RealTimeFactorTimer):
+    """The steps of `FlashSpeechPipeline.__call__` (alpha 0.2), each under a timer section; returns intermediates."""
+    device = pipe._execution_device
+    with timer("prompt"):
+        waveforms = [pipe.load_prompt(prompt, PROMPT_SR) for _ in texts]
+        prompt_latents, prompt_mask = pipe.encode_audio(waveforms)
+    with timer("text"):
+        tokens = pipe.tokenizer(texts, padding=True, return_tensors="pt")
+        input_ids = tokens["input_ids"].to(device)
+        phoneme_mask = tokens["attention_mask"].to(device).bool()
+    with timer("prior"):
+        phoneme_hidden, prompt_hidden = pipe.prior_encoder(
+            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
+        )
+    with timer("prosody"):
+        durations, condition, frame_mask, log_pitch = pipe.predict_prosody(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, 0.2, 1.0, nfe, generators
+        )
+    with timer("denoiser"):
+        latents = pipe.sample_consistency(
+            lambda x, s: pipe.denoiser(x, s, condition, prompt_hidden, frame_mask, prompt_mask).sample,
+            pipe.denoiser.config.latent_dim,
+            frame_mask,
+            nfe,
+            generators,
+        )
+    with timer("codec_decode"):
+        pipe._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, "np", True)
+    return {
+        "phoneme_hidden": phoneme_hidden,
+        "phoneme_mask": phoneme_mask,
+        "prompt_hidden": prompt_hidden,
+        "prompt_mask": prompt_mask,
+        "condition": condition,
+        "frame_mask": frame_mask,
+        "latents": latents,
+    }
+
+
+def floor_seconds(pipe, state: dict, nfe: int, device, repeats: int, warmup: int) -> float:
+    """Denoiser passes + prosody generator + one batched codec decode, each timed alone on the same input."""
+    generators = [torch.Generator().manual_seed(0) for _ in range(state["frame_mask"].shape[0])]
+    x = torch.randn_like(state["latents"])
+    sigma = torch.full((x.shape[0],), 80.0, device=x.device, dtype=x.dtype)
+
+    def denoise():
+        for _ in range(nfe):
+            pipe.denoiser(
+                x, sigma, state["condition"], state["prompt_hidden"], state["frame_mask"], state["prompt_mask"]
+            )
+
+    def prosody():
+        pipe.predict_prosody(
+            state["phoneme_hidden"], state["phoneme_mask"], state["prompt_hidden"], state["prompt_mask"], 0.2, 1.0,
+            nfe, generators,
+        )  # fmt: skip
+
+    def decode():
+        pipe.codec.decode(state["latents"])
+
+    return sum(median_time(fn, device, repeats, warmup) for fn in (denoise, prosody, decode))
+
+
+def measure_flashspeech(pipe, name, texts, prompt, nfe, device, repeats, warmup) -> Row:
+    generators = lambda: [torch.Generator().manual_seed(i) for i in range(len(texts))]  # noqa: E731
+    outputs = {}
+
+    def e2e():
+        outputs["out"] = pipe(texts, prompt, prompt_sampling_rate=PROMPT_SR, num_inference_steps=nfe,
+                              generator=generators())  # fmt: skip
+
+    reset_peak_memory(device)
+    e2e_seconds = median_time(e2e, device, repeats, warmup)
+    peak = peak_memory_mb(device)
+    audio_seconds = sum(outputs["out"].audio_lengths) / pipe.sampling_rate
+    timer = RealTimeFactorTimer(synchronize=device.type == "cuda")
+    state = None
+    for _ in range(max(repeats, 1)):
+        state = instrumented_call(pipe, texts, prompt, nfe, generators(), timer)
+    timer.add_audio(audio_seconds * max(repeats, 1))
+    split = timer.compute()["rtf_per_component"]
+    floor = floor_seconds(pipe, state, nfe, device, repeats, warmup)
+    return Row(
+        system=f"FlashSpeech {name}",
+        batch_size=len(texts),
+        target_seconds=0.0,
+        nfe=nfe,
+        audio_seconds=audio_seconds / len(texts),
+        e2e_seconds=e2e_seconds,
+        rtf=e2e_seconds / audio_seconds,
+        split_rtf={k: split.get(k, 0.0) for k in SPLIT},
+        floor_rtf=floor / audio_seconds,
+        overhead=e2e_seconds / floor - 1.0,
+        peak_memory_mb=peak,
+        throughput=audio_seconds / e2e_seconds,
+    )
+
+
+def measure_peer(peer, texts, prompt_mel, frames, nfe, device, repeats, warmup) -> Row:
+    def run():
+        peer.synthesize(texts, prompt_mel, frames, nfe=nfe, generator=torch.Generator().manual_seed(0))
+
+    reset_peak_memory(device)
+    seconds = median_time(run, device, repeats, warmup)
+    audio_seconds = sum(frames) * peer.hop_length / peer.sampling_rate
+    return Row(
+        system="flow-matching peer (F5-TTS size, CFG)" if peer.dim == 1024 else "flow-matching peer (tiny)",
+        batch_size=len(texts),
+        target_seconds=0.0,
+        nfe=nfe,
+        audio_seconds=audio_seconds / len(texts),
+        e2e_seconds=seconds,
+        rtf=seconds / audio_seconds,
+        peak_memory_mb=peak_memory_mb(device),
+        throughput=audio_seconds / seconds,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Grid, report
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def grid(args, config: str) -> list[tuple[int, float, int]]:
+    """(batch, seconds, nfe) cells: the full product, or a cross around (batch 1, reference seconds, NFE 2)."""
+    if args.grid == "full" or (args.grid == "auto" and config == "tiny"):
+        cells = [(b, s, n) for b in args.batch_sizes for s in args.seconds for n in args.nfe]
+    else:
+        ref_s = args.reference_seconds if args.reference_seconds in args.seconds else args.seconds[0]
+        ref_n = 2 if 2 in args.nfe else args.nfe[0]
+        ref_b = min(args.batch_sizes)
+        cells = [(ref_b, ref_s, n) for n in args.nfe]
+        cells += [(ref_b, s, ref_n) for s in args.seconds]
+        cells += [(b, ref_s, ref_n) for b in args.batch_sizes]
+    return list(dict.fromkeys(cells))
+
+
+def machine_description(device: torch.device) -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    text = (
+        f"CPU {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}, device `{device}`"
+    )
+    if device.type == "cuda":
+        text += f" ({torch.cuda.get_device_name(device)})"
+    return text
+
+
+def format_report(rows: list[Row], params: dict[str, float], machine: str, settings: str) -> str:
+    peers = {(r.batch_size, round(r.audio_seconds, 1), r.nfe): r for r in rows if r.system.startswith("flow")}
+    peer_nfes = sorted({n for (_, _, n) in peers})
+    lines = [f"Machine: {machine}.", f"Settings: {settings}.", ""]
+    lines.append("Parameters (millions): " + ", ".join(f"{k} {v:.1f}" for k, v in params.items()) + ".")
+    lines.append("")
+    header = ["system", "batch", "audio s/item", "NFE", "wall s", "RTF"]
+    header += [f"RTF {k}" for k in SPLIT] + ["floor RTF", "overhead", "peak MB", "audio s / wall s"]
+    header += [f"peer@{n} / ours" for n in peer_nfes]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for r in rows:
+        cells = [
+            r.system,
+            str(r.batch_size),
+            f"{r.audio_seconds:.2f}",
+            str(r.nfe),
+            f"{r.e2e_seconds:.3f}",
+            f"{r.rtf:.4f}",
+        ]
+        if r.split_rtf:
+            cells += [f"{r.split_rtf[k]:.4f}" for k in SPLIT]
+        else:
+            cells += ["-"] * len(SPLIT)
+        cells += [f"{r.floor_rtf:.4f}" if r.floor_rtf is not None else "-"]
+        cells += [f"{100 * r.overhead:+.0f}%" if r.overhead is not None else "-"]
+        cells += [f"{r.peak_memory_mb:.0f}", f"{r.throughput:.2f}"]
+        for n in peer_nfes:
+            peer = peers.get((r.batch_size, round(r.audio_seconds, 1), n))
+            ok = peer is not None and not r.system.startswith("flow")
+            cells.append(f"{peer.rtf / r.rtf:.1f}x" if ok else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for system in dict.fromkeys(r.system for r in rows if not r.system.startswith("flow")):
+        ours = {(r.batch_size, round(r.audio_seconds, 1), r.nfe): r for r in rows if r.system == system}
+        for (b, s, n), r in ours.items():
+            one = ours.get((1, s, n))
+            if b > 1 and one is not None:
+                lines.append(
+                    f"- {system}, NFE {n}, {s:.1f} s: batch {b} gives {r.throughput / one.throughput:.2f}x the audio "
+                    "seconds per wall second of batch 1."
+                )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", nargs="+", default=["tiny", "paper"])
+    parser.add_argument("--batch_sizes", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--seconds", nargs="+", type=float, default=[2.0, 5.0, 10.0, 20.0])
+    parser.add_argument("--nfe", nargs="+", type=int, default=[1, 2, 4, 8, 32])
+    parser.add_argument("--grid", choices=["auto", "full", "cross"], default="auto",
+                        help="full product, or a cross around (batch 1, --reference_seconds, NFE 2); auto = full "
+                        "for tiny, cross otherwise")  # fmt: skip
+    parser.add_argument("--reference_seconds", type=float, default=5.0)
+    parser.add_argument("--peer", choices=["f5_base", "tiny", "none"], default="f5_base")
+    parser.add_argument("--peer_nfe", nargs="+", type=int, default=[16, 32])
+    parser.add_argument("--peer_seconds", nargs="+", type=float, default=[5.0])
+    parser.add_argument("--peer_batch_sizes", nargs="+", type=int, default=[1])
+    parser.add_argument("--peer_repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--output", default=None, help="markdown file to write (a .json is written beside it)")
+    parser.add_argument("--smoke", action="store_true", help="seconds-long run: tiny, 2 s, NFE 1-2, tiny peer")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.configs, args.batch_sizes, args.seconds, args.nfe = ["tiny"], [1, 2], [2.0], [1, 2]
+        args.peer = "tiny" if args.peer != "none" else "none"
+        args.peer_nfe, args.peer_seconds, args.peer_batch_sizes = [2], [2.0], [1]
+        args.repeats, args.warmup, args.peer_repeats, args.grid = 1, 1, 1, "full"
+    return args
+
+
+def main(argv=None) -> list[Row]:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked but no CUDA device is available.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows: list[Row] = []
+    params: dict[str, float] = {}
+    produced: dict[tuple[int, float], tuple[list[str], float]] = {}  # (batch, target s) -> texts, audio s per item
+    prompt = make_prompt(PROMPT_SECONDS, PROMPT_SR)
+    with torch.inference_mode():
+        for config in args.configs:
+            pipe = build_pipeline(config, device)
+            params[f"FlashSpeech {config} (without codec)"] = (
+                sum(p.numel() for m in (pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser)
+                    for p in m.parameters()) / 1e6
+            )  # fmt: skip
+            texts_for: dict[float, str] = {}
+            for batch, seconds, nfe in grid(args, config):
+                if seconds not in texts_for:
+                    phonemes = max(1, round(seconds * frame_rate(pipe) / FRAMES_PER_PHONEME))
+                    texts_for[seconds] = text_for_phonemes(pipe.tokenizer, phonemes)[0]
+                texts = [texts_for[seconds]] * batch
+                row = measure_flashspeech(pipe, config, texts, prompt, nfe, device, args.repeats, args.warmup)
+                row.target_seconds = seconds
+                rows.append(row)
+                produced.setdefault((batch, seconds), (texts, row.audio_seconds))
+                print(f"{row.system} b{batch} {row.audio_seconds:.2f}s nfe{nfe}: RTF {row.rtf:.4f} "
+                      f"(overhead {100 * row.overhead:+.0f}%)", flush=True)  # fmt: skip
+            del pipe
+        if args.peer != "none":
+            torch.manual_seed(0)
+            peer = FlowMatchingPeer.from_size(args.peer).to(device).eval()
+            params[f"peer {args.peer} (DiT)"] = peer.num_parameters() / 1e6
+            params["peer vocoder (Vocos-size MelCodec)"] = (peer.num_parameters(True) - peer.num_parameters()) / 1e6
+            peer_prompt = resample(torch.from_numpy(prompt), PROMPT_SR, peer.sampling_rate)
+            prompt_mel = peer.vocoder.encode(peer_prompt[None].to(device), normalize=False)
+            for batch in args.peer_batch_sizes:
+                for seconds in args.peer_seconds:
+                    # same texts and audio length as FlashSpeech produced for this cell (if it ran)
+                    texts, audio_s = produced.get((batch, seconds), (None, seconds))
+                    if texts is None:
+                        texts = [" ".join(WORDS)[: int(15 * seconds)]] * batch
+                    frames = [round(audio_s * peer.sampling_rate / peer.hop_length)] * batch
+                    peer.synthesize(texts, prompt_mel.expand(batch, -1, -1), frames, nfe=1)  # untimed warm-up
+                    for nfe in args.peer_nfe:
+                        row = measure_peer(peer, texts, prompt_mel.expand(batch, -1, -1), frames, nfe, device,
+                                           args.peer_repeats, 0)  # fmt: skip
+                        row.target_seconds = seconds
+                        rows.append(row)
+                        print(
+                            f"{row.system} b{batch} {row.audio_seconds:.2f}s nfe{nfe}: RTF {row.rtf:.4f}", flush=True
+                        )
+    settings = (
+        f"prompt {PROMPT_SECONDS:.0f} s, prosody alpha 0.2, durations forced to {FRAMES_PER_PHONEME} frames per phoneme, "
+        f"median of {args.repeats} after {args.warmup} warm-up (peer: {args.peer_repeats} run), torch.inference_mode"
+    )
+    report = format_report(rows, params, machine_description(device), settings)
+    print(report)
+    if args.output:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(report)
+        with open(os.path.splitext(args.output)[0] + ".json", "w", encoding="utf-8") as f:
+            json.dump({"machine": machine_description(device), "params_m": params, "rows": [asdict(r) for r in rows]},
+                      f, indent=2)  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+
+import benchmark_inference  # noqa: E402
+from peer_flow_matching import F5_BASE_SIZE, FlowMatchingPeer  # noqa: E402
+
+
+def test_peer_has_f5_base_size_and_samples_with_guidance():
+    peer = FlowMatchingPeer(**F5_BASE_SIZE, vocoder=False)
+    assert 330e6 < peer.num_parameters() < 345e6  # F5-TTS base: ~336M
+    tiny = FlowMatchingPeer.from_size("tiny").eval()
+    calls = []
+    tiny.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    audio = tiny.synthesize(["hello", "hi"], torch.randn(2, 100, 20), [30, 25], nfe=3)
+    assert calls == [4, 4, 4]  # one batched conditional + unconditional pass per Euler step
+    assert audio.shape == (2, 30 * 256) and torch.isfinite(audio).all()
+
+
+def test_smoke_run_writes_expected_table(tmp_path):
+    output = tmp_path / "inference.md"
+    rows = benchmark_inference.main(["--smoke", "--output", str(output)])
+    ours = [(r.batch_size, r.nfe) for r in rows if r.system == "FlashSpeech tiny"]
+    assert ours == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    peers = [r for r in rows if r.system.startswith("flow-matching peer")]
+    assert [(r.batch_size, r.nfe) for r in peers] == [(1, 2)]
+    for r in rows:
+        assert r.rtf > 0 and r.e2e_seconds > 0 and r.peak_memory_mb > 0
+        assert r.audio_seconds == pytest.approx(2.0, abs=0.3)  # forced durations set the output length
+    for r in rows[:4]:
+        assert set(r.split_rtf) == set(benchmark_inference.SPLIT) and r.floor_rtf > 0 and r.overhead is not None
+    table = output.read_text()
+    assert "Machine: CPU" in table and f"torch {torch.__version__}" in table
+    assert table.count("| FlashSpeech tiny |") == 4 and table.count("| flow-matching peer") == 1
+    assert "peer@2 / ours" in table and "batch 2 gives" in table
+    saved = json.loads(output.with_suffix(".json").read_text())
+    assert len(saved["rows"]) == 5 and "machine" in saved
