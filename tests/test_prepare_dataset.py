@@ -1,0 +1,212 @@
+"""training/prepare_dataset.py on a small espeak-ng audiofolder (5 good clips, one corrupt, one silent, one clip whose
+transcript is far too long)."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Audio, Dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "training"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from data_utils import PREPARED_COLUMNS, collate_prepared, frame_budget_batches, load_prepared_dataset  # noqa: E402
+from prepare_dataset import DatasetPreparationError, main, parse_args, prepare_dataset  # noqa: E402
+from speech_data import CORRUPT_FILE, SILENT_FILE, make_speech_audiofolder, speaker_voices  # noqa: E402
+
+from flashspeech_hf import load_audio  # noqa: E402
+
+# tiny sizes; a high learning rate so that 30 full-batch steps visibly train the aligner
+BASE_ARGS = ["--pipeline_config", "tiny", "--aligner_steps", "30", "--aligner_learning_rate", "1e-2"]
+
+
+@pytest.fixture(scope="session")
+def speech_folder(tmp_path_factory):
+    return make_speech_audiofolder(tmp_path_factory.getbasetemp() / "speech_audiofolder")
+
+
+def run(folder, output_dir, *extra):
+    argv = ["--dataset_name_or_path", str(folder), "--output_dir", str(output_dir), *BASE_ARGS, *extra]
+    return prepare_dataset(parse_args(argv))
+
+
+@pytest.fixture(scope="module")
+def prepared(speech_folder, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("prepared") / "out"
+    summary = run(speech_folder, output_dir, "--speaker_column", "speaker_id")
+    return output_dir, summary
+
+
+def test_output_follows_the_format(prepared, speech_folder, capsys):
+    output_dir, summary = prepared
+    data = load_prepared_dataset(output_dir)
+    dataset = data.dataset
+    assert tuple(dataset.column_names) == PREPARED_COLUMNS
+    assert data.aligner_path is not None and summary["durations_source"] == "aligner"
+    assert summary["counts"]["examples"] == 8 and len(dataset) == 5
+    assert summary["counts"]["skipped"] == {"unreadable_audio": 1, "silent": 1, "text_mismatch": 1}
+    assert json.loads((output_dir / "prepare_config.json").read_text())["counts"] == summary["counts"]
+    # nothing left next to the output
+    assert sorted(p.name for p in output_dir.parent.iterdir()) == ["out"]
+
+    rows = list(dataset.with_format("numpy"))
+    latent_dim = data.codec.latent_dim
+    for row in rows:
+        frames = int(row["num_frames"])
+        assert row["latents"].shape == (frames, latent_dim)
+        assert row["log_pitch"].shape == (frames,) and np.isfinite(row["log_pitch"]).all()
+        assert len(row["durations"]) == len(row["input_ids"]) > 0
+        assert int(row["durations"].sum()) == frames and row["durations"].min() >= 1
+        assert row["text"] and row["speaker_id"] in speaker_voices()
+    assert summary["counts"]["frames"] == sum(int(r["num_frames"]) for r in rows)
+
+    # normalized latents have std sigma_data = 0.5 per channel, and the saved codec reproduces them from the audio
+    latents = np.concatenate([row["latents"] for row in rows])
+    np.testing.assert_allclose(latents.std(0), 0.5, atol=1e-3)
+    np.testing.assert_allclose(latents.mean(0), 0.0, atol=1e-3)
+    waveform, rate = load_audio(speech_folder / "clip_000.wav")
+    with torch.no_grad():
+        again = data.codec.encode(waveform[None], rate)[0].T.numpy()
+    np.testing.assert_allclose(again, rows[0]["latents"], atol=1e-3)
+
+    # the aligner learned something: its forward-sum loss went down
+    assert summary["aligner"]["forward_sum_loss_last"] < summary["aligner"]["forward_sum_loss_first"]
+
+
+def test_pitch_is_plausible_for_the_voices(prepared):
+    output_dir, _ = prepared
+    dataset = load_prepared_dataset(output_dir, load_codec_weights=False).dataset
+    median_f0 = {}
+    for row in dataset.with_format("numpy"):
+        median_f0.setdefault(row["speaker_id"], []).append(float(np.exp(np.median(row["log_pitch"]))))
+    for speaker, values in median_f0.items():
+        if speaker.startswith("male"):
+            assert all(70 < f0 < 140 for f0 in values), (speaker, values)
+        else:
+            assert all(150 < f0 < 300 for f0 in values), (speaker, values)
+    assert min(median_f0["female_f2"]) > 1.5 * max(median_f0["male_m3"])
+
+
+def test_skipped_examples_are_reported(prepared, speech_folder, capsys):
+    output_dir, summary = prepared
+    by_reason = {e["reason"]: e for e in summary["skipped_examples"]}
+    assert CORRUPT_FILE in by_reason["unreadable_audio"]["detail"]
+    assert "silent" in by_reason["silent"]["detail"]
+    assert "phonemes" in by_reason["text_mismatch"]["detail"]
+    # a re-run with the same arguments reuses every step and prints the same summary
+    features_file = next((output_dir / "cache").glob("features-*.arrow"))
+    mtime = features_file.stat().st_mtime_ns
+    capsys.readouterr()
+    again = run(speech_folder, output_dir, "--speaker_column", "speaker_id")
+    printed = capsys.readouterr().out
+    assert "Prepared 5 of 8 examples" in printed
+    assert "Skipped 3: silent 1, text_mismatch 1, unreadable_audio 1." in printed
+    assert again["reused"] == {"features": True, "aligner": True, "final": True}
+    assert features_file.stat().st_mtime_ns == mtime
+    assert again["counts"] == summary["counts"] and again["aligner"] == summary["aligner"]
+
+
+def test_failed_run_keeps_the_previous_output(prepared, speech_folder):
+    output_dir, _ = prepared
+    before = (output_dir / "prepare_config.json").read_text()
+    with pytest.raises(DatasetPreparationError, match="No usable example"):
+        run(speech_folder, output_dir, "--min_seconds", "20", "--max_seconds", "30")
+    assert (output_dir / "prepare_config.json").read_text() == before
+    assert len(load_prepared_dataset(output_dir, load_codec_weights=False).dataset) == 5
+    assert [p.name for p in output_dir.parent.iterdir()] == ["out"]
+
+
+def test_streaming_gives_the_same_rows(prepared, speech_folder, tmp_path):
+    output_dir, _ = prepared
+    summary = run(speech_folder, tmp_path / "streamed", "--streaming", "--max_samples", "7", "--aligner_steps", "2")
+    assert summary["counts"]["examples"] == 7
+    assert summary["counts"]["skipped"] == {"unreadable_audio": 1, "silent": 1}
+    streamed = load_prepared_dataset(tmp_path / "streamed", load_codec_weights=False).dataset.with_format("numpy")
+    reference = load_prepared_dataset(output_dir, load_codec_weights=False).dataset.with_format("numpy")
+    assert len(streamed) == len(reference)
+    for a, b in zip(streamed, reference):
+        assert a["text"] == b["text"] and a["speaker_id"] == ""  # no --speaker_column this time
+        np.testing.assert_array_equal(a["input_ids"], b["input_ids"])
+        np.testing.assert_allclose(a["latents"], b["latents"], atol=1e-5)
+        np.testing.assert_allclose(a["log_pitch"], b["log_pitch"], atol=1e-6)
+        assert int(a["durations"].sum()) == int(a["num_frames"])
+
+
+def test_user_durations_are_used(prepared, speech_folder, tmp_path):
+    output_dir, _ = prepared
+    reference = {row["text"]: row for row in load_prepared_dataset(output_dir, load_codec_weights=False).dataset}
+    metadata = [line.split(",", 2) for line in (speech_folder / "metadata.csv").read_text().splitlines()[1:]]
+    records = {"audio": [], "text": [], "durations": []}
+    for file_name, text, _ in metadata:
+        if text not in reference or file_name in (CORRUPT_FILE, SILENT_FILE):
+            continue
+        row = reference[text]
+        edges = np.linspace(0, row["num_frames"], len(row["input_ids"]) + 1).round().astype(int)
+        records["audio"].append({"bytes": (speech_folder / file_name).read_bytes(), "path": file_name})
+        records["text"].append(text)
+        records["durations"].append(np.diff(edges).tolist())
+    records["durations"][-1][0] += 1  # no longer sums to the frames: skipped
+    parquet = tmp_path / "with_durations.parquet"
+    Dataset.from_dict(records).cast_column("audio", Audio(decode=False)).to_parquet(str(parquet))
+
+    summary = run(parquet, tmp_path / "out", "--durations_column", "durations")
+    assert summary["durations_source"] == "column 'durations'" and summary["aligner"] is None
+    assert summary["counts"]["skipped"] == {"invalid_durations": 1}
+    assert not (tmp_path / "out" / "aligner").exists()
+    given = dict(zip(records["text"], records["durations"]))
+    dataset = load_prepared_dataset(tmp_path / "out", load_codec_weights=False).dataset
+    assert len(dataset) == len(records["text"]) - 1
+    for row in dataset:
+        assert row["durations"] == given[row["text"]]
+
+
+def test_user_errors_are_clear_and_leave_nothing(speech_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(DatasetPreparationError, match=r"no column 'transcript' \(--text_column\).*'text'"):
+        run(speech_folder, out, "--text_column", "transcript")
+    assert not out.exists()
+    assert (
+        main(["--dataset_name_or_path", str(speech_folder), "--output_dir", str(out), "--speaker_column", "who"]) == 2
+    )
+    assert "no column 'who'" in capsys.readouterr().err
+    assert not out.exists()
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("audio,text\n")
+    with pytest.raises(DatasetPreparationError, match="is empty"):
+        run(empty, out)
+    assert not out.exists()
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(DatasetPreparationError, match="overwrite_output_dir"):
+        run(speech_folder, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_collate_and_frame_budget_batches():
+    rows = [
+        {
+            "input_ids": [5, 6, 7],
+            "latents": np.ones((9, 4), np.float32),
+            "log_pitch": np.zeros(9),
+            "durations": [3, 3, 3],
+        },
+        {"input_ids": [5, 6], "latents": np.ones((5, 4), np.float32), "log_pitch": np.zeros(5), "durations": [2, 3]},
+    ]
+    batch = collate_prepared(rows, pad_token_id=0)
+    assert batch["latents"].shape == (2, 4, 9) and batch["latents"][1, :, 5:].abs().sum() == 0
+    assert batch["latent_mask"].sum(1).tolist() == [9, 5] and batch["attention_mask"].sum(1).tolist() == [3, 2]
+    assert batch["durations"].sum(1).tolist() == batch["latent_mask"].sum(1).tolist()
+    with pytest.raises(ValueError, match="log_pitch"):
+        collate_prepared([{**rows[0], "log_pitch": np.zeros(3)}])
+
+    lengths = [100, 20, 30, 90, 10, 500, 25]
+    batches = frame_budget_batches(lengths, 200, generator=torch.Generator().manual_seed(0))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 200 for b in batches)
+    assert [5] in batches  # longer than the budget: alone

@@ -1,0 +1,1096 @@
+# Copyright 2026 The flashspeech-hf Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Prepares a speech dataset for FlashSpeech training: phoneme ids, normalized codec latents, pitch and durations.
+
+Any `datasets` dataset with an audio column and a text column works: a local audiofolder, a parquet/CSV/JSON file (a
+CSV's audio column may hold paths, relative to the file), a folder saved with `save_to_disk`, or a Hub id. The steps:
+
+1. every example is decoded with soundfile (`Audio(decode=False)`, so one unreadable file is skipped rather than
+   crashing the run), resampled to the codec's rate, checked (length, silence), phonemized by the tokenizer, encoded
+   to raw codec latents, and given a frame-level `ln F0` from PyWorld (unvoiced frames interpolated), all in one
+   `Dataset.map` whose cache file lives in `OUT/cache`;
+2. the per-channel latent statistics of the kept examples are stored in the codec, scaled so that normalized latents
+   have the standard deviation `sigma_data`;
+3. phoneme durations come from a `--durations_column` (checked: they must sum to the latent frames) or from a
+   `FlashSpeechAligner` trained here with the forward-sum loss (plus the binarization loss in the second half) and
+   hardened by monotonic alignment search;
+4. the final rows are written with `save_to_disk`, next to the tokenizer, the codec and the aligner, into a temporary
+   folder that replaces `OUT` only at the end.
+
+A re-run with the same arguments reuses every finished step (featurization, aligner, durations) from `OUT/cache`.
+Examples that cannot be used are skipped and counted by reason in the printed summary and in `prepare_config.json`.
+
+Example:
+
+```bash
+python training/prepare_dataset.py \
+    --dataset_name_or_path ./my_audiofolder --speaker_column speaker_id \
+    --codec mel --pipeline_config tiny --aligner_steps 2000 \
+    --output_dir ./prepared
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import soundfile as sf
+import torch
+from data_utils import (
+    PREPARE_CONFIG_NAME,
+    PREPARED_COLUMNS,
+    FrameBudgetBatchSampler,
+    collate_prepared,
+    load_codec,
+    prepared_features,
+)
+from datasets import Array2D, Audio, Dataset, Features, IterableDataset, List, Value, load_dataset, load_from_disk
+from datasets.fingerprint import Hasher
+
+import flashspeech_hf
+from flashspeech_hf import FlashSpeechTokenizer, MelCodec, check_speech, load_audio
+from flashspeech_hf.codecs import compute_latent_statistics
+from flashspeech_hf.configs import get_pipeline_config
+from flashspeech_hf.losses import binarization_loss, forward_sum_loss
+from flashspeech_hf.models.modeling_aligner import FlashSpeechAligner, monotonic_alignment_search
+
+logger = logging.getLogger(__name__)
+
+# Bump when the per-example processing changes, so that caches of older versions are not reused.
+FORMAT_VERSION = 1
+
+SKIP_REASONS = (
+    "unreadable_audio",  # missing file, not audio, NaN samples
+    "too_short",  # shorter than --min_seconds
+    "too_long",  # longer than --max_seconds
+    "silent",  # RMS under --silence_rms
+    "unvoiced",  # PyWorld found no voiced frame
+    "empty_text",  # missing, empty or unpronounceable transcript
+    "text_mismatch",  # more phonemes than latent frames, or more than --max_seconds_per_phoneme per phoneme
+    "invalid_durations",  # a --durations_column value that does not fit the phonemes and frames
+    "processing_error",  # any other error while processing the example (the message is recorded)
+)
+
+# Aligner sizes per named pipeline config (overridable with --aligner_hidden_size / --aligner_attention_dim).
+ALIGNER_SIZES = {"tiny": {"hidden_size": 32, "attention_dim": 16}, "paper": {"hidden_size": 256, "attention_dim": 80}}
+
+# What an existing --output_dir may hold without --overwrite_output_dir: the files of an earlier run.
+_OUTPUT_ENTRIES = {"cache", "dataset", "tokenizer", "codec", "aligner", PREPARE_CONFIG_NAME}
+_HELPER_COLUMNS = ("index", "raw_latents", "skip_reason", "skip_detail")
+
+
+class DatasetPreparationError(ValueError):
+    """A problem with the user's input (arguments or dataset), raised before any work starts."""
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        if reason not in SKIP_REASONS:
+            raise ValueError(f"Unknown skip reason {reason!r}.")
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Arguments
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = parser.add_argument_group("dataset")
+    group.add_argument(
+        "--dataset_name_or_path",
+        required=True,
+        help="A local audiofolder, a parquet/CSV/JSON file or folder, a save_to_disk folder, or a Hub dataset id.",
+    )
+    group.add_argument("--dataset_config_name", default=None, help="The dataset's configuration (Hub datasets).")
+    group.add_argument("--split", default="train", help="Split to prepare (slicing such as 'train[:1%%]' works).")
+    group.add_argument("--audio_column", default="audio", help="Column with the audio (Audio feature or file paths).")
+    group.add_argument("--text_column", default="text", help="Column with the transcripts.")
+    group.add_argument("--speaker_column", default=None, help="Optional column with speaker ids.")
+    group.add_argument(
+        "--durations_column",
+        default=None,
+        help="Optional column of phoneme durations in latent frames (one per phoneme id, summing to the frames); "
+        "used as is instead of training an aligner.",
+    )
+    group.add_argument("--streaming", action="store_true", help="Stream the dataset instead of downloading it.")
+    group.add_argument("--max_samples", type=int, default=None, help="Prepare only the first N examples.")
+
+    group = parser.add_argument_group("output")
+    group.add_argument("--output_dir", required=True, help="Where the prepared dataset goes.")
+    group.add_argument("--cache_dir", default=None, help="Cache of datasets' files (default: OUTPUT_DIR/cache).")
+    group.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="Allow an output_dir that holds other files than an earlier run's (it is replaced).",
+    )
+
+    group = parser.add_argument_group("codec and tokenizer")
+    group.add_argument(
+        "--codec",
+        choices=["mel"],
+        default=None,
+        help="Build a MelCodec of --pipeline_config (the default when --codec_name_or_path is not given).",
+    )
+    group.add_argument(
+        "--codec_name_or_path",
+        default=None,
+        help="A saved codec folder (or a pipeline/prepared folder with codec/), or a transformers EnCodec/DAC id.",
+    )
+    group.add_argument("--pipeline_config", default="paper", choices=["tiny", "paper"], help="Named sizes.")
+    group.add_argument("--tokenizer_name_or_path", default=None, help="A saved FlashSpeechTokenizer.")
+    group.add_argument("--language", default="en-us", help="espeak-ng language of the default tokenizer.")
+    group.add_argument("--sigma_data", type=float, default=0.5, help="Target std of the normalized latents.")
+    group.add_argument(
+        "--reuse_latent_statistics",
+        action="store_true",
+        help="Keep the latent statistics stored in the given codec (e.g. to fine-tune a trained pipeline) instead "
+        "of computing them on this dataset.",
+    )
+
+    group = parser.add_argument_group("filtering and pitch")
+    group.add_argument("--min_seconds", type=float, default=0.5, help="Skip shorter clips.")
+    group.add_argument("--max_seconds", type=float, default=30.0, help="Skip longer clips.")
+    group.add_argument("--silence_rms", type=float, default=1e-4, help="Clips under this RMS level are silent.")
+    group.add_argument(
+        "--max_seconds_per_phoneme",
+        type=float,
+        default=1.0,
+        help="Skip clips with more audio per phoneme token than this (a transcript that misses most of the speech).",
+    )
+    group.add_argument("--pitch_algorithm", default="dio", choices=["dio", "harvest"], help="PyWorld F0 estimator.")
+    group.add_argument("--f0_min", type=float, default=50.0, help="Lowest F0 in Hz.")
+    group.add_argument("--f0_max", type=float, default=1100.0, help="Highest F0 in Hz.")
+
+    group = parser.add_argument_group("aligner")
+    group.add_argument("--aligner_steps", type=int, default=2000, help="Training steps of the aligner.")
+    group.add_argument("--aligner_learning_rate", type=float, default=3e-3)
+    group.add_argument("--aligner_max_frames_per_batch", type=int, default=8000, help="Padded frames per batch.")
+    group.add_argument("--aligner_hidden_size", type=int, default=None, help="Default: from --pipeline_config.")
+    group.add_argument("--aligner_attention_dim", type=int, default=None, help="Default: from --pipeline_config.")
+    group.add_argument(
+        "--aligner_binarization_start",
+        type=int,
+        default=None,
+        help="Step at which the binarization loss is added (default: half of --aligner_steps).",
+    )
+    group.add_argument("--aligner_binarization_weight", type=float, default=1.0)
+
+    group = parser.add_argument_group("run")
+    group.add_argument("--batch_size", type=int, default=16, help="Examples per map batch.")
+    group.add_argument("--num_proc", type=int, default=None, help="Processes for the featurization map.")
+    group.add_argument("--device", default=None, help="Device of the codec and aligner (default: cuda if there).")
+    group.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    _check_args(args)
+    return args
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.codec is not None and args.codec_name_or_path is not None:
+        raise DatasetPreparationError("Give either --codec or --codec_name_or_path, not both.")
+    if args.reuse_latent_statistics and args.codec_name_or_path is None:
+        raise DatasetPreparationError("--reuse_latent_statistics needs a trained codec from --codec_name_or_path.")
+    for name in ("sigma_data", "min_seconds", "max_seconds", "silence_rms", "max_seconds_per_phoneme", "f0_min"):
+        if getattr(args, name) <= 0:
+            raise DatasetPreparationError(f"--{name} must be positive, got {getattr(args, name)}.")
+    if args.min_seconds >= args.max_seconds:
+        raise DatasetPreparationError("--min_seconds must be smaller than --max_seconds.")
+    if args.f0_min >= args.f0_max:
+        raise DatasetPreparationError("--f0_min must be smaller than --f0_max.")
+    if args.max_samples is not None and args.max_samples < 1:
+        raise DatasetPreparationError(f"--max_samples must be positive, got {args.max_samples}.")
+    if args.num_proc is not None and args.num_proc > 1 and args.device is not None and args.device.startswith("cuda"):
+        raise DatasetPreparationError("--num_proc > 1 runs the codec in forked processes: use it with --device cpu.")
+    if args.aligner_steps < 0 or args.batch_size < 1:
+        raise DatasetPreparationError("--aligner_steps must be >= 0 and --batch_size >= 1.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------------------------
+
+_FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def load_source_dataset(args: argparse.Namespace, cache_dir: str) -> tuple[Dataset | IterableDataset, str | None]:
+    """
+    Loads the split to prepare, limited to `--max_samples`.
+
+    Returns:
+        `(dataset, base_dir)`: a `Dataset` (or an `IterableDataset` with `--streaming`), and the folder that relative
+        audio paths are resolved against (`None` for Hub datasets).
+    """
+    try:
+        return _load_source_dataset(args, cache_dir)
+    except DatasetPreparationError:
+        raise
+    except (OSError, ValueError) as err:  # datasets' "not found" errors are OSErrors
+        if "corresponds to no data" in str(err):  # datasets' words for a split without rows
+            raise DatasetPreparationError(
+                f"The dataset {args.dataset_name_or_path} ({args.split}) is empty: {err}"
+            ) from err
+        raise DatasetPreparationError(
+            f"Could not load --dataset_name_or_path {args.dataset_name_or_path!r} (split {args.split!r}): {err}"
+        ) from err
+
+
+def _load_source_dataset(args: argparse.Namespace, cache_dir: str) -> tuple[Dataset | IterableDataset, str | None]:
+    name = args.dataset_name_or_path
+    path = Path(name)
+    base_dir = None
+    if path.exists():
+        base_dir = str(path if path.is_dir() else path.parent)
+        if path.is_dir() and _is_saved_dataset(path):
+            dataset = load_from_disk(str(path))
+            if isinstance(dataset, datasets.DatasetDict):
+                if args.split not in dataset:
+                    raise DatasetPreparationError(
+                        f"{name} has no split {args.split!r}; it has {sorted(dataset)}. Pass --split."
+                    )
+                dataset = dataset[args.split]
+            if args.streaming:
+                dataset = dataset.to_iterable_dataset()
+        else:
+            kwargs: dict[str, Any] = {"split": args.split, "streaming": args.streaming}
+            if not args.streaming:
+                kwargs["cache_dir"] = cache_dir
+            if path.is_dir():
+                dataset = load_dataset(str(path), **kwargs)  # the builder (audiofolder, csv, ...) is inferred
+            else:
+                builder = _FILE_BUILDERS.get(path.suffix.lower())
+                if builder is None:
+                    raise DatasetPreparationError(
+                        f"Cannot read {name}: expected a folder or a file ending in {sorted(_FILE_BUILDERS)}."
+                    )
+                if path.suffix.lower() == ".tsv":
+                    kwargs["sep"] = "\t"
+                dataset = load_dataset(builder, data_files={args.split.split("[")[0]: str(path)}, **kwargs)
+    else:
+        kwargs = {"split": args.split, "streaming": args.streaming}
+        if not args.streaming:
+            kwargs["cache_dir"] = cache_dir
+        dataset = load_dataset(name, args.dataset_config_name, **kwargs)
+
+    if args.max_samples is not None:
+        if isinstance(dataset, IterableDataset):
+            dataset = dataset.take(args.max_samples)
+        else:
+            dataset = dataset.select(range(min(args.max_samples, len(dataset))))
+    return dataset, base_dir
+
+
+def check_source_dataset(dataset: Dataset | IterableDataset, args: argparse.Namespace) -> Dataset | IterableDataset:
+    """
+    Checks that the dataset is not empty and has the named columns; switches its audio column to `decode=False`.
+    """
+    if isinstance(dataset, IterableDataset):
+        try:
+            first = next(iter(dataset))
+        except StopIteration:
+            raise DatasetPreparationError(
+                f"The dataset {args.dataset_name_or_path} ({args.split}) is empty."
+            ) from None
+        columns = list(dataset.column_names or first.keys())
+    else:
+        if len(dataset) == 0:
+            raise DatasetPreparationError(f"The dataset {args.dataset_name_or_path} ({args.split}) is empty.")
+        columns = dataset.column_names
+    for option in ("audio_column", "text_column", "speaker_column", "durations_column"):
+        column = getattr(args, option)
+        if column is not None and column not in columns:
+            raise DatasetPreparationError(
+                f"The dataset has no column {column!r} (--{option}); its columns are {columns}."
+            )
+    features = dataset.features
+    if features is not None and isinstance(features.get(args.audio_column), Audio):
+        dataset = dataset.cast_column(args.audio_column, Audio(decode=False))
+    return dataset
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Components
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def build_codec(args: argparse.Namespace):
+    """The codec of `--codec_name_or_path`, or a MelCodec of `--pipeline_config` (seeded, so re-runs agree)."""
+    if args.codec_name_or_path is not None:
+        try:
+            return load_codec(args.codec_name_or_path)
+        except (OSError, ValueError) as err:
+            raise DatasetPreparationError(f"Could not load --codec_name_or_path: {err}") from err
+    config = get_pipeline_config(args.pipeline_config)["codec"]
+    class_name = config.pop("class_name")
+    if class_name != MelCodec.__name__:
+        logger.info(
+            f"The {args.pipeline_config!r} config's codec ({class_name}) needs trained weights: using a MelCodec "
+            "with its default sizes. Pass --codec_name_or_path for a trained EnCodec or DAC."
+        )
+        config = {}
+    torch.manual_seed(args.seed)  # the vocoder's initial weights: same seed, same codec (and cache fingerprint)
+    return MelCodec(**config).eval()
+
+
+def build_tokenizer(args: argparse.Namespace) -> FlashSpeechTokenizer:
+    if args.tokenizer_name_or_path is not None:
+        try:
+            return FlashSpeechTokenizer.from_pretrained(args.tokenizer_name_or_path)
+        except (OSError, ValueError) as err:
+            raise DatasetPreparationError(f"Could not load --tokenizer_name_or_path: {err}") from err
+    try:
+        return FlashSpeechTokenizer(language=args.language)
+    except ValueError as err:
+        raise DatasetPreparationError(f"Bad --language: {err}") from err
+
+
+def _module_digest(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _tokenizer_digest(tokenizer: FlashSpeechTokenizer) -> str:
+    state = {
+        "vocab": sorted(tokenizer.get_vocab().items()),
+        "language": tokenizer.language,
+        "with_stress": tokenizer.with_stress,
+        "normalize": tokenizer.normalize,
+        "word_boundary": tokenizer.word_boundary,
+    }
+    return Hasher.hash(json.dumps(state, ensure_ascii=False))
+
+
+def _fingerprint(*parts: Any) -> str:
+    return Hasher.hash(json.dumps([FORMAT_VERSION, *parts], sort_keys=True, default=str))
+
+
+def _local_files_digest(path: Path) -> list:
+    """Names, sizes and modification times of the files under `path` (a streamed local dataset's identity)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [
+        (str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns) for p in files
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Per-example processing
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def interpolate_unvoiced(f0: np.ndarray) -> np.ndarray | None:
+    """
+    `ln F0` with unvoiced frames (F0 = 0) filled by linear interpolation of the voiced `ln F0`, held constant before
+    the first and after the last voiced frame.
+
+    Args:
+        f0 (`np.ndarray` of shape `(num_frames,)`): F0 in Hz, 0 on unvoiced frames.
+
+    Returns:
+        `np.ndarray` of shape `(num_frames,)` (float32), or `None` when no frame is voiced.
+    """
+    f0 = np.asarray(f0, dtype=np.float64)
+    voiced = np.flatnonzero(f0 > 0)
+    if voiced.size == 0:
+        return None
+    return np.interp(np.arange(len(f0)), voiced, np.log(f0[voiced])).astype(np.float32)
+
+
+def extract_log_pitch(
+    waveform: np.ndarray,
+    sampling_rate: int,
+    hop_length: int,
+    num_frames: int,
+    algorithm: str = "dio",
+    f0_min: float = 50.0,
+    f0_max: float = 1100.0,
+) -> np.ndarray | None:
+    """
+    Frame-level `ln F0` with PyWorld, one value per latent frame (frame `i` is measured at sample `i * hop_length`).
+
+    Args:
+        waveform (`np.ndarray` of shape `(num_samples,)`): Mono audio at `sampling_rate`.
+        sampling_rate (`int`): Its sample rate in Hz.
+        hop_length (`int`): Samples per latent frame.
+        num_frames (`int`): Number of latent frames.
+        algorithm (`str`): `"dio"` (with StoneMask refinement; fast) or `"harvest"` (slower, fewer voicing errors).
+        f0_min (`float`): Lowest F0 in Hz.
+        f0_max (`float`): Highest F0 in Hz.
+
+    Returns:
+        `np.ndarray` of shape `(num_frames,)` (float32) with unvoiced frames interpolated, or `None` when no frame is
+        voiced.
+    """
+    with warnings.catch_warnings():  # pyworld imports pkg_resources, which warns
+        warnings.simplefilter("ignore")
+        import pyworld
+
+    audio = np.zeros(num_frames * hop_length, dtype=np.float64)
+    length = min(len(waveform), len(audio))
+    audio[:length] = waveform[:length]
+    frame_period = 1000.0 * hop_length / sampling_rate
+    if algorithm == "dio":
+        f0, times = pyworld.dio(audio, sampling_rate, f0_floor=f0_min, f0_ceil=f0_max, frame_period=frame_period)
+        f0 = pyworld.stonemask(audio, f0, times, sampling_rate)
+    elif algorithm == "harvest":
+        f0, _ = pyworld.harvest(audio, sampling_rate, f0_floor=f0_min, f0_ceil=f0_max, frame_period=frame_period)
+    else:
+        raise ValueError(f"Unknown pitch algorithm {algorithm!r}; use 'dio' or 'harvest'.")
+    f0 = np.pad(f0[:num_frames], (0, max(0, num_frames - len(f0))))
+    return interpolate_unvoiced(f0)
+
+
+def decode_audio(value: Any, target_sampling_rate: int, base_dir: str | None = None) -> torch.Tensor:
+    """
+    Decodes one audio value of a dataset with soundfile, as mono float32 at `target_sampling_rate`.
+
+    Args:
+        value: An undecoded `Audio` value (`{"bytes", "path"}`), a decoded one (`{"array", "sampling_rate"}`) or a
+            file path (relative paths are resolved against `base_dir`).
+        target_sampling_rate (`int`): Output sample rate.
+        base_dir (`str`, *optional*): Folder of relative paths.
+
+    Returns:
+        `torch.Tensor` of shape `(num_samples,)`.
+    """
+    if value is None:
+        raise ValueError("the audio value is missing")
+    if isinstance(value, (str, os.PathLike)):
+        value = {"path": os.fspath(value), "bytes": None}
+    if isinstance(value, dict) and value.get("bytes") is not None:
+        array, rate = sf.read(io.BytesIO(value["bytes"]), dtype="float32", always_2d=True)
+        waveform, _ = load_audio(array.mean(axis=1), rate, target_sampling_rate)
+        return waveform
+    if isinstance(value, dict) and value.get("path"):
+        path = value["path"]
+        if base_dir is not None and not os.path.isabs(path) and not os.path.exists(path):
+            path = os.path.join(base_dir, path)
+        waveform, _ = load_audio(path, target_sampling_rate=target_sampling_rate)
+        return waveform
+    try:  # a decoded value (dict or torchcodec AudioDecoder)
+        array, rate = value["array"], value["sampling_rate"]
+    except (KeyError, TypeError, IndexError):
+        raise ValueError(f"cannot read an audio value of type {type(value).__name__}") from None
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 2:
+        array = array.mean(axis=0 if array.shape[0] < array.shape[1] else 1)
+    waveform, _ = load_audio(array, int(rate), target_sampling_rate)
+    return waveform
+
+
+class Featurizer:
+    """
+    The batched `map` function of step 1: audio, text (and durations) -> phoneme ids, raw latents, `ln F0`.
+
+    Every example yields one row; an example that cannot be used gets an empty row with `skip_reason` and
+    `skip_detail` set, so a bad example never stops the run.
+    """
+
+    def __init__(self, codec, tokenizer: FlashSpeechTokenizer, args: argparse.Namespace, base_dir: str | None):
+        self.codec = codec
+        self.tokenizer = tokenizer
+        self.base_dir = base_dir
+        self.audio_column = args.audio_column
+        self.text_column = args.text_column
+        self.speaker_column = args.speaker_column
+        self.durations_column = args.durations_column
+        self.min_seconds = args.min_seconds
+        self.max_seconds = args.max_seconds
+        self.silence_rms = args.silence_rms
+        self.max_seconds_per_phoneme = args.max_seconds_per_phoneme
+        self.pitch_algorithm = args.pitch_algorithm
+        self.f0_min = args.f0_min
+        self.f0_max = args.f0_max
+
+    def features(self) -> Features:
+        features = {
+            "index": Value("int64"),
+            "input_ids": List(Value("int32")),
+            "raw_latents": Array2D(shape=(None, self.codec.latent_dim), dtype="float32"),
+            "log_pitch": List(Value("float32")),
+            "text": Value("string"),
+            "speaker_id": Value("string"),
+            "num_frames": Value("int64"),
+            "skip_reason": Value("string"),
+            "skip_detail": Value("string"),
+        }
+        if self.durations_column is not None:
+            features["durations"] = List(Value("int32"))
+        return Features(features)
+
+    def _phonemize(self, texts: list[Any]) -> list[list[int] | _Skip]:
+        results: list[list[int] | _Skip | None] = [None] * len(texts)
+        valid = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                results[i] = _Skip("empty_text", f"text is {text!r}")
+            else:
+                valid.append(i)
+        if valid:
+            try:  # one espeak-ng call for the whole batch
+                ids = self.tokenizer([texts[i] for i in valid])["input_ids"]
+                for i, item in zip(valid, ids):
+                    results[i] = item
+            except ValueError:  # find the text(s) that failed
+                for i in valid:
+                    try:
+                        results[i] = self.tokenizer(texts[i])["input_ids"]
+                    except ValueError as err:
+                        results[i] = _Skip("empty_text", str(err))
+        return results
+
+    def _process(self, audio: Any, input_ids: list[int], durations: Any) -> dict[str, Any]:
+        codec = self.codec
+        try:
+            waveform = decode_audio(audio, codec.sampling_rate, self.base_dir)
+        except Exception as err:  # soundfile and friends raise many types on corrupt files
+            raise _Skip("unreadable_audio", str(err)) from None
+        seconds = waveform.shape[0] / codec.sampling_rate
+        if seconds < self.min_seconds:
+            raise _Skip("too_short", f"{seconds:.2f} s < --min_seconds {self.min_seconds}")
+        if seconds > self.max_seconds:
+            raise _Skip("too_long", f"{seconds:.2f} s > --max_seconds {self.max_seconds}")
+        try:
+            check_speech(waveform, codec.sampling_rate, min_seconds=0.0, silence_rms=self.silence_rms)
+        except ValueError as err:
+            raise _Skip("silent", str(err)) from None
+
+        num_frames = codec.num_frames(waveform.shape[0])
+        num_phonemes = len(input_ids)
+        if num_phonemes > num_frames:
+            raise _Skip("text_mismatch", f"{num_phonemes} phonemes for {num_frames} latent frames")
+        if seconds / num_phonemes > self.max_seconds_per_phoneme:
+            raise _Skip(
+                "text_mismatch",
+                f"{seconds:.2f} s for {num_phonemes} phonemes (> --max_seconds_per_phoneme {self.max_seconds_per_phoneme})",
+            )
+        if self.durations_column is not None:
+            durations = self._check_durations(durations, num_phonemes, num_frames)
+
+        log_pitch = extract_log_pitch(
+            waveform.double().numpy(),
+            codec.sampling_rate,
+            codec.hop_length,
+            num_frames,
+            self.pitch_algorithm,
+            self.f0_min,
+            self.f0_max,
+        )
+        if log_pitch is None:
+            raise _Skip("unvoiced", "no voiced frame found by PyWorld")
+        with torch.no_grad():
+            latents = codec.encode(waveform[None].to(codec.device), normalize=False)[0]  # (C, F)
+        row = {
+            "input_ids": list(input_ids),
+            "raw_latents": latents.T.float().cpu().numpy(),
+            "log_pitch": log_pitch,
+            "num_frames": num_frames,
+        }
+        if self.durations_column is not None:
+            row["durations"] = durations
+        return row
+
+    @staticmethod
+    def _check_durations(durations: Any, num_phonemes: int, num_frames: int) -> list[int]:
+        try:
+            values = np.asarray(durations, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if values is None or values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+            raise _Skip("invalid_durations", f"not a list of integers: {str(durations)[:80]}")
+        if len(values) != num_phonemes:
+            raise _Skip("invalid_durations", f"{len(values)} durations for {num_phonemes} phonemes")
+        if np.any(values < 0):
+            raise _Skip("invalid_durations", "negative durations")
+        if int(values.sum()) != num_frames:
+            raise _Skip(
+                "invalid_durations", f"durations sum to {int(values.sum())}, the audio has {num_frames} frames"
+            )
+        return values.astype(np.int64).tolist()
+
+    def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        size = len(indices)
+        texts = batch[self.text_column]
+        speakers = batch[self.speaker_column] if self.speaker_column else [None] * size
+        durations = batch[self.durations_column] if self.durations_column else [None] * size
+        phonemes = self._phonemize(texts)
+        columns = list(self.features())
+        out: dict[str, list] = {column: [] for column in columns}
+        for i in range(size):
+            row = {"index": indices[i], "skip_reason": "", "skip_detail": ""}
+            row["text"] = texts[i] if isinstance(texts[i], str) else ""
+            row["speaker_id"] = "" if speakers[i] is None else str(speakers[i])
+            try:
+                if isinstance(phonemes[i], _Skip):
+                    raise phonemes[i]
+                row.update(self._process(batch[self.audio_column][i], phonemes[i], durations[i]))
+            except _Skip as skip:
+                row.update(skip_reason=skip.reason, skip_detail=skip.detail)
+            except Exception as err:  # never let one example stop the run
+                row.update(skip_reason="processing_error", skip_detail=f"{type(err).__name__}: {err}")
+            if row["skip_reason"]:
+                row.update(
+                    input_ids=[],
+                    raw_latents=np.zeros((0, self.codec.latent_dim), np.float32),
+                    log_pitch=np.zeros(0, np.float32),
+                    num_frames=0,
+                    durations=[],
+                )
+            for column in columns:
+                out[column].append(row[column])
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Steps
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _iterate(dataset: IterableDataset):
+    yield from dataset
+
+
+def featurize(
+    dataset: Dataset | IterableDataset,
+    featurizer: Featurizer,
+    fingerprint: str,
+    cache_dir: str,
+    args: argparse.Namespace,
+) -> tuple[Dataset, bool]:
+    """Step 1: one row per example (kept or skipped), cached under `cache_dir` by `fingerprint`."""
+    features = featurizer.features()
+    if isinstance(dataset, IterableDataset):
+        # Streamed examples are featurized on the fly; only the features are stored (datasets' generator cache).
+        marker = Path(cache_dir) / f"features-{fingerprint}.done"
+        reused = marker.is_file()
+        mapped = dataset.map(featurizer, batched=True, batch_size=args.batch_size, with_indices=True)
+        mapped = mapped.select_columns(list(features))
+        result = Dataset.from_generator(
+            _iterate, features=features, cache_dir=cache_dir, gen_kwargs={"dataset": mapped}, fingerprint=fingerprint
+        )
+        marker.touch()
+        return result, reused
+    cache_file = os.path.join(cache_dir, f"features-{fingerprint}.arrow")
+    reused = os.path.isfile(cache_file) or any(Path(cache_dir).glob(f"features-{fingerprint}_*.arrow"))
+    result = dataset.map(
+        featurizer,
+        batched=True,
+        batch_size=args.batch_size,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        features=features,
+        num_proc=args.num_proc,
+        cache_file_name=cache_file,
+        new_fingerprint=fingerprint,
+        desc="Featurizing (phonemes, latents, pitch)",
+    )
+    return result, reused
+
+
+def _kept_rows(dataset: Dataset, cache_dir: str) -> Dataset:
+    fingerprint = _fingerprint("kept", dataset._fingerprint)
+    return dataset.filter(
+        lambda reasons: [reason == "" for reason in reasons],
+        input_columns=["skip_reason"],
+        batched=True,
+        batch_size=1000,
+        cache_file_name=os.path.join(cache_dir, f"kept-{fingerprint}.arrow"),
+        new_fingerprint=fingerprint,
+        desc="Selecting kept examples",
+    )
+
+
+def latent_statistics(dataset: Dataset, sigma_data: float, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean, and std / sigma_data, of the raw latents of `dataset` (so normalized latents have std
+    `sigma_data`)."""
+
+    def chunks():
+        for batch in dataset.select_columns(["raw_latents"]).with_format("numpy").iter(batch_size=batch_size):
+            yield torch.from_numpy(np.concatenate(list(batch["raw_latents"]), axis=0).T.copy())
+
+    mean, std = compute_latent_statistics(chunks())
+    return mean, std / sigma_data
+
+
+class _NormalizedRows(torch.utils.data.Dataset):
+    """Rows of the kept dataset with normalized latents, for the aligner."""
+
+    def __init__(self, dataset: Dataset, codec):
+        self.dataset = dataset.select_columns(["input_ids", "raw_latents"]).with_format("numpy")
+        self.mean = codec.latent_mean.cpu().numpy()
+        self.std = codec.latent_std.cpu().numpy()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.dataset[int(index)]
+        return {"input_ids": row["input_ids"], "latents": (row["raw_latents"] - self.mean) / self.std}
+
+
+def train_aligner(
+    dataset: Dataset,
+    codec,
+    tokenizer: FlashSpeechTokenizer,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> tuple[FlashSpeechAligner, dict[str, Any]]:
+    """
+    Step 3: trains a [`FlashSpeechAligner`] on the kept examples with the forward-sum loss, adding the binarization
+    loss from `--aligner_binarization_start`.
+
+    Returns:
+        The aligner (eval mode) and a log with the mean forward-sum loss of the first and last tenth of the steps.
+    """
+    sizes = dict(ALIGNER_SIZES[args.pipeline_config])
+    if args.aligner_hidden_size is not None:
+        sizes["hidden_size"] = args.aligner_hidden_size
+    if args.aligner_attention_dim is not None:
+        sizes["attention_dim"] = args.aligner_attention_dim
+    torch.manual_seed(args.seed)
+    aligner = FlashSpeechAligner(
+        vocab_size=len(tokenizer), latent_dim=codec.latent_dim, pad_token_id=tokenizer.pad_token_id, **sizes
+    ).to(device)
+    optimizer = torch.optim.AdamW(aligner.parameters(), lr=args.aligner_learning_rate)
+    rows = _NormalizedRows(dataset, codec)
+    sampler = FrameBudgetBatchSampler(dataset["num_frames"], args.aligner_max_frames_per_batch, seed=args.seed)
+    binarization_start = (
+        args.aligner_steps // 2 if args.aligner_binarization_start is None else args.aligner_binarization_start
+    )
+    losses: list[float] = []
+    step, epoch = 0, 0
+    aligner.train()
+    while step < args.aligner_steps:
+        sampler.set_epoch(epoch)
+        for indices in sampler:
+            if step >= args.aligner_steps:
+                break
+            batch = collate_prepared([rows[i] for i in indices], tokenizer.pad_token_id)
+            input_ids, text_mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            latents, latent_mask = batch["latents"].to(device), batch["latent_mask"].to(device)
+            log_soft = aligner(input_ids, text_mask, latents, latent_mask).log_soft_alignment
+            loss = forward_sum_loss(log_soft, text_mask.sum(1), latent_mask.sum(1))
+            losses.append(loss.item())
+            if step >= binarization_start:
+                hard = monotonic_alignment_search(log_soft.detach(), text_mask, latent_mask)
+                loss = loss + args.aligner_binarization_weight * binarization_loss(hard, log_soft)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(aligner.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+        epoch += 1
+    aligner.eval()
+    tenth = max(1, len(losses) // 10)
+    log = {
+        "steps": step,
+        "forward_sum_loss_first": float(np.mean(losses[:tenth])) if losses else None,
+        "forward_sum_loss_last": float(np.mean(losses[-tenth:])) if losses else None,
+        "binarization_start": binarization_start,
+    }
+    return aligner, log
+
+
+class Finalizer:
+    """The batched `map` function of step 4: normalized latents and (aligner) durations, in the output format."""
+
+    def __init__(self, codec, aligner: FlashSpeechAligner | None, pad_token_id: int, device: torch.device):
+        self.mean = codec.latent_mean.cpu().numpy()
+        self.std = codec.latent_std.cpu().numpy()
+        self.aligner = aligner
+        self.pad_token_id = pad_token_id
+        self.device = device
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        latents = [((np.asarray(x) - self.mean) / self.std).astype(np.float32) for x in batch["raw_latents"]]
+        out = {"latents": latents}
+        if self.aligner is not None:
+            rows = [{"input_ids": ids, "latents": x} for ids, x in zip(batch["input_ids"], latents)]
+            padded = collate_prepared(rows, self.pad_token_id)
+            durations = self.aligner.durations(
+                padded["input_ids"].to(self.device),
+                padded["attention_mask"].to(self.device),
+                padded["latents"].to(self.device),
+                padded["latent_mask"].to(self.device),
+            ).cpu()
+            out["durations"] = [d[: len(ids)].tolist() for d, ids in zip(durations, batch["input_ids"])]
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Output folder
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise DatasetPreparationError(f"--output_dir {output_dir} exists and is not a folder.")
+    if output_dir.is_dir() and not overwrite:
+        unknown = sorted(p.name for p in output_dir.iterdir() if p.name not in _OUTPUT_ENTRIES)
+        if unknown:
+            raise DatasetPreparationError(
+                f"--output_dir {output_dir} holds files that are not from an earlier run ({unknown[:5]}); it would "
+                "be replaced. Choose another folder or pass --overwrite_output_dir."
+            )
+
+
+def _publish(staging: Path, output_dir: Path, cache_dir: Path) -> None:
+    """Moves the finished `staging` folder to `output_dir`, carrying over a cache that lives inside `output_dir`."""
+    if not output_dir.exists():
+        os.replace(staging, output_dir)
+        return
+    try:
+        relative = cache_dir.resolve().relative_to(output_dir.resolve())
+    except ValueError:
+        relative = None
+    if relative is not None and cache_dir.exists():
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(cache_dir, staging / relative)
+    old = output_dir.parent / f".{output_dir.name}.old-{uuid.uuid4().hex[:8]}"
+    os.replace(output_dir, old)
+    os.replace(staging, output_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    Runs the whole preparation (see the module docstring) and writes `args.output_dir`.
+
+    Args:
+        args (`argparse.Namespace`): From [`parse_args`].
+
+    Returns:
+        `dict`: The content of `prepare_config.json`: `args`, `counts` (`examples`, `kept`, `skipped` by reason,
+        `frames`, `seconds`), `skipped_examples` (index, reason, detail; the first 100), `reused` (which steps came from
+        the cache), `codec`, `latent_statistics`, `aligner` and `durations_source`.
+
+    Examples:
+
+    ```py
+    >>> from prepare_dataset import parse_args, prepare_dataset
+
+    >>> summary = prepare_dataset(
+    ...     parse_args(["--dataset_name_or_path", "my_audiofolder", "--output_dir", "prepared", "--aligner_steps", "500"])
+    ... )  # doctest: +SKIP
+    >>> summary["counts"]["kept"], summary["counts"]["skipped"]  # doctest: +SKIP
+    (1830, {'unreadable_audio': 2, 'silent': 1})
+    ```
+    """
+    _check_args(args)
+    start = time.time()
+    output_dir = Path(args.output_dir).absolute()
+    _check_output_dir(output_dir, args.overwrite_output_dir)
+    cache_dir = Path(args.cache_dir).absolute() if args.cache_dir else output_dir / "cache"
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    # Everything that can be the user's error is checked before any work starts; such an error leaves no output.
+    created_output = not output_dir.exists()
+    try:
+        tokenizer = build_tokenizer(args)
+        codec = build_codec(args).to(device)
+        if args.reuse_latent_statistics and bool((codec.latent_std == 1).all() and (codec.latent_mean == 0).all()):
+            raise DatasetPreparationError("--reuse_latent_statistics: the codec holds no latent statistics.")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        dataset, base_dir = load_source_dataset(args, str(cache_dir))
+        dataset = check_source_dataset(dataset, args)
+    except DatasetPreparationError:
+        if created_output:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
+
+    # 1. features
+    if isinstance(dataset, IterableDataset):
+        source = ["stream", args.dataset_name_or_path, args.dataset_config_name, args.split, args.max_samples]
+        if Path(args.dataset_name_or_path).exists():
+            source.append(_local_files_digest(Path(args.dataset_name_or_path)))
+    else:
+        source = ["dataset", dataset._fingerprint]
+    featurizer = Featurizer(codec, tokenizer, args, base_dir)
+    settings = {key: value for key, value in vars(featurizer).items() if key not in ("codec", "tokenizer")}
+    fingerprint = _fingerprint(
+        "features", source, settings, type(codec).__name__, _module_digest(codec), _tokenizer_digest(tokenizer)
+    )
+    featurized, features_reused = featurize(dataset, featurizer, fingerprint, str(cache_dir), args)
+    logger.info(f"Featurized {len(featurized)} examples ({'cached' if features_reused else 'computed'}).")
+
+    reasons = list(featurized["skip_reason"])
+    skipped = Counter(reason for reason in reasons if reason)
+    skipped_examples = [
+        {"index": int(index), "reason": reason, "detail": detail}
+        for index, reason, detail in zip(featurized["index"], reasons, featurized["skip_detail"])
+        if reason
+    ][:100]
+    kept = _kept_rows(featurized, str(cache_dir))
+    if len(kept) == 0:
+        _print_summary(len(reasons), 0, skipped, skipped_examples, 0, 0.0, output_dir, failed=True)
+        raise DatasetPreparationError(
+            f"No usable example in the dataset: all {len(reasons)} were skipped {dict(skipped)}."
+        )
+
+    # 2. latent statistics
+    if not args.reuse_latent_statistics:
+        mean, std = latent_statistics(kept, args.sigma_data)
+        codec.set_latent_statistics(mean, std)
+
+    # 3. durations
+    statistics_digest = _module_digest(codec)[:16]
+    aligner, aligner_log, aligner_reused = None, None, False
+    if args.durations_column is None:
+        aligner_fingerprint = _fingerprint(
+            "aligner",
+            kept._fingerprint,
+            statistics_digest,
+            {k: v for k, v in vars(args).items() if k.startswith("aligner_")},
+            args.pipeline_config,
+            args.seed,
+        )
+        aligner_dir = cache_dir / f"aligner-{aligner_fingerprint}"
+        aligner_reused = (aligner_dir / "training_log.json").is_file()
+        if aligner_reused:
+            aligner = FlashSpeechAligner.from_pretrained(str(aligner_dir)).to(device).eval()
+            aligner_log = json.loads((aligner_dir / "training_log.json").read_text())
+        else:
+            aligner, aligner_log = train_aligner(kept, codec, tokenizer, args, device)
+            aligner.save_pretrained(str(aligner_dir))
+            (aligner_dir / "training_log.json").write_text(json.dumps(aligner_log, indent=2))
+        logger.info(f"Aligner ({'cached' if aligner_reused else 'trained'}): {aligner_log}")
+
+    # 4. final rows
+    final_fingerprint = _fingerprint(
+        "final", kept._fingerprint, statistics_digest, None if aligner is None else _module_digest(aligner)
+    )
+    final_file = cache_dir / f"final-{final_fingerprint}.arrow"
+    final_reused = final_file.is_file()
+    final = kept.with_format("numpy").map(
+        Finalizer(codec, aligner, tokenizer.pad_token_id, device),
+        batched=True,
+        batch_size=args.batch_size,
+        remove_columns=[c for c in _HELPER_COLUMNS if c in kept.column_names],
+        features=prepared_features(codec.latent_dim),
+        cache_file_name=str(final_file),
+        new_fingerprint=final_fingerprint,
+        desc="Normalizing latents" + ("" if aligner is None else ", aligning"),
+    )
+    final = final.with_format(None).select_columns(list(PREPARED_COLUMNS))
+
+    frames = int(sum(final["num_frames"]))
+    seconds = frames / codec.frame_rate
+    summary = {
+        "args": vars(args),
+        "format_version": FORMAT_VERSION,
+        "flashspeech_hf_version": flashspeech_hf.__version__,
+        "counts": {
+            "examples": len(reasons),
+            "kept": len(final),
+            "skipped": dict(sorted(skipped.items())),
+            "frames": frames,
+            "seconds": seconds,
+        },
+        "skipped_examples": skipped_examples,
+        "reused": {"features": features_reused, "aligner": aligner_reused, "final": final_reused},
+        "codec": {
+            "class_name": type(codec).__name__,
+            "sampling_rate": codec.sampling_rate,
+            "hop_length": codec.hop_length,
+            "latent_dim": codec.latent_dim,
+        },
+        "sigma_data": args.sigma_data,
+        "latent_statistics": "reused from the codec" if args.reuse_latent_statistics else "computed on this dataset",
+        "durations_source": "aligner" if aligner is not None else f"column {args.durations_column!r}",
+        "aligner": aligner_log,
+        "seconds_taken": None,
+    }
+
+    # 5. write everything to a staging folder next to the output, then swap it in
+    staging = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir(parents=True)
+        final.save_to_disk(str(staging / "dataset"))
+        tokenizer.save_pretrained(str(staging / "tokenizer"))
+        codec.to("cpu").save_pretrained(str(staging / "codec"))
+        if aligner is not None:
+            aligner.to("cpu").save_pretrained(str(staging / "aligner"))
+        summary["seconds_taken"] = round(time.time() - start, 2)
+        (staging / PREPARE_CONFIG_NAME).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        _publish(staging, output_dir, cache_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    _print_summary(len(reasons), len(final), skipped, skipped_examples, frames, seconds, output_dir)
+    return summary
+
+
+def _print_summary(
+    total: int,
+    kept: int,
+    skipped: Counter,
+    examples: list[dict],
+    frames: int,
+    seconds: float,
+    output_dir: Path,
+    failed: bool = False,
+) -> None:
+    where = "" if failed else f" into {output_dir}"
+    print(f"Prepared {kept} of {total} examples ({frames} latent frames, {seconds / 60:.1f} min of audio){where}.")
+    if skipped:
+        print(f"Skipped {sum(skipped.values())}: " + ", ".join(f"{r} {n}" for r, n in sorted(skipped.items())) + ".")
+        for example in examples[:5]:
+            print(f"  example {example['index']} ({example['reason']}): {example['detail'][:160]}")
+    else:
+        print("Skipped 0.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    try:
+        args = parse_args(argv)
+        prepare_dataset(args)
+    except DatasetPreparationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
