@@ -297,12 +297,21 @@ def measure_peer(peer, texts, prompt_mel, frames, nfe, device, repeats, warmup) 
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _per_config(values: list[str], config: str, default, cast):
+    for value in values:
+        name, _, number = value.partition("=")
+        if name == config:
+            return cast(number)
+    return default
+
+
 def grid(args, config: str) -> list[tuple[int, float, int]]:
     """(batch, seconds, nfe) cells: the full product, or a cross around (batch 1, reference seconds, NFE 2)."""
     if args.grid == "full" or (args.grid == "auto" and config == "tiny"):
         cells = [(b, s, n) for b in args.batch_sizes for s in args.seconds for n in args.nfe]
     else:
-        ref_s = args.reference_seconds if args.reference_seconds in args.seconds else args.seconds[0]
+        ref_s = _per_config(args.config_reference_seconds, config, args.reference_seconds, float)
+        ref_s = ref_s if ref_s in args.seconds else args.seconds[0]
         ref_n = 2 if 2 in args.nfe else args.nfe[0]
         ref_b = min(args.batch_sizes)
         cells = [(ref_b, ref_s, n) for n in args.nfe]
@@ -392,6 +401,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--peer_repeats", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--config_repeats", nargs="*", default=[], metavar="NAME=N",
+                        help="per-config repeats (and no warm-up when N is 1), e.g. paper=1")  # fmt: skip
+    parser.add_argument("--config_reference_seconds", nargs="*", default=[], metavar="NAME=S",
+                        help="per-config reference length of the cross grid, e.g. paper=2")  # fmt: skip
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--output", default=None, help="markdown file to write (a .json is written beside it)")
@@ -424,12 +437,14 @@ def main(argv=None) -> list[Row]:
                     for p in m.parameters()) / 1e6
             )  # fmt: skip
             texts_for: dict[float, str] = {}
+            repeats = _per_config(args.config_repeats, config, args.repeats, int)
+            warmup = args.warmup if repeats > 1 else 0
             for batch, seconds, nfe in grid(args, config):
                 if seconds not in texts_for:
                     phonemes = max(1, round(seconds * frame_rate(pipe) / FRAMES_PER_PHONEME))
                     texts_for[seconds] = text_for_phonemes(pipe.tokenizer, phonemes)[0]
                 texts = [texts_for[seconds]] * batch
-                row = measure_flashspeech(pipe, config, texts, prompt, nfe, device, args.repeats, args.warmup)
+                row = measure_flashspeech(pipe, config, texts, prompt, nfe, device, repeats, warmup)
                 row.target_seconds = seconds
                 rows.append(row)
                 produced.setdefault((batch, seconds), (texts, row.audio_seconds))
@@ -461,7 +476,8 @@ def main(argv=None) -> list[Row]:
                         )
     settings = (
         f"prompt {PROMPT_SECONDS:.0f} s, prosody alpha 0.2, durations forced to {FRAMES_PER_PHONEME} frames per phoneme, "
-        f"median of {args.repeats} after {args.warmup} warm-up (peer: {args.peer_repeats} run), torch.inference_mode"
+        f"median of {args.repeats} after {args.warmup} warm-up (per config: {args.config_repeats or 'same'}; "
+        f"peer: {args.peer_repeats} run after a 1-NFE warm-up), torch.inference_mode"
     )
     report = format_report(rows, params, machine_description(device), settings)
     print(report)
