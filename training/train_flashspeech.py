@@ -238,6 +238,9 @@ def load_prepared(prepared_dir: str) -> tuple[Dataset, FlashSpeechTokenizer, tor
             raise ValueError(
                 f"{prepared_dir} is not a prepared dataset: it has no {sub}/ folder (run prepare_dataset.py)."
             )
+    state = root / "dataset" / "state.json"
+    if state.is_file() and not json.loads(state.read_text(encoding="utf-8")).get("_data_files", [None]):
+        raise ValueError(f"The prepared dataset {root / 'dataset'} is empty (it has no data files).")
     dataset = load_from_disk(str(root / "dataset"))
     if not isinstance(dataset, Dataset):
         raise ValueError(f"{root / 'dataset'} must hold one datasets.Dataset, got {type(dataset).__name__}.")
@@ -375,10 +378,9 @@ def build_pipeline(args, tokenizer: FlashSpeechTokenizer, codec: torch.nn.Module
         wanted.setdefault(component, {}).update(update)
     conflicts = []
     for component, update in wanted.items():
-        if component in ("codec", "scheduler") or not isinstance(update, dict):
+        # the codec comes with the data; the scheduler and other entries do not size a trained model
+        if component not in TRAINABLE_COMPONENTS or not isinstance(update, dict):
             continue
-        if component not in TRAINABLE_COMPONENTS:
-            raise ValueError(f"Unknown component {component!r} in the model config.")
         conflicts += _config_conflicts(component, dict(getattr(pipe, component).config), update)
     if conflicts:
         raise ValueError(
@@ -549,7 +551,11 @@ def main(args_list: list[str] | None = None) -> dict:
             f"(codec {pipe.codec.latent_dim}): prepare the data with the model's codec."
         )
     if args.pretrained_model_name_or_path is not None:
-        if type(pipe.codec) is not type(codec) or dict(pipe.codec.config) != dict(codec.config):
+
+        def public(config):
+            return {k: v for k, v in dict(config).items() if not k.startswith("_")}
+
+        if type(pipe.codec) is not type(codec) or public(pipe.codec.config) != public(codec.config):
             raise ValueError("The dataset was prepared with another codec than the pretrained pipeline's.")
         # Latents were normalized with the prepared codec's statistics; re-express them in the pipeline's.
         if not (

@@ -1,0 +1,257 @@
+"""Tests of training/train_flashspeech.py: stage 1 (+ adversarial), stage 2, overfitting, resuming, 2 processes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Array2D, Dataset, Features, Sequence, Value, load_from_disk
+
+from flashspeech_hf import FlashSpeechPipeline, FlashSpeechTokenizer, MelCodec
+from flashspeech_hf.configs import get_pipeline_config
+from flashspeech_hf.losses import consistency_training_loss
+from flashspeech_hf.models.modeling_prosody import length_regulate
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "training" / "train_flashspeech.py"
+TINY_CONFIG = ROOT / "training" / "configs" / "tiny.json"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("train_flashspeech", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train = load_script()
+
+
+def make_prepared_dir(
+    path: Path,
+    num_rows: int = 8,
+    seed: int = 0,
+    tokenizer: FlashSpeechTokenizer | None = None,
+    phoneme_ids: list[int] | None = None,
+    frames_per_row: tuple[int, int] = (40, 70),
+    drop_columns: tuple[str, ...] = (),
+) -> Path:
+    """
+    Writes a prepared folder in the prepare_dataset.py format from structured synthetic data: each phoneme id has its
+    own latent pattern (so the denoiser can learn the mapping), durations 2-6 frames, a gliding ln F0.
+    """
+    rng = np.random.default_rng(seed)
+    tokenizer = tokenizer or FlashSpeechTokenizer()
+    codec_config = get_pipeline_config("tiny")["codec"]
+    codec_config.pop("class_name")
+    codec = MelCodec(**codec_config)
+    channels = codec.latent_dim
+    table = np.random.default_rng(1234).normal(0.0, 0.5, size=(len(tokenizer), channels)).astype(np.float32)
+    ids_pool = phoneme_ids or list(range(5, 30))
+    rows = {k: [] for k in ("input_ids", "latents", "log_pitch", "durations", "text", "speaker_id", "num_frames")}
+    for i in range(num_rows):
+        target = int(rng.integers(*frames_per_row))
+        ids, durs = [], []
+        while sum(durs) < target:
+            ids.append(int(rng.choice(ids_pool)))
+            durs.append(int(rng.integers(2, 7)))
+        frames = sum(durs)
+        latents = np.repeat(table[ids], durs, axis=0) + 0.05 * rng.standard_normal((frames, channels))
+        t = np.arange(frames)
+        rows["input_ids"].append(ids)
+        rows["latents"].append(latents.astype(np.float32))
+        rows["log_pitch"].append((np.log(120.0 + 10 * (i % 3)) + 0.1 * np.sin(t / 7.0)).astype(np.float32).tolist())
+        rows["durations"].append(durs)
+        rows["text"].append(f"utterance {i}")
+        rows["speaker_id"].append(f"spk{i % 3}")
+        rows["num_frames"].append(frames)
+    features = Features(
+        {
+            "input_ids": Sequence(Value("int32")),
+            "latents": Array2D(shape=(None, channels), dtype="float32"),
+            "log_pitch": Sequence(Value("float32")),
+            "durations": Sequence(Value("int32")),
+            "text": Value("string"),
+            "speaker_id": Value("string"),
+            "num_frames": Value("int32"),
+        }
+    )
+    dataset = Dataset.from_dict(rows, features=features)
+    if drop_columns:
+        dataset = dataset.remove_columns(list(drop_columns))
+    dataset.save_to_disk(str(path / "dataset"))
+    tokenizer.save_pretrained(str(path / "tokenizer"))
+    codec.save_pretrained(str(path / "codec"))
+    (path / "prepare_config.json").write_text(json.dumps({"num_rows": num_rows}))
+    return path
+
+
+def base_args(prepared: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(TINY_CONFIG), "--prepared_dataset_dir", str(prepared), "--output_dir", str(output),
+        "--report_to", "none", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    return make_prepared_dir(tmp_path_factory.mktemp("prepared"))
+
+
+@torch.no_grad()
+def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: int = 11, pairs=slice(None)) -> float:
+    """The iCT loss of `pipe` on the whole prepared set at every adjacent pair of `num_levels` levels, fixed noise."""
+    dataset = load_from_disk(str(prepared / "dataset"))
+    batch = train.Collator(pipe.tokenizer.pad_token_id, pipe.codec.latent_dim)(
+        [dataset[i] for i in range(len(dataset))]
+    )
+    latents, frame_mask, phoneme_mask = batch["latents"], batch["frame_mask"], batch["phoneme_mask"]
+    lengths = (frame_mask.sum(1) * 0.3).long()
+    prompt, prompt_mask = train.gather_segments(latents, torch.zeros_like(lengths), lengths)
+    phonemes, prompt_hidden = pipe.prior_encoder(
+        batch["input_ids"], phoneme_mask, prompt, prompt_mask, return_dict=False
+    )
+    frame_hidden, _ = length_regulate(phonemes, batch["durations"], max_frames=latents.shape[-1])
+    condition = frame_hidden + pipe.prosody_generator.embed_pitch(batch["log_pitch"], frame_mask)
+    sigmas = pipe.scheduler.karras_sigmas(num_levels).float()
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    loss_mask = frame_mask & (torch.arange(latents.shape[-1])[None] >= lengths[:, None])
+    losses = []
+    for low, high in list(zip(sigmas[:-1], sigmas[1:]))[pairs]:
+        b = latents.shape[0]
+        f = [
+            pipe.denoiser((latents + s * noise) * frame_mask[:, None], s.expand(b), condition, prompt_hidden, frame_mask,
+                          prompt_mask).sample
+            for s in (high, low)
+        ]  # fmt: skip
+        losses.append(float(consistency_training_loss(f[0], f[1], (1 / (high - low)).expand(b), loss_mask)))
+    return float(np.mean(losses))
+
+
+def test_consistency_loss_falls_when_overfitting_a_fixed_batch(tmp_path):
+    prepared = make_prepared_dir(tmp_path / "prep", num_rows=2, frames_per_row=(40, 50))
+    # fixed N (s0 = s1): the loss can only fall by learning, not by the curriculum shrinking the level gaps
+    common = ["--train_batch_size", "2", "--checkpointing_steps", "1000", "--adversarial_start_step", "1000",
+              "--s0", "10", "--s1", "10", "--lr_warmup_steps", "5", "--learning_rate", "1e-2"]  # fmt: skip
+    train.main(base_args(prepared, tmp_path / "init", "--max_train_steps", "0", *common))
+    summary = train.main(base_args(prepared, tmp_path / "out", "--max_train_steps", "60", *common))
+    assert summary["global_step"] == 60
+    # the pair (0.32, 0.97) around sigma_data, where the model must denoise (near sigma_min f is the identity)
+    before = fixed_batch_ct_loss(FlashSpeechPipeline.from_pretrained(tmp_path / "init"), prepared, pairs=slice(3, 4))
+    after = fixed_batch_ct_loss(FlashSpeechPipeline.from_pretrained(tmp_path / "out"), prepared, pairs=slice(3, 4))
+    assert after < 0.8 * before, (before, after)
+    history = summary["loss_history"]
+    assert np.mean([h["duration_loss"] for h in history[-10:]]) < 0.5 * history[0]["duration_loss"]
+
+
+def make_prompt(seconds: float = 1.5, sampling_rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    phase = 2 * np.pi * np.cumsum(120 + 30 * np.sin(2 * np.pi * 0.7 * t)) / sampling_rate
+    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(8 * np.pi * t) ** 2)).astype(
+        np.float32
+    )
+
+
+def test_stage1_adversarial_then_stage2_save_load_synthesize_and_push(prepared, tmp_path, monkeypatch):
+    uploads = {}
+    monkeypatch.setattr(train, "create_repo", lambda repo_id, **kw: type("Repo", (), {"repo_id": repo_id})())
+    monkeypatch.setattr(
+        train, "upload_folder", lambda **kw: uploads.update(kw, files=sorted(os.listdir(kw["folder_path"])))
+    )
+    out1 = tmp_path / "stage1"
+    summary = train.main(
+        base_args(prepared, out1, "--max_train_steps", "4", "--adversarial_start_step", "2", "--checkpointing_steps",
+                  "100", "--push_to_hub", "--hub_model_id", "me/flashspeech-tiny")
+    )  # fmt: skip
+    history = summary["loss_history"]
+    assert all("generator_adv_loss" not in h for h in history[:2])
+    assert all(h["discriminator_loss"] > 0 and h["adv_weight"] > 0 for h in history[2:])
+    assert "checkpoint-4" in os.listdir(out1)
+    assert uploads["repo_id"] == "me/flashspeech-tiny" and "model_index.json" in uploads["files"]
+    assert "checkpoint-*" in uploads["ignore_patterns"]
+    card = (out1 / "README.md").read_text()
+    assert "me/flashspeech-tiny" in card and "{" not in card.split("---", 2)[-1].split("```")[0]
+
+    pipe = FlashSpeechPipeline.from_pretrained(out1)
+    pipe.set_progress_bar_config(disable=True)
+    audio = pipe("Hello there.", make_prompt(), prompt_sampling_rate=16000, generator=torch.Generator().manual_seed(0))
+    assert audio.audios.shape[1] > 0 and np.isfinite(audio.audios).all()
+
+    out2 = tmp_path / "stage2"
+    summary2 = train.main(base_args(prepared, out2, "--stage", "2", "--pretrained_model_name_or_path", str(out1),
+                                    "--max_train_steps", "3", "--checkpointing_steps", "100"))  # fmt: skip
+    assert all(h["duration_refine_loss"] > 0 and h["pitch_refine_loss"] > 0 for h in summary2["loss_history"])
+    pipe2 = FlashSpeechPipeline.from_pretrained(out2)
+    for name in ("prior_encoder", "denoiser", "codec"):
+        for (k, a), b in zip(getattr(pipe, name).state_dict().items(), getattr(pipe2, name).state_dict().values()):
+            assert torch.equal(a, b), f"{name}.{k} changed in stage 2"
+    changed = {k.split(".")[0] for k, a in pipe.prosody_generator.state_dict().items()
+               if not torch.equal(a, pipe2.prosody_generator.state_dict()[k])}  # fmt: skip
+    assert changed == {"duration_refiner", "pitch_refiner"}
+
+
+def test_resume_continues_at_the_same_step_with_the_same_state(prepared, tmp_path):
+    common = ["--max_train_steps", "4", "--checkpointing_steps", "2", "--adversarial_start_step", "1000"]
+    full = train.main(base_args(prepared, tmp_path / "a", *common))
+    (tmp_path / "b").mkdir()
+    shutil.copytree(tmp_path / "a" / "checkpoint-2", tmp_path / "b" / "checkpoint-2")
+    resumed = train.main(base_args(prepared, tmp_path / "b", *common, "--resume_from_checkpoint", "latest"))
+    assert resumed["global_step"] == 4 and len(resumed["loss_history"]) == 2
+    for a, b in zip(full["loss_history"][2:], resumed["loss_history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["lr"] == b["lr"]
+    opt_a = torch.load(tmp_path / "a" / "checkpoint-4" / "optimizer.bin", weights_only=False)
+    opt_b = torch.load(tmp_path / "b" / "checkpoint-4" / "optimizer.bin", weights_only=False)
+    for k, state in opt_a["state"].items():
+        assert state["step"] == opt_b["state"][k]["step"]
+        torch.testing.assert_close(state["exp_avg_sq"], opt_b["state"][k]["exp_avg_sq"], rtol=1e-4, atol=1e-10)
+
+
+def test_two_processes_see_disjoint_data(prepared, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1", "--cpu",
+           "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT),
+           *base_args(prepared, out, "--max_train_steps", "2", "--train_batch_size", "2", "--checkpointing_steps",
+                      "100", "--adversarial_start_step", "1000", "--log_sample_ids")]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [set(json.loads((out / f"sample_ids_rank{r}.json").read_text())) for r in (0, 1)]
+    assert rows[0] and rows[1] and not rows[0] & rows[1]
+    FlashSpeechPipeline.from_pretrained(out)
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing_column", "lacks the column"),
+        ("empty", "is empty"),
+        ("bad_sizes", "divisible"),
+        ("not_pipeline", "not a FlashSpeechPipeline"),
+        ("not_checkpoint", "not a checkpoint"),
+    ],
+)
+def test_bad_inputs_fail_before_training(tmp_path, prepared, kind, message):
+    args = base_args(prepared, tmp_path / "out", "--max_train_steps", "2")
+    if kind == "missing_column":
+        args = base_args(make_prepared_dir(tmp_path / "p", num_rows=2, drop_columns=("durations",)), tmp_path / "o")
+    elif kind == "empty":
+        args = base_args(make_prepared_dir(tmp_path / "p", num_rows=0), tmp_path / "o")
+    elif kind == "bad_sizes":
+        args += ["--model_overrides", '{"denoiser": {"hidden_size": 30, "num_attention_heads": 4}}']
+    elif kind == "not_pipeline":
+        (tmp_path / "nothing").mkdir()
+        args += ["--pretrained_model_name_or_path", str(tmp_path / "nothing")]
+    elif kind == "not_checkpoint":
+        (tmp_path / "ckpt").mkdir()
+        args += ["--resume_from_checkpoint", str(tmp_path / "ckpt")]
+    with pytest.raises(ValueError, match=message):
+        train.main(args)
+    assert not any(p.name.startswith("checkpoint-") for p in (tmp_path / "out").glob("*"))
