@@ -216,11 +216,13 @@ def test_resume_continues_at_the_same_step_with_the_same_state(prepared, tmp_pat
 
 def test_two_processes_see_disjoint_data(prepared, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1", "--cpu",
-           "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT),
-           *base_args(prepared, out, "--max_train_steps", "2", "--train_batch_size", "2", "--checkpointing_steps",
-                      "100", "--adversarial_start_step", "1000", "--log_sample_ids")]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # torch.distributed's launcher (gloo); ACCELERATE_USE_CPU makes Accelerate use the CPU process group
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(SCRIPT),
+        *base_args(prepared, out, "--max_train_steps", "2", "--train_batch_size", "2", "--checkpointing_steps", "100",
+                   "--adversarial_start_step", "1000", "--log_sample_ids"),
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [set(json.loads((out / f"sample_ids_rank{r}.json").read_text())) for r in (0, 1)]
