@@ -8,8 +8,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 CONSTRAINTS := $(VENV)/constraints.txt
-SYSTEM_TOOLS := espeak-ng ffmpeg
-SYSTEM_PACKAGES := espeak-ng ffmpeg
+SYSTEM_TOOLS := espeak-ng ffmpeg flite
+SYSTEM_PACKAGES := espeak-ng ffmpeg flite
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
