@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +214,23 @@ def test_unreadable_prompt_file(pipe, tmp_path):
 def test_unknown_named_config():
     with pytest.raises(ValueError, match="Unknown pipeline config"):
         FlashSpeechPipeline.from_named_config("huge")
+
+
+def test_shared_prompt_is_encoded_once_with_the_same_result(pipe, prompt_file, monkeypatch):
+    texts = [TEXT, "Another sentence."]
+    calls = []
+    encode = pipe.codec.encode
+    monkeypatch.setattr(pipe.codec, "encode", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    shared = pipe(texts, prompt_file, generator=[gen(7), gen(8)])
+    assert len(calls) == 1
+    copies = pipe(texts, [prompt_file, Path(prompt_file)], generator=[gen(7), gen(8)])
+    assert len(calls) == 3
+    np.testing.assert_allclose(shared.audios, copies.audios, atol=1e-5)
+
+
+def test_prosody_steps_can_differ_from_denoiser_steps(pipe, prompt_file):
+    default = pipe(TEXT, prompt_file, num_inference_steps=4, generator=gen(9))
+    one = pipe(TEXT, prompt_file, num_inference_steps=4, prosody_num_inference_steps=1, generator=gen(9))
+    assert not torch.equal(default.log_pitch[0][:5], one.log_pitch[0][:5])
+    with pytest.raises(ValueError, match=">= 1"):
+        pipe(TEXT, prompt_file, prosody_num_inference_steps=0)

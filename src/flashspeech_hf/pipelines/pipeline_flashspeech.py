@@ -370,10 +370,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             prompts = prompts * len(texts)
         if len(prompts) != len(texts):
             raise ValueError(f"Got {len(texts)} texts but {len(prompts)} prompts; pass one prompt or one per text.")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"`num_inference_steps` must be an integer >= 1, got {num_inference_steps}.")
-        if prosody_alpha < 0:
-            raise ValueError(f"`prosody_alpha` must be >= 0, got {prosody_alpha}.")
+        self._check_common(num_inference_steps, prosody_alpha)
         if speed <= 0:
             raise ValueError(f"`speed` must be positive, got {speed}.")
         if not isinstance(n, int) or n < 1:
@@ -581,6 +578,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         generator: GeneratorInput = None,
         output_type: str = "np",
         return_dict: bool = True,
+        prosody_num_inference_steps: int | None = None,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
         Synthesizes `text` in the voice of `prompt_audio`.
@@ -600,6 +598,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
                 with one generator per output waveform makes each waveform independent of the others in the batch.
             output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechPipelineOutput`] rather than a tuple.
+            prosody_num_inference_steps (`int`, *optional*): Evaluations of each prosody refinement model; defaults
+                to `num_inference_steps`. 1 saves time at large step counts.
 
         Examples:
 
@@ -610,23 +610,25 @@ class FlashSpeechPipeline(DiffusionPipeline):
         texts, prompts = self.check_inputs(
             text, prompt_audio, num_inference_steps, prosody_alpha, speed, num_waveforms_per_prompt
         )
+        prosody_steps = num_inference_steps if prosody_num_inference_steps is None else prosody_num_inference_steps
+        self._check_common(prosody_steps, prosody_alpha)
         device = self._execution_device
         n = num_waveforms_per_prompt
-        waveforms = [self.load_prompt(p, prompt_sampling_rate) for p in prompts]
-        prompt_latents, prompt_mask = self.encode_audio(waveforms)
+        # read, encode and run the prompt encoder once per distinct prompt (one prompt is often shared by all texts)
+        distinct = list({id(p): p for p in prompts}.values())
+        position = {id(p): i for i, p in enumerate(distinct)}
+        index = torch.tensor([position[id(p)] for p in prompts], device=device).repeat_interleave(n)
+        prompt_latents, prompt_mask = self.encode_audio([self.load_prompt(p, prompt_sampling_rate) for p in distinct])
+        prompt_hidden = self.prior_encoder.encode_prompt(prompt_latents, prompt_mask)[index]
+        prompt_mask = prompt_mask[index]
         tokens = self.tokenizer(texts, padding=True, return_tensors="pt")
         input_ids = tokens["input_ids"].to(device).repeat_interleave(n, dim=0)
         phoneme_mask = tokens["attention_mask"].to(device).bool().repeat_interleave(n, dim=0)
-        prompt_latents = prompt_latents.repeat_interleave(n, dim=0)
-        prompt_mask = prompt_mask.repeat_interleave(n, dim=0)
         generators = self._item_generators(generator, len(texts) * n)
 
-        phoneme_hidden, prompt_hidden = self.prior_encoder(
-            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
-        )
+        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
         durations, condition, frame_mask, log_pitch = self.predict_prosody(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, num_inference_steps,
-            generators,
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, prosody_steps, generators,
         )  # fmt: skip
         latents = self.sample_consistency(
             lambda x, s: self.denoiser(x, s, condition, prompt_hidden, frame_mask, prompt_mask).sample,
