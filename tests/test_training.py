@@ -15,7 +15,7 @@ import pytest
 import torch
 from datasets import Array2D, Dataset, Features, Sequence, Value, load_from_disk
 
-from flashspeech_hf import FlashSpeechPipeline, FlashSpeechTokenizer, MelCodec
+from flashspeech_hf import FlashSpeechAligner, FlashSpeechPipeline, FlashSpeechTokenizer, MelCodec
 from flashspeech_hf.configs import get_pipeline_config
 from flashspeech_hf.losses import consistency_training_loss
 from flashspeech_hf.models.modeling_prosody import length_regulate
@@ -33,6 +33,7 @@ def load_script():
 
 
 train = load_script()
+from data_utils import collate_prepared  # noqa: E402  (the script put training/ on sys.path)
 
 
 def make_prepared_dir(
@@ -43,10 +44,12 @@ def make_prepared_dir(
     phoneme_ids: list[int] | None = None,
     frames_per_row: tuple[int, int] = (40, 70),
     drop_columns: tuple[str, ...] = (),
+    with_aligner: bool = True,
 ) -> Path:
     """
     Writes a prepared folder in the prepare_dataset.py format from structured synthetic data: each phoneme id has its
-    own latent pattern (so the denoiser can learn the mapping), durations 2-6 frames, a gliding ln F0.
+    own latent pattern (so the denoiser can learn the mapping), durations 2-6 frames, a gliding ln F0, and (unless
+    `with_aligner` is False) an untrained tiny `aligner/` in the data tokenizer's vocabulary.
     """
     rng = np.random.default_rng(seed)
     tokenizer = tokenizer or FlashSpeechTokenizer()
@@ -90,6 +93,12 @@ def make_prepared_dir(
     dataset.save_to_disk(str(path / "dataset"))
     tokenizer.save_pretrained(str(path / "tokenizer"))
     codec.save_pretrained(str(path / "codec"))
+    if with_aligner:
+        torch.manual_seed(seed + 1)
+        aligner_config = get_pipeline_config("tiny")["aligner"]
+        FlashSpeechAligner(
+            vocab_size=len(tokenizer), latent_dim=channels, pad_token_id=tokenizer.pad_token_id, **aligner_config
+        ).save_pretrained(str(path / "aligner"))
     (path / "prepare_config.json").write_text(json.dumps({"num_rows": num_rows}))
     return path
 
@@ -110,10 +119,8 @@ def prepared(tmp_path_factory) -> Path:
 def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: int = 11, pairs=slice(None)) -> float:
     """The iCT loss of `pipe` on the whole prepared set at every adjacent pair of `num_levels` levels, fixed noise."""
     dataset = load_from_disk(str(prepared / "dataset"))
-    batch = train.Collator(pipe.tokenizer.pad_token_id, pipe.codec.latent_dim)(
-        [dataset[i] for i in range(len(dataset))]
-    )
-    latents, frame_mask, phoneme_mask = batch["latents"], batch["frame_mask"], batch["phoneme_mask"]
+    batch = collate_prepared([dataset[i] for i in range(len(dataset))], pipe.tokenizer.pad_token_id)
+    latents, frame_mask, phoneme_mask = batch["latents"], batch["latent_mask"], batch["attention_mask"]
     lengths = (frame_mask.sum(1) * 0.3).long()
     prompt, prompt_mask = train.gather_segments(latents, torch.zeros_like(lengths), lengths)
     phonemes, prompt_hidden = pipe.prior_encoder(
@@ -184,13 +191,21 @@ def test_stage1_adversarial_then_stage2_save_load_synthesize_and_push(prepared, 
     pipe.set_progress_bar_config(disable=True)
     audio = pipe("Hello there.", make_prompt(), prompt_sampling_rate=16000, generator=torch.Generator().manual_seed(0))
     assert audio.audios.shape[1] > 0 and np.isfinite(audio.audios).all()
+    # the saved pipeline carries the prepared data's aligner (not the random one of the named config), usable by align
+    assert summary["aligner"] == "prepared data"
+    data_aligner = FlashSpeechAligner.from_pretrained(prepared / "aligner")
+    for (k, a), b in zip(data_aligner.state_dict().items(), pipe.aligner.state_dict().values()):
+        assert torch.equal(a, b), k
+    alignment = pipe.align(make_prompt(2.0), "Hello there.", sampling_rate=16000)
+    assert len(alignment.durations) == len(alignment.phonemes) > 3 and (alignment.durations >= 1).all()
+    assert int(alignment.durations.sum()) == alignment.latents.shape[-1]
 
     out2 = tmp_path / "stage2"
     summary2 = train.main(base_args(prepared, out2, "--stage", "2", "--pretrained_model_name_or_path", str(out1),
                                     "--max_train_steps", "3", "--checkpointing_steps", "100"))  # fmt: skip
     assert all(h["duration_refine_loss"] > 0 and h["pitch_refine_loss"] > 0 for h in summary2["loss_history"])
     pipe2 = FlashSpeechPipeline.from_pretrained(out2)
-    for name in ("prior_encoder", "denoiser", "codec"):
+    for name in ("prior_encoder", "denoiser", "codec", "aligner"):
         for (k, a), b in zip(getattr(pipe, name).state_dict().items(), getattr(pipe2, name).state_dict().values()):
             assert torch.equal(a, b), f"{name}.{k} changed in stage 2"
     changed = {k.split(".")[0] for k, a in pipe.prosody_generator.state_dict().items()
@@ -228,6 +243,35 @@ def test_two_processes_see_disjoint_data(prepared, tmp_path):
     rows = [set(json.loads((out / f"sample_ids_rank{r}.json").read_text())) for r in (0, 1)]
     assert rows[0] and rows[1] and not rows[0] & rows[1]
     FlashSpeechPipeline.from_pretrained(out)
+
+
+def test_frame_budget_batches_and_no_aligner(tmp_path):
+    """`--max_frames_per_batch` batches rows under a frame budget; data without an aligner saves a pipeline without."""
+    prepared = make_prepared_dir(tmp_path / "prep", num_rows=6, frames_per_row=(40, 70), with_aligner=False)
+    summary = train.main(
+        base_args(prepared, tmp_path / "out", "--max_train_steps", "3", "--max_frames_per_batch", "150",
+                  "--checkpointing_steps", "100", "--adversarial_start_step", "1000", "--log_sample_ids")
+    )  # fmt: skip
+    assert (
+        summary["global_step"] == 3 and len(json.loads((tmp_path / "out" / "sample_ids_rank0.json").read_text())) <= 6
+    )
+    assert summary["aligner"] == "none"
+    # the batches themselves: under the budget (a row longer than it alone), every row once per epoch, resumable
+    dataset = load_from_disk(str(prepared / "dataset")).add_column("row_id", list(range(6)))
+    args = train.parse_args(base_args(prepared, tmp_path / "o", "--max_frames_per_batch", "150"))
+    batches = train.infinite_batches(dataset, args, pad_token_id=0, skip=0)
+    epoch, num_batches = [], 0
+    while len(epoch) < 6:
+        batch = next(batches)
+        num_frames = batch["latent_mask"].sum(1)
+        assert len(num_frames) * int(num_frames.max()) <= 150 or len(num_frames) == 1
+        epoch += batch["row_id"].tolist()
+        num_batches += 1
+    assert sorted(epoch) == list(range(6)) and num_batches >= 3  # 150 frames hold at most 3 rows of 40-70 frames
+    later = next(batches)  # the first batch of epoch 2, reshuffled; a run resumed after `num_batches` sees it too
+    resumed = next(train.infinite_batches(dataset, args, pad_token_id=0, skip=num_batches))
+    assert torch.equal(resumed["row_id"], later["row_id"]) and torch.equal(resumed["latents"], later["latents"])
+    assert FlashSpeechPipeline.from_pretrained(tmp_path / "out").aligner is None
 
 
 @pytest.mark.parametrize(

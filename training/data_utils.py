@@ -176,16 +176,26 @@ def load_prepared_dataset(path: str | os.PathLike, load_codec_weights: bool = Tr
     ```
     """
     path = Path(path)
+    for sub in ("dataset", "tokenizer", "codec"):
+        if not (path / sub).is_dir():
+            raise ValueError(f"{path} is not a prepared dataset: it has no {sub}/ folder (run prepare_dataset.py).")
     config_path = path / PREPARE_CONFIG_NAME
     if not config_path.is_file():
         raise ValueError(
             f"{path} is not a finished prepared dataset: {PREPARE_CONFIG_NAME} is missing (run prepare_dataset.py)."
         )
     config = json.loads(config_path.read_text(encoding="utf-8"))
+    state_path = path / "dataset" / "state.json"
+    if state_path.is_file() and not json.loads(state_path.read_text(encoding="utf-8")).get("_data_files", [None]):
+        raise ValueError(f"The prepared dataset {path / 'dataset'} is empty (it has no data files).")
     dataset = load_from_disk(str(path / "dataset"))
+    if not isinstance(dataset, Dataset):
+        raise ValueError(f"{path / 'dataset'} must hold one datasets.Dataset, got {type(dataset).__name__}.")
     missing = [column for column in PREPARED_COLUMNS if column not in dataset.column_names]
     if missing:
         raise ValueError(f"The prepared dataset at {path} lacks the columns {missing}.")
+    if len(dataset) == 0:
+        raise ValueError(f"The prepared dataset {path / 'dataset'} is empty.")
     tokenizer = FlashSpeechTokenizer.from_pretrained(str(path / "tokenizer"))
     codec = load_codec(path / "codec") if load_codec_weights else None
     if codec is not None:
@@ -221,7 +231,13 @@ def collate_prepared(examples: Sequence[dict[str, Any]], pad_token_id: int = 0) 
           (`torch.BoolTensor` of shape `(batch_size, max_frames)`);
         - `log_pitch` (`torch.FloatTensor` of shape `(batch_size, max_frames)`, 0 on padding);
         - `durations` (`torch.LongTensor` of shape `(batch_size, max_phonemes)`, 0 on padding);
+        - `row_id` (`torch.LongTensor` of shape `(batch_size,)`), when the rows carry one (training scripts add it to
+          record which rows each process saw);
         - `text` and `speaker_id` (`list[str]`).
+
+    Raises:
+        `ValueError`: When a row's `durations` do not sum to its number of latent frames, or its `log_pitch` does not
+        have one value per frame.
 
     Examples:
 
@@ -263,6 +279,10 @@ def collate_prepared(examples: Sequence[dict[str, Any]], pad_token_id: int = 0) 
             if any(len(p) != n for p, n in zip(pitch, frames.tolist())):
                 raise ValueError("Every row needs one `log_pitch` value per latent frame.")
             batch["log_pitch"] = torch.nn.utils.rnn.pad_sequence(pitch, batch_first=True)
+        if "durations" in batch and torch.any(batch["durations"].sum(1) != frames):
+            raise ValueError("Every row's `durations` must sum to its number of latent frames.")
+    if "row_id" in examples[0]:
+        batch["row_id"] = torch.tensor([int(e["row_id"]) for e in examples], dtype=torch.long)
     for key in ("text", "speaker_id"):
         if key in examples[0]:
             batch[key] = [e[key] for e in examples]

@@ -10,7 +10,11 @@ Trains FlashSpeech (Ye et al. 2024) on a dataset prepared by `training/prepare_d
   heads, LSGAN) whose loss is added with the adaptive weight times `--lambda_adv`.
 * `--stage 2`: only the prosody refinement models (consistency models on the residual ground truth - regression).
 * Fine-tuning: `--pretrained_model_name_or_path` starts every component from a saved `FlashSpeechPipeline`;
-  `--train_components` picks what trains, `--extend_vocabulary` adds the data's new phonemes.
+  `--train_components` picks what trains, `--extend_vocabulary` adds the data's new phonemes. With `--use_lora`, only
+  LoRA adapters (peft) of the prior encoder and denoiser train; they are saved under `OUTPUT_DIR/lora/<component>/`
+  and the pipeline in `OUTPUT_DIR` has them merged.
+* The saved pipeline carries an aligner (for `pipe.align`, voice conversion and editing): the prepared data's
+  `aligner/`, else the pretrained pipeline's (see `select_aligner`).
 
 Examples:
 
@@ -20,12 +24,23 @@ accelerate launch training/train_flashspeech.py --config training/configs/tiny.j
 ```
 
 Every run ends with a complete pipeline in `--output_dir` that loads with `FlashSpeechPipeline.from_pretrained`.
+
+LoRA adapters load onto the base pipeline with peft:
+
+```py
+from peft import PeftModel
+
+pipe = FlashSpeechPipeline.from_pretrained("base-pipeline")
+for name in ("prior_encoder", "denoiser"):
+    setattr(pipe, name, PeftModel.from_pretrained(getattr(pipe, name), f"OUTPUT_DIR/lora/{name}").merge_and_unload())
+```
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import logging
 import math
@@ -42,13 +57,18 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
-from datasets import Dataset, IterableDataset, load_from_disk
+from datasets import Dataset, IterableDataset
 from datasets.distributed import split_dataset_by_node
 from diffusers.optimization import get_scheduler
 from huggingface_hub import create_repo, upload_folder
+from torch import nn
 from tqdm.auto import tqdm
 
-from flashspeech_hf import (
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/data_utils.py, also when loaded by path
+from data_utils import FrameBudgetBatchSampler, collate_prepared, load_prepared_dataset  # noqa: E402
+
+from flashspeech_hf import (  # noqa: E402
+    FlashSpeechAligner,
     FlashSpeechDenoiser,
     FlashSpeechPipeline,
     FlashSpeechPriorEncoder,
@@ -56,9 +76,8 @@ from flashspeech_hf import (
     FlashSpeechScheduler,
     FlashSpeechTokenizer,
 )
-from flashspeech_hf import codecs as codec_classes
-from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config
-from flashspeech_hf.losses import (
+from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config  # noqa: E402
+from flashspeech_hf.losses import (  # noqa: E402
     adaptive_adversarial_weight,
     consistency_training_loss,
     discriminator_loss,
@@ -66,12 +85,11 @@ from flashspeech_hf.losses import (
     generator_adversarial_loss,
     pitch_loss,
 )
-from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator
-from flashspeech_hf.models.modeling_prosody import length_regulate
+from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator  # noqa: E402
+from flashspeech_hf.models.modeling_prosody import length_regulate  # noqa: E402
 
 logger = get_logger(__name__, log_level="INFO")
 
-REQUIRED_COLUMNS = ("input_ids", "latents", "log_pitch", "durations")
 TRAINABLE_COMPONENTS = ("prior_encoder", "prosody_generator", "denoiser")
 MODEL_CLASSES = {
     "prior_encoder": FlashSpeechPriorEncoder,
@@ -79,6 +97,7 @@ MODEL_CLASSES = {
     "denoiser": FlashSpeechDenoiser,
     "discriminator": FlashSpeechDiscriminator,
 }
+LORA_COMPONENTS = ("prior_encoder", "denoiser")
 # A tiny random WavLM for tests and CPU smoke runs (`--slm_config tiny`).
 TINY_SLM_CONFIG = {
     "hidden_size": 32,
@@ -111,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Stream the prepared dataset (IterableDataset) instead of random access.",
     )
     add("--max_train_frames", type=int, default=None, help="Drop utterances longer than this many latent frames.")
+    add(
+        "--max_frames_per_batch",
+        type=int,
+        default=None,
+        help="Batch by a budget of padded latent frames (20000 per GPU in the paper) instead of\n"
+        "--train_batch_size items; not with --streaming.",
+    )
     add("--pipeline_config", type=str, default=None, help=f"Named model sizes: {sorted(PIPELINE_CONFIGS)}.")
     add(
         "--model_overrides",
@@ -128,8 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--train_components", type=str, default=None, help="Comma list of prior_encoder,prosody_generator,denoiser.")
     add("--language", type=str, default=None, help="espeak-ng language recorded in the saved tokenizer.")
     add("--extend_vocabulary", action="store_true", help="Add the data's phonemes that the vocabulary lacks.")
-    add("--use_lora", action="store_true", help="Not supported yet (see the README).")
-    add("--lora_rank", type=int, default=8)
+    add("--use_lora", action="store_true", help="Train LoRA adapters (peft) of the prior encoder and denoiser.")
+    add("--lora_rank", type=int, default=8, help="Rank of the LoRA adapters.")
+    add("--lora_alpha", type=float, default=None, help="LoRA scale numerator (scale = alpha / rank; default: rank).")
+    add(
+        "--lora_target_modules",
+        type=str,
+        default=None,
+        help="Comma list of module names (suffixes) to adapt; default: every nn.Linear and undilated nn.Conv1d\n"
+        "outside attention blocks.",
+    )
     # stage and losses
     add("--stage", type=int, default=1, choices=(1, 2))
     add("--prompt_ratio_min", type=float, default=0.2, help="Shortest prompt segment, as a fraction of the utterance.")
@@ -203,10 +237,21 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
             "--stage 2 trains the prosody refiners of a stage-1 model: pass --pretrained_model_name_or_path."
         )
     if args.use_lora:
-        raise ValueError(
-            "--use_lora is not supported: `peft` is not a dependency of flashspeech-hf yet; fine-tune whole components "
-            "with --train_components instead."
-        )
+        if args.pretrained_model_name_or_path is None or args.stage != 1:
+            raise ValueError(
+                "--use_lora adapts a pretrained pipeline in stage 1: pass --pretrained_model_name_or_path."
+            )
+        if args.extend_vocabulary:
+            raise ValueError(
+                "--use_lora cannot be combined with --extend_vocabulary: the new phonemes' embedding rows would need "
+                "full training. Fine-tune without LoRA to extend the vocabulary."
+            )
+        if args.lora_rank < 1:
+            raise ValueError(f"--lora_rank must be >= 1, got {args.lora_rank}.")
+        if args.train_components is None:
+            args.train_components = ",".join(LORA_COMPONENTS)
+    if args.max_frames_per_batch is not None and (args.streaming or args.max_frames_per_batch < 1):
+        raise ValueError("--max_frames_per_batch needs a positive budget and a map-style (not --streaming) dataset.")
     if not 0 < args.prompt_ratio_min <= args.prompt_ratio_max < 1:
         raise ValueError("Need 0 < --prompt_ratio_min <= --prompt_ratio_max < 1.")
     if args.push_to_hub and not args.hub_model_id:
@@ -219,6 +264,8 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
         raise ValueError(f"--train_components {args.train_components!r}: choose among {list(TRAINABLE_COMPONENTS)}.")
     if args.stage == 2 and components != ["prosody_generator"]:
         raise ValueError("--stage 2 trains only the prosody refiners: use --train_components prosody_generator.")
+    if args.use_lora and not set(components) <= set(LORA_COMPONENTS):
+        raise ValueError(f"--use_lora adapts only {list(LORA_COMPONENTS)}; got --train_components {components}.")
     args.train_components = components
     if args.slm_config not in (None, "tiny"):
         raise ValueError(f"--slm_config must be 'tiny' or omitted, got {args.slm_config!r}.")
@@ -228,34 +275,6 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def load_prepared(prepared_dir: str) -> tuple[Dataset, FlashSpeechTokenizer, torch.nn.Module]:
-    """Loads `dataset/`, `tokenizer/` and `codec/` of a prepared folder, checking the columns."""
-    root = Path(prepared_dir)
-    for sub in ("dataset", "tokenizer", "codec"):
-        if not (root / sub).is_dir():
-            raise ValueError(
-                f"{prepared_dir} is not a prepared dataset: it has no {sub}/ folder (run prepare_dataset.py)."
-            )
-    state = root / "dataset" / "state.json"
-    if state.is_file() and not json.loads(state.read_text(encoding="utf-8")).get("_data_files", [None]):
-        raise ValueError(f"The prepared dataset {root / 'dataset'} is empty (it has no data files).")
-    dataset = load_from_disk(str(root / "dataset"))
-    if not isinstance(dataset, Dataset):
-        raise ValueError(f"{root / 'dataset'} must hold one datasets.Dataset, got {type(dataset).__name__}.")
-    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
-    if missing:
-        raise ValueError(f"The prepared dataset lacks the column(s) {missing}; it has {dataset.column_names}.")
-    if len(dataset) == 0:
-        raise ValueError(f"The prepared dataset {root / 'dataset'} is empty.")
-    tokenizer = FlashSpeechTokenizer.from_pretrained(str(root / "tokenizer"))
-    with open(root / "codec" / "config.json", encoding="utf-8") as f:
-        class_name = json.load(f).get("_class_name")
-    if not hasattr(codec_classes, str(class_name)):
-        raise ValueError(f"{root / 'codec'} holds an unknown codec class {class_name!r}.")
-    codec = getattr(codec_classes, class_name).from_pretrained(str(root / "codec"))
-    return dataset, tokenizer, codec
 
 
 def remap_vocabulary(
@@ -283,52 +302,29 @@ def remap_vocabulary(
     return dataset, unknown, added
 
 
-class Collator:
-    """Pads a list of prepared rows into a batch: ids `(B, L)`, durations `(B, L)`, latents `(B, C, F)`, pitch `(B, F)`."""
-
-    def __init__(self, pad_token_id: int, latent_dim: int):
-        self.pad_token_id = pad_token_id
-        self.latent_dim = latent_dim
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        batch = len(rows)
-        num_ph = [len(r["input_ids"]) for r in rows]
-        latents = [torch.as_tensor(np.asarray(r["latents"], dtype=np.float32)) for r in rows]
-        frames = [x.shape[0] for x in latents]
-        for r, x, n in zip(rows, latents, frames):
-            if x.ndim != 2 or x.shape[1] != self.latent_dim:
-                raise ValueError(f"A row's latents have shape {tuple(x.shape)}; expected (frames, {self.latent_dim}).")
-            if sum(r["durations"]) != n or len(r["log_pitch"]) != n or len(r["durations"]) != len(r["input_ids"]):
-                raise ValueError(
-                    "A row's durations, log_pitch and latents disagree (sum(durations) must equal frames)."
-                )
-        out = {
-            "input_ids": torch.full((batch, max(num_ph)), self.pad_token_id, dtype=torch.long),
-            "durations": torch.zeros(batch, max(num_ph), dtype=torch.long),
-            "latents": torch.zeros(batch, self.latent_dim, max(frames)),
-            "log_pitch": torch.zeros(batch, max(frames)),
-            "row_id": torch.tensor([int(r.get("row_id", -1)) for r in rows]),
-        }
-        for i, r in enumerate(rows):
-            out["input_ids"][i, : num_ph[i]] = torch.as_tensor(r["input_ids"])
-            out["durations"][i, : num_ph[i]] = torch.as_tensor(r["durations"])
-            out["latents"][i, :, : frames[i]] = latents[i].T
-            out["log_pitch"][i, : frames[i]] = torch.as_tensor(r["log_pitch"], dtype=torch.float32)
-        out["phoneme_mask"] = torch.arange(max(num_ph))[None] < torch.tensor(num_ph)[:, None]
-        out["frame_mask"] = torch.arange(max(frames))[None] < torch.tensor(frames)[:, None]
-        return out
-
-
 def infinite_batches(
-    dataset: Dataset | IterableDataset, args: argparse.Namespace, collate: Collator, skip: int
+    dataset: Dataset | IterableDataset, args: argparse.Namespace, pad_token_id: int, skip: int
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Yields batches forever, epoch after epoch (reshuffled per epoch with `seed + epoch`), after skipping `skip`."""
+    """
+    Yields batches of `data_utils.collate_prepared` forever, epoch after epoch (reshuffled per epoch with
+    `seed + epoch`), after skipping `skip`, so that a resumed run sees the batches the uninterrupted run saw.
+
+    Batches hold `--train_batch_size` rows, or, with `--max_frames_per_batch`, rows of similar lengths under that
+    budget of padded frames (`data_utils.FrameBudgetBatchSampler`).
+    """
+    collate = functools.partial(collate_prepared, pad_token_id=pad_token_id)
     epoch, seen = 0, 0
     while True:
         if isinstance(dataset, IterableDataset):
             ds = dataset.shuffle(seed=args.seed, buffer_size=1000)
             ds.set_epoch(epoch)
             loader = torch.utils.data.DataLoader(ds, batch_size=args.train_batch_size, collate_fn=collate)
+        elif args.max_frames_per_batch is not None:
+            sampler = FrameBudgetBatchSampler(dataset["num_frames"], args.max_frames_per_batch, seed=args.seed)
+            sampler.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_sampler=sampler, collate_fn=collate, num_workers=args.dataloader_num_workers
+            )
         else:
             generator = torch.Generator().manual_seed(args.seed + epoch)
             loader = torch.utils.data.DataLoader(
@@ -344,7 +340,7 @@ def infinite_batches(
             empty = False
             seen += 1
             if seen > skip:
-                yield batch
+                yield {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
         if empty:
             raise ValueError("This process got no training rows: the dataset has fewer shards/rows than processes.")
         epoch += 1
@@ -389,6 +385,150 @@ def build_pipeline(args, tokenizer: FlashSpeechTokenizer, codec: torch.nn.Module
             "fine-tuning (the sizes come from the pretrained components)."
         )
     return pipe
+
+
+def aligner_in_vocabulary(
+    aligner: FlashSpeechAligner, data_tokenizer: FlashSpeechTokenizer, tokenizer: FlashSpeechTokenizer
+) -> FlashSpeechAligner:
+    """
+    Re-expresses an aligner trained on `data_tokenizer`'s ids in `tokenizer`'s vocabulary: each phoneme embedding row
+    moves to the id its symbol has in `tokenizer`; symbols `data_tokenizer` lacks get freshly initialised rows.
+    """
+    data_vocab, vocab = data_tokenizer.get_vocab(), tokenizer.get_vocab()
+    rows = {
+        j: data_vocab[s]
+        for s, j in vocab.items()
+        if data_vocab.get(s, aligner.config.vocab_size) < aligner.config.vocab_size
+    }
+    if aligner.config.pad_token_id == tokenizer.pad_token_id and all(i == j for j, i in rows.items()):
+        if len(tokenizer) > aligner.config.vocab_size:
+            aligner.resize_token_embeddings(len(tokenizer))
+        return aligner
+    moved = FlashSpeechAligner.from_config(
+        aligner.config, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
+    )
+    state = aligner.state_dict()
+    old, weight = state.pop("embed_tokens.weight"), moved.embed_tokens.weight.detach().clone()
+    weight[torch.tensor(list(rows), dtype=torch.long)] = old[torch.tensor(list(rows.values()), dtype=torch.long)]
+    moved.load_state_dict({**state, "embed_tokens.weight": weight})
+    return moved.eval()
+
+
+def select_aligner(
+    prepared_aligner_path: str | None,
+    pretrained_aligner: FlashSpeechAligner | None,
+    data_tokenizer: FlashSpeechTokenizer,
+    tokenizer: FlashSpeechTokenizer,
+    same_latent_statistics: bool,
+) -> tuple[FlashSpeechAligner | None, str]:
+    """
+    Picks the aligner that the saved pipeline carries (for `pipe.align`, voice conversion and speech editing), in the
+    pipeline tokenizer's vocabulary.
+
+    1. The prepared data's aligner, when the data's latents are normalized like the pipeline's (always so from
+       scratch; when fine-tuning, prepare with the pipeline's codec and `--reuse_latent_statistics`): it was trained on
+       this data, new phonemes and speakers included, and made the durations the model trained on.
+    2. Else the pretrained pipeline's aligner, its embedding grown to an extended vocabulary (the new rows untrained).
+    3. Else the prepared data's aligner all the same, with a warning: it saw latents normalized with other statistics.
+    4. Else none, with a warning.
+
+    Returns:
+        `(aligner or None, source)`, `source` one of `"prepared data"`, `"pretrained pipeline"`, `"none"`.
+    """
+    data_aligner = FlashSpeechAligner.from_pretrained(prepared_aligner_path).eval() if prepared_aligner_path else None
+    if data_aligner is not None and same_latent_statistics:
+        return aligner_in_vocabulary(data_aligner, data_tokenizer, tokenizer), "prepared data"
+    if pretrained_aligner is not None:
+        if data_aligner is not None:
+            logger.warning(
+                "Keeping the pretrained pipeline's aligner: the prepared data's aligner saw latents normalized with "
+                "other statistics (prepare with --codec_name_or_path <pipeline>/codec --reuse_latent_statistics to use "
+                "it)."
+            )
+        if len(tokenizer) > pretrained_aligner.config.vocab_size:
+            pretrained_aligner.resize_token_embeddings(len(tokenizer))
+            logger.warning(
+                "The pretrained aligner's embedding was grown to the new phonemes; their rows are untrained."
+            )
+        return pretrained_aligner, "pretrained pipeline"
+    if data_aligner is not None:
+        logger.warning(
+            "The prepared data's aligner saw latents normalized with other statistics than the pipeline's codec uses; "
+            "its alignments may be off (prepare with --reuse_latent_statistics)."
+        )
+        return aligner_in_vocabulary(data_aligner, data_tokenizer, tokenizer), "prepared data"
+    logger.warning(
+        "Neither the prepared data nor a pretrained pipeline has an aligner: the saved pipeline has none, so "
+        "`pipe.align`, voice conversion and editing need one passed to `from_pretrained(..., aligner=...)`."
+    )
+    return None, "none"
+
+
+def lora_target_modules(model: nn.Module, requested: list[str] | None, component: str) -> list[str]:
+    """
+    Names of the modules of `model` that get LoRA adapters: the `requested` names (or name suffixes), by default every
+    `nn.Linear` and `nn.Conv1d`. Projections inside `nn.MultiheadAttention` are never adapted (it reads their weights
+    directly, bypassing an adapter's forward), nor dilated or grouped convolutions: peft builds a Conv1d adapter
+    without the base layer's dilation and cannot merge a grouped one, so the merged model would differ from the
+    trained one.
+    """
+    candidates = {n: m for n, m in model.named_modules() if type(m) in (nn.Linear, nn.Conv1d)}
+
+    def supported(module):
+        return tuple(getattr(module, "dilation", (1,))) == (1,) and getattr(module, "groups", 1) == 1
+
+    if requested is None:
+        return [n for n, m in candidates.items() if supported(m)]
+    targets = [n for n in candidates if any(n == r or n.endswith("." + r) for r in requested)]
+    if not targets:
+        raise ValueError(
+            f"--lora_target_modules {requested} matches no nn.Linear/nn.Conv1d of the {component}; it has "
+            f"{sorted(candidates)}."
+        )
+    unsupported = [n for n in targets if not supported(candidates[n])]
+    if unsupported:
+        raise ValueError(
+            f"--lora_target_modules selects dilated or grouped convolutions of the {component} ({unsupported}): peft's "
+            "Conv1d LoRA ignores dilation and cannot merge grouped convolutions. Leave them out."
+        )
+    return targets
+
+
+def add_lora_adapters(models: dict[str, nn.Module], args) -> dict:
+    """Injects LoRA adapters (peft) into `models` in place; only the adapters stay trainable. Returns the PeftModels."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:
+        raise ImportError("--use_lora needs `peft`: pip install 'flashspeech-hf[train]' (or peft).") from err
+    requested = None
+    if args.lora_target_modules:
+        requested = [m.strip() for m in args.lora_target_modules.split(",") if m.strip()]
+    peft_models = {}
+    for name, model in models.items():
+        config = LoraConfig(
+            r=args.lora_rank,
+            lora_alpha=args.lora_alpha if args.lora_alpha is not None else args.lora_rank,
+            target_modules=lora_target_modules(model, requested, name),
+        )
+        peft_models[name] = get_peft_model(model, config)  # `model` itself now holds the adapters
+    return peft_models
+
+
+def adaptive_weight_parameter(denoiser: FlashSpeechDenoiser) -> torch.Tensor:
+    """
+    The trainable tensor where the adaptive adversarial weight compares gradient norms: the denoiser's last layer
+    weight, or, with LoRA (the base weight frozen), that layer's LoRA `B` matrix.
+    """
+    weight = denoiser.last_layer_weight
+    if weight.requires_grad:
+        return weight
+    for module in denoiser.modules():
+        if hasattr(module, "lora_B") and module.get_base_layer().weight is weight:
+            return next(iter(module.lora_B.values())).weight
+    raise ValueError(
+        "The adversarial loss weighs its gradient at the denoiser's last layer, which is frozen and has no LoRA "
+        "adapter: add `backbone.out_proj` to --lora_target_modules or disable the adversarial loss."
+    )
 
 
 def build_discriminator(args, sampling_rate: int) -> FlashSpeechDiscriminator:
@@ -491,6 +631,20 @@ def write_model_card(folder: str, args, summary: dict) -> None:
     Path(folder, "README.md").write_text(text, encoding="utf-8")
 
 
+def save_lora_adapters(peft_models: dict, output_dir: str) -> None:
+    """Saves each PeftModel's adapter (peft format) to `output_dir/lora/<component>/`, replacing an older `lora/`."""
+    tmp = tempfile.mkdtemp(prefix=".lora-", dir=output_dir)
+    try:
+        for name, peft_model in peft_models.items():
+            peft_model.save_pretrained(os.path.join(tmp, name))
+        target = os.path.join(output_dir, "lora")
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def save_pipeline_atomically(pipe: FlashSpeechPipeline, output_dir: str, args, summary: dict) -> None:
     """Writes the pipeline to a temporary folder, then moves it into `output_dir` with `model_index.json` last."""
     os.makedirs(output_dir, exist_ok=True)
@@ -535,7 +689,8 @@ def main(args_list: list[str] | None = None) -> dict:
     set_seed(args.seed)
 
     # ---------------- data, tokenizer, codec, models: every check happens here, before any step
-    dataset, data_tokenizer, codec = load_prepared(args.prepared_dataset_dir)
+    prepared_data = load_prepared_dataset(args.prepared_dataset_dir)
+    dataset, data_tokenizer, codec = prepared_data.dataset, prepared_data.tokenizer, prepared_data.codec
     resume_path = check_resume_path(args)
     pipe = build_pipeline(args, data_tokenizer, codec)
     tokenizer = pipe.tokenizer
@@ -550,6 +705,7 @@ def main(args_list: list[str] | None = None) -> dict:
             f"The dataset's latents have {latent_dim} channels but the model expects {pipe.denoiser.config.latent_dim} "
             f"(codec {pipe.codec.latent_dim}): prepare the data with the model's codec."
         )
+    same_latent_statistics = True
     if args.pretrained_model_name_or_path is not None:
 
         def public(config):
@@ -558,10 +714,10 @@ def main(args_list: list[str] | None = None) -> dict:
         if type(pipe.codec) is not type(codec) or public(pipe.codec.config) != public(codec.config):
             raise ValueError("The dataset was prepared with another codec than the pretrained pipeline's.")
         # Latents were normalized with the prepared codec's statistics; re-express them in the pipeline's.
-        if not (
-            torch.equal(pipe.codec.latent_mean, codec.latent_mean)
-            and torch.equal(pipe.codec.latent_std, codec.latent_std)
-        ):
+        same_latent_statistics = torch.equal(pipe.codec.latent_mean, codec.latent_mean) and torch.equal(
+            pipe.codec.latent_std, codec.latent_std
+        )
+        if not same_latent_statistics:
             scale = (codec.latent_std / pipe.codec.latent_std).numpy()
             shift = ((codec.latent_mean - pipe.codec.latent_mean) / pipe.codec.latent_std).numpy()
             dataset = dataset.map(
@@ -576,6 +732,13 @@ def main(args_list: list[str] | None = None) -> dict:
     if len(tokenizer) > pipe.prior_encoder.config.vocab_size:
         pipe.prior_encoder.resize_token_embeddings(len(tokenizer))
         logger.info(f"Added {len(added)} phonemes; the phoneme embedding now has {len(tokenizer)} rows.")
+    aligner, aligner_source = select_aligner(
+        prepared_data.aligner_path,
+        pipe.aligner if args.pretrained_model_name_or_path is not None else None,  # else a random one
+        data_tokenizer,
+        tokenizer,
+        same_latent_statistics,
+    )
     if args.max_train_frames is not None:
         dataset = dataset.filter(lambda n: len(n) <= args.max_train_frames, input_columns="log_pitch")
         if len(dataset) == 0:
@@ -611,7 +774,10 @@ def main(args_list: list[str] | None = None) -> dict:
         prosody.requires_grad_(False)
         prosody.duration_refiner.requires_grad_(True)
         prosody.pitch_refiner.requires_grad_(True)
+    # LoRA: adapters injected into the models in place (their base weights frozen); `peft_models` save and merge them
+    peft_models = add_lora_adapters({n: models[n] for n in trained}, args) if args.use_lora else {}
     use_adv = args.stage == 1 and args.adversarial_start_step is not None and "denoiser" in trained
+    adaptive_layer_weight = adaptive_weight_parameter(models["denoiser"]) if use_adv else None
     discriminator = build_discriminator(args, codec.sampling_rate) if use_adv else None
 
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
@@ -629,7 +795,10 @@ def main(args_list: list[str] | None = None) -> dict:
             for model in hook_models:
                 unwrapped = accelerator.unwrap_model(model)
                 name = next(n for n, cls in MODEL_CLASSES.items() if isinstance(unwrapped, cls))
-                unwrapped.save_pretrained(os.path.join(output_dir, name))
+                if name in peft_models:  # only the adapter: the base weights stay the pretrained ones
+                    peft_models[name].save_pretrained(os.path.join(output_dir, name))
+                else:
+                    unwrapped.save_pretrained(os.path.join(output_dir, name))
                 if weights:
                     weights.pop()
 
@@ -637,6 +806,15 @@ def main(args_list: list[str] | None = None) -> dict:
         while hook_models:
             model = accelerator.unwrap_model(hook_models.pop())
             name = next(n for n, cls in MODEL_CLASSES.items() if isinstance(model, cls))
+            if name in peft_models:
+                from peft import set_peft_model_state_dict
+                from safetensors.torch import load_file
+
+                adapter = load_file(os.path.join(input_dir, name, "adapter_model.safetensors"))
+                result = set_peft_model_state_dict(peft_models[name], adapter)
+                if result.unexpected_keys:
+                    raise ValueError(f"The checkpoint's {name} adapter does not fit: {result.unexpected_keys[:5]}")
+                continue
             loaded = type(model).from_pretrained(os.path.join(input_dir, name))
             model.register_to_config(**loaded.config)
             model.load_state_dict(loaded.state_dict())
@@ -695,8 +873,9 @@ def main(args_list: list[str] | None = None) -> dict:
     elif args.resume_from_checkpoint is not None:
         accelerator.print("No checkpoint to resume from; starting a new run.")
 
-    collate = Collator(tokenizer.pad_token_id, latent_dim)
-    batches = infinite_batches(dataset, args, collate, skip=global_step * args.gradient_accumulation_steps)
+    batches = infinite_batches(
+        dataset, args, tokenizer.pad_token_id, skip=global_step * args.gradient_accumulation_steps
+    )
     # reseeded at every step from (seed, process, step): a resumed run draws what the uninterrupted run drew
     generator = torch.Generator()
     progress_bar = tqdm(
@@ -723,8 +902,8 @@ def main(args_list: list[str] | None = None) -> dict:
 
     def stage1_losses(batch, step):
         logs = {}
-        latents, frame_mask = batch["latents"], batch["frame_mask"]
-        phoneme_mask = batch["phoneme_mask"]
+        latents, frame_mask = batch["latents"], batch["latent_mask"]
+        phoneme_mask = batch["attention_mask"]
         starts, lengths, region = sample_prompt_segments(frame_mask, args, generator)
         prompt_latents, prompt_mask = gather_segments(latents, starts, lengths)
         loss_mask = frame_mask & ~region
@@ -766,9 +945,7 @@ def main(args_list: list[str] | None = None) -> dict:
             disc_raw = accelerator.unwrap_model(discriminator)
             fake_out = disc_raw(adv["fake"], prompt_features=adv["prompt_features"])
             logs["generator_adv_loss"] = generator_adversarial_loss(fake_out.logits, fake_out.mask)
-            adaptive = adaptive_adversarial_weight(
-                logs["ct_loss"], logs["generator_adv_loss"], denoiser_raw.last_layer_weight
-            )
+            adaptive = adaptive_adversarial_weight(logs["ct_loss"], logs["generator_adv_loss"], adaptive_layer_weight)
             logs["adv_weight"] = adaptive * args.lambda_adv
             loss = loss + logs["adv_weight"] * logs["generator_adv_loss"]
         return loss, logs, adv
@@ -798,7 +975,7 @@ def main(args_list: list[str] | None = None) -> dict:
         return {"fake": fake, "real": real, "prompt_features": features}
 
     def stage2_losses(batch, step):
-        latents, frame_mask, phoneme_mask = batch["latents"], batch["frame_mask"], batch["phoneme_mask"]
+        latents, frame_mask, phoneme_mask = batch["latents"], batch["latent_mask"], batch["attention_mask"]
         starts, lengths, region = sample_prompt_segments(frame_mask, args, generator)
         prompt_latents, prompt_mask = gather_segments(latents, starts, lengths)
         prosody_raw = accelerator.unwrap_model(wrapped["prosody_generator"])
@@ -844,7 +1021,7 @@ def main(args_list: list[str] | None = None) -> dict:
             batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
             if args.log_sample_ids:
                 seen_rows.extend(batch["row_id"].tolist())
-            frames_trained += int(batch["frame_mask"].sum())
+            frames_trained += int(batch["latent_mask"].sum())
             accumulate = [wrapped[n] for n in trained] + ([discriminator] if discriminator is not None else [])
             with accelerator.accumulate(*accumulate):
                 with accelerator.autocast():
@@ -914,15 +1091,21 @@ def main(args_list: list[str] | None = None) -> dict:
         "num_rows": num_rows,
         "language": tokenizer.language,
         "frames_per_second": frames_trained / max(elapsed, 1e-9),
+        "aligner": aligner_source,
+        "num_trainable_parameters": sum(p.numel() for p in params),
+        "lora_adapters": {n: os.path.join(args.output_dir, "lora", n) for n in peft_models},
         "final_losses": {k: round(v, 5) for k, v in (loss_history[-1] if loss_history else {}).items()},
         "output_dir": args.output_dir,
     }
     if accelerator.is_main_process:
         final = {n: accelerator.unwrap_model(wrapped[n]).eval() for n in TRAINABLE_COMPONENTS}
+        if peft_models:
+            save_lora_adapters(peft_models, args.output_dir)
+            final.update({n: peft_model.merge_and_unload().eval() for n, peft_model in peft_models.items()})
         if weight_dtype != torch.float32:
             for model in (*final.values(), codec):
                 model.to(torch.float32)
-        pipeline = FlashSpeechPipeline(tokenizer=tokenizer, codec=codec, scheduler=scheduler, **final)
+        pipeline = FlashSpeechPipeline(tokenizer=tokenizer, codec=codec, scheduler=scheduler, aligner=aligner, **final)
         save_pipeline_atomically(pipeline, args.output_dir, args, summary)
         logger.info(f"Saved the pipeline to {args.output_dir}")
         if args.push_to_hub:

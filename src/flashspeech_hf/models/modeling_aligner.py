@@ -312,6 +312,43 @@ class FlashSpeechAligner(ModelMixin, ConfigMixin):
         latent_mask = _as_bool_mask(latent_mask, (batch_size, latents.shape[2]), latents.device, "latent_mask")
         return attention_mask, latent_mask
 
+    def resize_token_embeddings(self, new_num_tokens: int) -> nn.Embedding:
+        """
+        Grows (or shrinks) the phoneme embedding to `new_num_tokens` rows, e.g. after phonemes were added to the
+        tokenizer. Existing rows keep their values; new rows are initialised like a fresh embedding (an aligner must be
+        trained on data with the new phonemes before it aligns them well). Updates `config.vocab_size`.
+
+        Args:
+            new_num_tokens (`int`): The new vocabulary size (larger than `config.pad_token_id`).
+
+        Returns:
+            `nn.Embedding`: The new phoneme embedding.
+
+        Examples:
+
+        ```py
+        >>> from flashspeech_hf.models.modeling_aligner import FlashSpeechAligner
+
+        >>> aligner = FlashSpeechAligner(vocab_size=64, latent_dim=16, hidden_size=32, attention_dim=16)
+        >>> aligner.resize_token_embeddings(70).weight.shape
+        torch.Size([70, 32])
+        ```
+        """
+        if not isinstance(new_num_tokens, int) or new_num_tokens <= self.config.pad_token_id:
+            raise ValueError(
+                f"`new_num_tokens` must be an integer larger than `pad_token_id` ({self.config.pad_token_id}), got "
+                f"{new_num_tokens!r}."
+            )
+        old = self.embed_tokens
+        new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx)
+        new.to(device=old.weight.device, dtype=old.weight.dtype)
+        keep = min(new_num_tokens, old.num_embeddings)
+        with torch.no_grad():
+            new.weight[:keep] = old.weight[:keep]
+        self.embed_tokens = new
+        self.register_to_config(vocab_size=new_num_tokens)
+        return new
+
     def forward(
         self,
         input_ids: torch.Tensor,
