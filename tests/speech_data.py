@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 # (speaker_id, espeak-ng voice, pitch 0-99): two female and one male variant of the American English voice.
 DEFAULT_SPEAKERS: tuple[tuple[str, str, int], ...] = (
@@ -141,3 +142,19 @@ def make_speech_audiofolder(
 def speaker_voices(speakers: tuple[tuple[str, str, int], ...] = DEFAULT_SPEAKERS) -> dict[str, str]:
     """Maps each speaker id of a folder made with `speakers` to its espeak-ng voice."""
     return {speaker_id: voice for speaker_id, voice, _ in speakers}
+
+
+def make_prompt(seconds: float = 1.5, sampling_rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A voiced-speech-like test signal: harmonics of a gliding pitch under a syllable-rate envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t) + 10 * seed
+    phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.3 * voiced * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def gen(seed: int) -> torch.Generator:
+    """A CPU generator seeded with `seed`."""
+    return torch.Generator().manual_seed(seed)

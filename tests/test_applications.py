@@ -5,30 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_pipeline import TEXT, make_prompt
+from speech_data import gen, make_prompt
+from test_pipeline import TEXT
 
 from flashspeech_hf import FlashSpeechPipeline
 from flashspeech_hf.models.modeling_aligner import FlashSpeechAligner
 
 RATE = 16000
 SOURCE_TEXT = "The black cat sat on the mat."
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    torch.manual_seed(0)
-    pipe = FlashSpeechPipeline.from_named_config("tiny")
-    # output layers start at zero; give them weights so that every component shapes the audio
-    for module in (
-        pipe.denoiser.backbone,
-        pipe.prosody_generator.duration_refiner,
-        pipe.prosody_generator.pitch_refiner,
-    ):
-        torch.nn.init.normal_(module.out_proj.weight, std=0.2)
-    torch.nn.init.normal_(pipe.prosody_generator.duration_predictor.out.weight, std=0.05)
-    torch.nn.init.constant_(pipe.prosody_generator.duration_predictor.out.bias, 1.5)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +23,6 @@ def source():
 @pytest.fixture(scope="module")
 def reference():
     return make_prompt(1.5, RATE, seed=3)
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 # ---------------------------------------------------------------------------------------------------- alignment

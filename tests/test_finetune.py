@@ -12,7 +12,8 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from test_training import base_args, make_prepared_dir, make_prompt, train
+from speech_data import make_prompt
+from test_training import base_args, make_prepared_dir, train
 
 from flashspeech_hf import FlashSpeechAligner, FlashSpeechPipeline, FlashSpeechTokenizer, MelCodec
 

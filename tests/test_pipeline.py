@@ -8,49 +8,18 @@ import pytest
 import soundfile as sf
 import torch
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
+from speech_data import gen, make_prompt
 
 from flashspeech_hf import FlashSpeechPipeline
 
 TEXT = "Hello world, this is a test."
 
 
-def make_prompt(seconds: float, sampling_rate: int = 22050, seed: int = 0) -> np.ndarray:
-    """A voiced-speech-like test signal: harmonics of a gliding pitch under a syllable-rate envelope."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
-    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t) + 10 * seed
-    phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
-    return (0.3 * voiced * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    torch.manual_seed(0)
-    pipe = FlashSpeechPipeline.from_named_config("tiny")
-    # output layers start at zero; give them weights so that every component shapes the audio
-    for module in (
-        pipe.denoiser.backbone,
-        pipe.prosody_generator.duration_refiner,
-        pipe.prosody_generator.pitch_refiner,
-    ):
-        torch.nn.init.normal_(module.out_proj.weight, std=0.2)
-    torch.nn.init.normal_(pipe.prosody_generator.duration_predictor.out.weight, std=0.05)
-    torch.nn.init.constant_(pipe.prosody_generator.duration_predictor.out.bias, 1.5)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 @pytest.fixture(scope="module")
 def prompt_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("audio") / "prompt.wav"
-    sf.write(path, make_prompt(1.5), 22050)
+    sf.write(path, make_prompt(1.5, 22050), 22050)
     return str(path)
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def test_synthesizes_audio(pipe, prompt_file):

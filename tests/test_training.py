@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Array2D, Dataset, Features, Sequence, Value, load_from_disk
+from speech_data import make_prompt
 
 from flashspeech_hf import FlashSpeechAligner, FlashSpeechPipeline, FlashSpeechTokenizer, MelCodec
 from flashspeech_hf.configs import get_pipeline_config
@@ -157,14 +158,6 @@ def test_consistency_loss_falls_when_overfitting_a_fixed_batch(tmp_path):
     assert after < 0.8 * before, (before, after)
     history = summary["loss_history"]
     assert np.mean([h["duration_loss"] for h in history[-10:]]) < 0.5 * history[0]["duration_loss"]
-
-
-def make_prompt(seconds: float = 1.5, sampling_rate: int = 16000) -> np.ndarray:
-    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
-    phase = 2 * np.pi * np.cumsum(120 + 30 * np.sin(2 * np.pi * 0.7 * t)) / sampling_rate
-    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(8 * np.pi * t) ** 2)).astype(
-        np.float32
-    )
 
 
 def test_stage1_adversarial_then_stage2_save_load_synthesize_and_push(prepared, tmp_path, monkeypatch):
