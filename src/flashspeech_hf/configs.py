@@ -1,4 +1,4 @@
-"""Named sizes of a FlashSpeech pipeline: `tiny` (tests, CPU) and `paper` (the published NS2-like sizes).
+"""Named sizes of a FlashSpeech pipeline: `tiny` (tests, CPU), `demo` (the bundled CPU-trained checkpoint) and `paper` (the published NS2-like sizes).
 
 Each entry gives the config of every component; [`FlashSpeechPipeline.from_named_config`] builds a randomly
 initialised pipeline from it. The phoneme vocabulary size always comes from the tokenizer.
@@ -43,6 +43,43 @@ PIPELINE_CONFIGS: dict[str, dict[str, dict]] = {
         "scheduler": {},
         "aligner": {"hidden_size": 32, "attention_dim": 16, "num_text_layers": 1, "num_latent_layers": 2},
     },
+    # The bundled demo checkpoint (`checkpoints/flashspeech-demo`, made by `training/configs/demo.json`): sized to
+    # train in ~30 minutes on a shared 2-core CPU from ~25 minutes of flite speech. 16 kHz mel codec (hop 200, 80
+    # mels) with a 128-wide 5-layer vocoder, 64-wide encoders and predictors, a 6-layer 64-wide WaveNet denoiser.
+    "demo": {
+        "codec": {
+            "class_name": "MelCodec",
+            "sampling_rate": 16000,
+            "n_fft": 800,
+            "hop_length": 200,
+            "n_mels": 80,
+            "vocoder_dim": 128,
+            "vocoder_intermediate_dim": 384,
+            "vocoder_num_layers": 5,
+        },
+        "prior_encoder": {
+            "hidden_size": 64,
+            "num_layers": 2,
+            "prompt_num_layers": 1,
+            "num_attention_heads": 2,
+            "ffn_size": 128,
+            "ffn_kernel_size": 5,
+            "dropout": 0.0,
+        },
+        "prosody_generator": {
+            "predictor_hidden_size": 64,
+            "duration_num_layers": 3,
+            "pitch_num_layers": 3,
+            "num_attention_heads": 2,
+            "refine_hidden_size": 32,
+            "refine_num_layers": 3,
+            "num_pitch_bins": 128,
+            "dropout": 0.0,
+        },
+        "denoiser": {"hidden_size": 64, "num_layers": 6, "num_attention_heads": 2, "num_query_tokens": 8},
+        "scheduler": {},
+        "aligner": {"hidden_size": 128, "attention_dim": 64},
+    },
     # Published sizes (NaturalSpeech 2 / FlashSpeech release): 16 kHz EnCodec-style codec with hop 200 and 256-d dense
     # latents, 6-layer 512-wide encoders, 30-layer predictors, a 40-layer 512-wide WaveNet denoiser.
     "paper": {
@@ -71,7 +108,7 @@ def get_pipeline_config(name: str) -> dict[str, dict]:
     Returns a deep copy of a named pipeline config.
 
     Args:
-        name (`str`): One of `PIPELINE_CONFIGS` (`"tiny"`, `"paper"`).
+        name (`str`): One of `PIPELINE_CONFIGS` (`"tiny"`, `"demo"`, `"paper"`).
 
     Returns:
         `dict` with keys `codec`, `prior_encoder`, `prosody_generator`, `denoiser`, `scheduler`, `aligner`.

@@ -1,0 +1,89 @@
+"""The bundled demo checkpoint (`checkpoints/flashspeech-demo`): a complete, trained pipeline that loads and speaks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flashspeech_hf import FlashSpeechAligner, FlashSpeechPipeline, MelCodec
+from flashspeech_hf.configs import get_pipeline_config
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "flashspeech-demo"
+TEXT = "The little boy found a silver key."
+
+
+@pytest.fixture(scope="module")
+def pipe() -> FlashSpeechPipeline:
+    if not (CHECKPOINT / "model_index.json").is_file():
+        pytest.fail(f"The demo checkpoint is missing: {CHECKPOINT}")
+    return FlashSpeechPipeline.from_pretrained(CHECKPOINT)
+
+
+@pytest.fixture(scope="module")
+def prompt_path(tmp_path_factory) -> str:
+    """A 16 kHz prompt spoken by flite (the training voices) or, without flite, by espeak-ng."""
+    path = tmp_path_factory.mktemp("prompt") / "prompt.wav"
+    text = "Please give the red box to my sister at the market."
+    if shutil.which("flite"):
+        subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(path)], check=True, capture_output=True)
+    elif shutil.which("espeak-ng"):
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(path), text], check=True, capture_output=True)
+    else:
+        pytest.skip("Needs flite or espeak-ng to speak a prompt.")
+    return str(path)
+
+
+def test_checkpoint_is_small_and_complete(pipe):
+    total = sum(f.stat().st_size for f in CHECKPOINT.rglob("*") if f.is_file())
+    assert total < 8 * 2**20, f"checkpoint is {total / 2**20:.1f} MiB"
+    assert isinstance(pipe.codec, MelCodec)
+    assert isinstance(pipe.aligner, FlashSpeechAligner)
+    assert len(pipe.tokenizer) == pipe.prior_encoder.config.vocab_size
+    # The sizes are the `demo` named config's.
+    demo = get_pipeline_config("demo")
+    for component in ("prior_encoder", "prosody_generator", "denoiser", "aligner"):
+        config = getattr(pipe, component).config
+        for key, value in demo[component].items():
+            assert config[key] == value, (component, key)
+    codec_config = {k: v for k, v in demo["codec"].items() if k != "class_name"}
+    assert {k: pipe.codec.config[k] for k in codec_config} == codec_config
+
+
+def test_checkpoint_is_trained(pipe, prompt_path):
+    # Latent statistics were computed on the corpus (not the identity of an untrained codec)...
+    assert not torch.allclose(pipe.codec.latent_std, torch.ones_like(pipe.codec.latent_std))
+    assert not torch.allclose(pipe.codec.latent_mean, torch.zeros_like(pipe.codec.latent_mean))
+    # ...and the trained vocoder resynthesizes speech from its log-mels far better than a random one of the same size.
+    torch.manual_seed(0)
+    wave = pipe.load_prompt(prompt_path)[None]
+    random_codec = MelCodec(**{k: v for k, v in pipe.codec.config.items() if not k.startswith("_")})
+    mel = pipe.codec._encode_frames(wave)
+    with torch.no_grad():
+        trained_error = (pipe.codec._encode_frames(pipe.codec._decode_frames(mel)) - mel).abs().mean()
+        random_error = (random_codec._encode_frames(random_codec._decode_frames(mel)) - mel).abs().mean()
+    assert trained_error < 0.5 * random_error
+
+
+def test_demo_checkpoint_speaks(pipe, prompt_path):
+    generator = torch.Generator().manual_seed(0)
+    out = pipe(TEXT, prompt_audio=prompt_path, num_inference_steps=2, generator=generator)
+    length = int(out.audio_lengths[0])
+    audio = np.asarray(out.audios[0, :length])
+    seconds = length / pipe.sampling_rate
+    # A 7-word sentence takes about 1.5-4 s in the training voices; the predicted durations must say so.
+    assert 1.0 < seconds < 6.0, seconds
+    assert np.isfinite(audio).all()
+    rms = float(np.sqrt(np.mean(audio**2)))
+    assert 1e-3 < rms < 1.0, rms
+    # Speech has silent and loud stretches: frame energies vary over a wide range, unlike noise.
+    frames = audio[: len(audio) // 400 * 400].reshape(-1, 400)
+    energy = np.sqrt((frames**2).mean(1)) + 1e-8
+    assert np.percentile(energy, 90) / np.percentile(energy, 10) > 4.0
+    # Same seed, same audio.
+    again = pipe(TEXT, prompt_audio=prompt_path, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(again.audios[0, :length], audio)
