@@ -30,6 +30,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .model_utils import resize_embedding
+
 __all__ = [
     "FlashSpeechAligner",
     "FlashSpeechAlignerOutput",
@@ -334,20 +336,9 @@ class FlashSpeechAligner(ModelMixin, ConfigMixin):
         torch.Size([70, 32])
         ```
         """
-        if not isinstance(new_num_tokens, int) or new_num_tokens <= self.config.pad_token_id:
-            raise ValueError(
-                f"`new_num_tokens` must be an integer larger than `pad_token_id` ({self.config.pad_token_id}), got "
-                f"{new_num_tokens!r}."
-            )
-        old = self.embed_tokens
-        new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx)
-        new.to(device=old.weight.device, dtype=old.weight.dtype)
-        keep = min(new_num_tokens, old.num_embeddings)
-        with torch.no_grad():
-            new.weight[:keep] = old.weight[:keep]
-        self.embed_tokens = new
+        self.embed_tokens = resize_embedding(self.embed_tokens, new_num_tokens)
         self.register_to_config(vocab_size=new_num_tokens)
-        return new
+        return self.embed_tokens
 
     def forward(
         self,

@@ -11,6 +11,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .model_utils import resize_embedding
+
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Absolute sinusoidal position table of shape `(length, dim)`."""
@@ -273,12 +275,6 @@ class FlashSpeechPriorEncoder(ModelMixin, ConfigMixin):
         Returns:
             The new `nn.Embedding`.
         """
-        old = self.embed_tokens
-        new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx)
-        new.to(device=old.weight.device, dtype=old.weight.dtype)
-        keep = min(new_num_tokens, old.num_embeddings)
-        with torch.no_grad():
-            new.weight[:keep] = old.weight[:keep]
-        self.embed_tokens = new
+        self.embed_tokens = resize_embedding(self.embed_tokens, new_num_tokens)
         self.register_to_config(vocab_size=new_num_tokens)
-        return new
+        return self.embed_tokens
