@@ -4,6 +4,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
+# torchcodec (audio decoding for `datasets`) must match torch: 0.13 is the CPU build for torch 2.13 (0.14+ are CUDA builds)
+TORCHCODEC_SPEC ?= torchcodec==0.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
@@ -28,9 +30,9 @@ system-deps:
 	  fi; \
 	fi
 
-$(STAMP): setup.py
+$(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	echo "$(TORCH_SPEC)" > $(CONSTRAINTS)
+	printf '%s\n' "$(TORCH_SPEC)" "$(TORCHCODEC_SPEC)" > $(CONSTRAINTS)
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q -c $(CONSTRAINTS) -e ".[train,eval,test,dev]"
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps "resemblyzer>=0.1.4"
