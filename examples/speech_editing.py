@@ -7,23 +7,20 @@ The pipeline needs its `aligner` component (a checkpoint made by the training sc
 differ between the two texts are regenerated in context (the rest of the recording is the prompt and the fixed
 context) and spliced into the original waveform with short cross-fades.
 
-Without `--model`, no trained checkpoint is bundled yet: the script builds the randomly initialised `tiny` pipeline
-and says so, so the edited span is noise, not speech. Without `--audio`, espeak-ng speaks the original text into the
-output folder.
+Without `--model`, the bundled demo checkpoint is used (see `checkpoints/README.md`: it is not intelligible), or a
+random `tiny` pipeline when it is missing, and the script says which. Without `--audio`, flite (or espeak-ng) speaks
+the original text into the output folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import time
 
 import soundfile as sf
 import torch
-
-from flashspeech_hf import FlashSpeechPipeline
+from example_utils import add_common_arguments, load_pipeline, speak
 
 ORIGINAL_TEXT = "I saw a black cat sitting on the wall today."
 NEW_TEXT = "I saw a big white dog sitting on the wall today."
@@ -31,40 +28,18 @@ NEW_TEXT = "I saw a big white dog sitting on the wall today."
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="Saved pipeline folder or Hub id (default: random tiny model).")
-    parser.add_argument("--audio", default=None, help="Recording to edit (default: espeak-ng speaks --original_text).")
+    parser.add_argument("--audio", default=None, help="Recording to edit (default: flite speaks --original_text).")
     parser.add_argument("--original_text", default=ORIGINAL_TEXT, help="Transcript of --audio.")
     parser.add_argument("--new_text", default=NEW_TEXT, help="What the edited recording should say.")
     parser.add_argument("--crossfade_ms", type=float, default=10.0, help="Cross-fade on each side of the splice.")
-    parser.add_argument("--num_inference_steps", type=int, default=2, help="Consistency steps (paper: 2).")
-    parser.add_argument("--prosody_alpha", type=float, default=0.2, help="Prosody refinement weight (paper: 0.2).")
-    parser.add_argument("--seed", type=int, default=0, help="Random seed.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output_dir", default="outputs", help="Where to write the audio.")
+    add_common_arguments(parser)
     return parser.parse_args(argv)
-
-
-def speak(path: str, text: str) -> str:
-    """Writes `text` spoken by espeak-ng at the default 22.05 kHz (the project generates its own test speech)."""
-    if shutil.which("espeak-ng") is None:
-        raise SystemExit("No --audio given and espeak-ng is not installed to make one: pass --audio PATH.")
-    subprocess.run(["espeak-ng", "-v", "en-us+f2", "-s", "150", "-w", path, text], check=True)
-    return path
 
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
-    if args.model is None:
-        print(
-            "No --model given and no trained checkpoint is bundled yet: using the randomly initialised 'tiny' "
-            "pipeline (with a random aligner). The unchanged audio is kept, but the edited span is noise."
-        )
-        torch.manual_seed(args.seed)
-        pipe = FlashSpeechPipeline.from_named_config("tiny")
-    else:
-        pipe = FlashSpeechPipeline.from_pretrained(args.model)
-    pipe.to(args.device)
+    pipe = load_pipeline(args.model, args.seed, args.device)
     audio = args.audio or speak(os.path.join(args.output_dir, "original.wav"), args.original_text)
 
     start = time.perf_counter()

@@ -7,23 +7,20 @@ The pipeline needs its `aligner` component (a checkpoint made by the training sc
 phonemes and durations are kept, the pitch is predicted for the reference voice, and sampling starts from the source
 latents noised to a level set by `--strength` (1 = from pure noise, lower keeps more of the source).
 
-Without `--model`, no trained checkpoint is bundled yet: the script builds the randomly initialised `tiny` pipeline
-and says so, so the output has the source's length but is noise, not speech. Without `--source` or `--reference`,
-espeak-ng speaks them (two different voices) into the output folder.
+Without `--model`, the bundled demo checkpoint is used (see `checkpoints/README.md`: it is not intelligible), or a
+random `tiny` pipeline when it is missing, and the script says which. Without `--source` or `--reference`, flite (or
+espeak-ng) speaks them into the output folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import time
 
 import soundfile as sf
 import torch
-
-from flashspeech_hf import FlashSpeechPipeline
+from example_utils import add_common_arguments, load_pipeline, speak
 
 SOURCE_TEXT = "Voice conversion keeps the words and the timing, and changes the voice."
 REFERENCE_TEXT = "This is the voice that the converted speech should have, spoken for three seconds or so."
@@ -31,47 +28,25 @@ REFERENCE_TEXT = "This is the voice that the converted speech should have, spoke
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="Saved pipeline folder or Hub id (default: random tiny model).")
     parser.add_argument("--source", default=None, help="Source speech file (what to say, and its timing).")
     parser.add_argument("--source_text", default=None, help="Transcript of --source (required with --source).")
     parser.add_argument("--reference", default=None, help="Reference speech file of the target voice (>= 1 s).")
     parser.add_argument("--strength", type=float, default=0.7, help="Noise level to start from, in (0, 1].")
-    parser.add_argument("--num_inference_steps", type=int, default=2, help="Consistency steps (paper: 2).")
-    parser.add_argument("--prosody_alpha", type=float, default=0.2, help="Pitch refinement weight (paper: 0.2).")
-    parser.add_argument("--seed", type=int, default=0, help="Random seed.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output_dir", default="outputs", help="Where to write the audio.")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.source is not None and not args.source_text:
         parser.error("--source_text is required with --source (the aligner needs the transcript).")
     return args
 
 
-def speak(path: str, text: str, voice: str) -> str:
-    """Writes `text` spoken by espeak-ng (the project generates its own test speech)."""
-    if shutil.which("espeak-ng") is None:
-        raise SystemExit("espeak-ng is not installed to make example speech: pass --source and --reference.")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", path, text], check=True)
-    return path
-
-
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
-    if args.model is None:
-        print(
-            "No --model given and no trained checkpoint is bundled yet: using the randomly initialised 'tiny' "
-            "pipeline (with a random aligner). The output has the source's length but is noise, not speech."
-        )
-        torch.manual_seed(args.seed)
-        pipe = FlashSpeechPipeline.from_named_config("tiny")
-    else:
-        pipe = FlashSpeechPipeline.from_pretrained(args.model)
-    pipe.to(args.device)
+    pipe = load_pipeline(args.model, args.seed, args.device)
     source, source_text = args.source, args.source_text
     if source is None:
-        source, source_text = speak(os.path.join(args.output_dir, "source.wav"), SOURCE_TEXT, "en-us+m3"), SOURCE_TEXT
-    reference = args.reference or speak(os.path.join(args.output_dir, "reference.wav"), REFERENCE_TEXT, "en-us+f2")
+        source, source_text = speak(os.path.join(args.output_dir, "source.wav"), SOURCE_TEXT, "rms"), SOURCE_TEXT
+    reference = args.reference or speak(os.path.join(args.output_dir, "reference.wav"), REFERENCE_TEXT, "slt")
 
     start = time.perf_counter()
     out = pipe.voice_conversion(
