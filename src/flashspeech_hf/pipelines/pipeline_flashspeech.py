@@ -611,7 +611,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             text, prompt_audio, num_inference_steps, prosody_alpha, speed, num_waveforms_per_prompt
         )
         prosody_steps = num_inference_steps if prosody_num_inference_steps is None else prosody_num_inference_steps
-        self._check_common(prosody_steps, prosody_alpha)
+        self._check_common(prosody_steps, prosody_alpha, name="prosody_num_inference_steps")
         device = self._execution_device
         n = num_waveforms_per_prompt
         # read, encode and run the prompt encoder once per distinct prompt (one prompt is often shared by all texts)
@@ -648,9 +648,9 @@ class FlashSpeechPipeline(DiffusionPipeline):
         return self._item_generators(generator, 1)
 
     @staticmethod
-    def _check_common(num_inference_steps: int, prosody_alpha: float) -> None:
+    def _check_common(num_inference_steps: int, prosody_alpha: float, name: str = "num_inference_steps") -> None:
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"`num_inference_steps` must be an integer >= 1, got {num_inference_steps}.")
+            raise ValueError(f"`{name}` must be an integer >= 1, got {num_inference_steps}.")
         if prosody_alpha < 0:
             raise ValueError(f"`prosody_alpha` must be >= 0, got {prosody_alpha}.")
 
