@@ -325,3 +325,45 @@ class AudioCodecMixin:
         """Reconstruction `decode(encode(waveform))`: `(batch_size, num_samples)` -> `(batch_size, num_frames *
         hop_length)` at `self.sampling_rate`."""
         return self.decode(self.encode(waveform, sampling_rate))
+
+
+class TransformersCodecMixin(AudioCodecMixin):
+    r"""
+    The codec interface around a transformers audio codec held as `self.model` (EnCodec, DAC): its `encoder` maps
+    `(batch_size, 1, num_samples)` to dense latents `(batch_size, hidden_size, num_frames)` before quantization, its
+    `decoder` maps them back, and its config gives `sampling_rate`, `hop_length` and `hidden_size`.
+    """
+
+    model: torch.nn.Module
+
+    @property
+    def sampling_rate(self) -> int:
+        """`int`: Sample rate of the codec's audio in Hz."""
+        return int(self.model.config.sampling_rate)
+
+    @property
+    def hop_length(self) -> int:
+        """`int`: Number of audio samples per latent frame (product of the resampling ratios)."""
+        return int(self.model.config.hop_length)
+
+    @property
+    def latent_dim(self) -> int:
+        """`int`: Number of latent channels (the encoder's output `hidden_size`)."""
+        return int(self.model.config.hidden_size)
+
+    def _encode_frames(self, waveform: torch.Tensor) -> torch.Tensor:
+        # (batch, samples) -> (batch, 1, samples) -> (batch, hidden_size, frames)
+        return self.model.encoder(waveform[:, None])
+
+    def _decode_frames(self, latents: torch.Tensor) -> torch.Tensor:
+        # Odd strides can make the transposed convolutions a sample short per block; `decode` pads to frames * hop.
+        return self.model.decoder(latents)[:, 0]
+
+    @classmethod
+    def _from_transformers_model(cls, pretrained: Any, config_argument: str, drop: tuple[str, ...] = ()):
+        """Wraps a loaded transformers codec: same config (passed as `config_argument`), same weights and dtype."""
+        codec = cls(**{config_argument: transformers_config_to_dict(pretrained.config, drop=drop)})
+        codec.model.load_state_dict(pretrained.state_dict())
+        if pretrained.dtype != codec.dtype:
+            codec = codec.to(pretrained.dtype)
+        return codec.eval()

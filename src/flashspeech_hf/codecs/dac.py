@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from transformers import DacConfig, DacModel
 
-from .codec_utils import AudioCodecMixin, transformers_config_to_dict
+from .codec_utils import TransformersCodecMixin
 
 # Fields that `DacConfig` derives from the others; they are recomputed on load.
 _DAC_DERIVED_KEYS = ("upsampling_ratios", "hidden_size", "hop_length")
 
 
-class DacCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
+class DacCodec(TransformersCodecMixin, ModelMixin, ConfigMixin):
     r"""
     DAC as a continuous codec. The latents are the encoder's output `z = DacModel.encoder(waveform)` *before* residual
     vector quantization, of dimension `hidden_size = encoder_hidden_size * 2 ** len(downsampling_ratios)` (1024 for
@@ -28,7 +27,7 @@ class DacCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
     without the quantizer.
 
     This model inherits from [`ModelMixin`] and [`ConfigMixin`] and shares the codec interface of
-    [`~flashspeech_hf.codecs.codec_utils.AudioCodecMixin`] (`encode`, `decode`, `num_frames`,
+    [`~flashspeech_hf.codecs.codec_utils.AudioCodecMixin`] (through `TransformersCodecMixin`) (`encode`, `decode`, `num_frames`,
     `set_latent_statistics`).
 
     Args:
@@ -43,29 +42,6 @@ class DacCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
         config = DacConfig(**{k: v for k, v in (dac_config or {}).items() if k not in _DAC_DERIVED_KEYS})
         self.model = DacModel(config)
         self._register_latent_statistics(config.hidden_size)
-
-    @property
-    def sampling_rate(self) -> int:
-        """`int`: Sample rate of the codec's audio in Hz."""
-        return int(self.model.config.sampling_rate)
-
-    @property
-    def hop_length(self) -> int:
-        """`int`: Number of audio samples per latent frame (product of the downsampling ratios)."""
-        return int(self.model.config.hop_length)
-
-    @property
-    def latent_dim(self) -> int:
-        """`int`: Number of latent channels (the encoder's output `hidden_size`)."""
-        return int(self.model.config.hidden_size)
-
-    def _encode_frames(self, waveform: torch.Tensor) -> torch.Tensor:
-        # (batch, samples) -> (batch, 1, samples) -> (batch, hidden_size, frames)
-        return self.model.encoder(waveform[:, None])
-
-    def _decode_frames(self, latents: torch.Tensor) -> torch.Tensor:
-        # Odd strides make the transposed convolutions one sample short per block; `decode` pads to frames * hop.
-        return self.model.decoder(latents)[:, 0]
 
     @classmethod
     def from_transformers(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> DacCodec:
@@ -93,9 +69,4 @@ class DacCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
         ```
         """
         pretrained = DacModel.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        config = transformers_config_to_dict(pretrained.config, drop=_DAC_DERIVED_KEYS)
-        codec = cls(dac_config=config)
-        codec.model.load_state_dict(pretrained.state_dict())
-        if pretrained.dtype != codec.dtype:
-            codec = codec.to(pretrained.dtype)
-        return codec.eval()
+        return cls._from_transformers_model(pretrained, "dac_config", drop=_DAC_DERIVED_KEYS)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from transformers import EncodecConfig, EncodecModel
 
-from .codec_utils import AudioCodecMixin, transformers_config_to_dict
+from .codec_utils import TransformersCodecMixin
 
 
-class EncodecCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
+class EncodecCodec(TransformersCodecMixin, ModelMixin, ConfigMixin):
     r"""
     EnCodec as a continuous codec: the latents are the SEANet encoder's output *before* residual vector quantization,
     of dimension `encodec_config["hidden_size"]` (128 for `facebook/encodec_24khz`), and decoding runs the SEANet
@@ -25,7 +24,7 @@ class EncodecCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
     whole, unnormalized waveform.
 
     This model inherits from [`ModelMixin`] and [`ConfigMixin`] and shares the codec interface of
-    [`~flashspeech_hf.codecs.codec_utils.AudioCodecMixin`] (`encode`, `decode`, `num_frames`,
+    [`~flashspeech_hf.codecs.codec_utils.AudioCodecMixin`] (through `TransformersCodecMixin`) (`encode`, `decode`, `num_frames`,
     `set_latent_statistics`).
 
     Args:
@@ -46,28 +45,6 @@ class EncodecCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
             )
         self.model = EncodecModel(config)
         self._register_latent_statistics(config.hidden_size)
-
-    @property
-    def sampling_rate(self) -> int:
-        """`int`: Sample rate of the codec's audio in Hz."""
-        return int(self.model.config.sampling_rate)
-
-    @property
-    def hop_length(self) -> int:
-        """`int`: Number of audio samples per latent frame (product of the upsampling ratios)."""
-        return int(self.model.config.hop_length)
-
-    @property
-    def latent_dim(self) -> int:
-        """`int`: Number of latent channels (the encoder's `hidden_size`)."""
-        return int(self.model.config.hidden_size)
-
-    def _encode_frames(self, waveform: torch.Tensor) -> torch.Tensor:
-        # (batch, samples) -> (batch, 1, samples) -> (batch, hidden_size, frames)
-        return self.model.encoder(waveform[:, None])
-
-    def _decode_frames(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.model.decoder(latents)[:, 0]
 
     @classmethod
     def from_transformers(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> EncodecCodec:
@@ -96,8 +73,4 @@ class EncodecCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
         ```
         """
         pretrained = EncodecModel.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        codec = cls(encodec_config=transformers_config_to_dict(pretrained.config))
-        codec.model.load_state_dict(pretrained.state_dict())
-        if pretrained.dtype != codec.dtype:
-            codec = codec.to(pretrained.dtype)
-        return codec.eval()
+        return cls._from_transformers_model(pretrained, "encodec_config")
