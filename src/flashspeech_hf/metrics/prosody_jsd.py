@@ -14,17 +14,7 @@ from flashspeech_hf.metrics.prosody import (
     jensen_shannon_divergence,
     pitch_histogram,
 )
-from flashspeech_hf.metrics.utils import load_audio_items, merge_errors
-
-_CITATION = """\
-@article{ye2024flashspeech,
-  title={FlashSpeech: Efficient Zero-Shot Speech Synthesis},
-  author={Ye, Zhen and Ju, Zeqian and Liu, Haohe and Tan, Xu and Chen, Jianyi and Lu, Yiwen and Sun, Peiwen and Pan,
-          Jiahao and Bian, Weizhen and He, Shulin and others},
-  journal={arXiv preprint arXiv:2404.14700},
-  year={2024}
-}
-"""
+from flashspeech_hf.metrics.utils import FLASHSPEECH_CITATION, load_audio_items, merge_errors
 
 _DESCRIPTION = """\
 Prosody JSD measures how close the prosody of synthesized speech is, as a distribution, to that of reference speech
@@ -99,7 +89,7 @@ class ProsodyJSD(evaluate.Metric):
             ]
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=FLASHSPEECH_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=features,
             codebase_urls=["https://github.com/JeremyCCHsu/Python-Wrapper-for-World-Vocoder"],

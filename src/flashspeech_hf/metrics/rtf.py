@@ -5,15 +5,7 @@ import math
 import datasets
 import evaluate
 
-_CITATION = """\
-@article{ye2024flashspeech,
-  title={FlashSpeech: Efficient Zero-Shot Speech Synthesis},
-  author={Ye, Zhen and Ju, Zeqian and Liu, Haohe and Tan, Xu and Chen, Jianyi and Lu, Yiwen and Sun, Peiwen and Pan,
-          Jiahao and Bian, Weizhen and He, Shulin and others},
-  journal={arXiv preprint arXiv:2404.14700},
-  year={2024}
-}
-"""
+from flashspeech_hf.metrics.utils import FLASHSPEECH_CITATION
 
 _DESCRIPTION = """\
 The real-time factor (RTF) is the time spent synthesizing divided by the duration of the audio produced:
@@ -66,7 +58,7 @@ class RealTimeFactor(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=FLASHSPEECH_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
                 {"processing_seconds": datasets.Value("float64"), "audio_seconds": datasets.Value("float64")}

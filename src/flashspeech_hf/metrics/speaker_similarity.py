@@ -8,17 +8,7 @@ import evaluate
 import torch
 
 from flashspeech_hf.metrics.speaker import DEFAULT_SPEAKER_BACKEND, load_speaker_encoder
-from flashspeech_hf.metrics.utils import load_audio_items, merge_errors
-
-_CITATION = """\
-@article{ye2024flashspeech,
-  title={FlashSpeech: Efficient Zero-Shot Speech Synthesis},
-  author={Ye, Zhen and Ju, Zeqian and Liu, Haohe and Tan, Xu and Chen, Jianyi and Lu, Yiwen and Sun, Peiwen and Pan,
-          Jiahao and Bian, Weizhen and He, Shulin and others},
-  journal={arXiv preprint arXiv:2404.14700},
-  year={2024}
-}
-"""
+from flashspeech_hf.metrics.utils import FLASHSPEECH_CITATION, load_audio_items, merge_errors
 
 _DESCRIPTION = """\
 Speaker similarity is the cosine similarity between the speaker embeddings of a synthesized clip and of a reference
@@ -72,7 +62,7 @@ class SpeakerSimilarity(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=FLASHSPEECH_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             # Waveforms or paths, on either side.
             features=[

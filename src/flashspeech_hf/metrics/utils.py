@@ -16,6 +16,17 @@ import torch
 
 from ..audio import check_speech, load_audio
 
+# The citation every metric module reports (`evaluate.MetricInfo.citation`).
+FLASHSPEECH_CITATION = """\
+@article{ye2024flashspeech,
+  title={FlashSpeech: Efficient Zero-Shot Speech Synthesis},
+  author={Ye, Zhen and Ju, Zeqian and Liu, Haohe and Tan, Xu and Chen, Jianyi and Lu, Yiwen and Sun, Peiwen and Pan,
+          Jiahao and Bian, Weizhen and He, Shulin and others},
+  journal={arXiv preprint arXiv:2404.14700},
+  year={2024}
+}
+"""
+
 
 def load_audio_items(
     audios: Sequence,

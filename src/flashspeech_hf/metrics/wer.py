@@ -7,16 +7,7 @@ import evaluate
 import jiwer
 
 from flashspeech_hf.metrics.asr import normalize_text
-
-_CITATION = """\
-@article{ye2024flashspeech,
-  title={FlashSpeech: Efficient Zero-Shot Speech Synthesis},
-  author={Ye, Zhen and Ju, Zeqian and Liu, Haohe and Tan, Xu and Chen, Jianyi and Lu, Yiwen and Sun, Peiwen and Pan,
-          Jiahao and Bian, Weizhen and He, Shulin and others},
-  journal={arXiv preprint arXiv:2404.14700},
-  year={2024}
-}
-"""
+from flashspeech_hf.metrics.utils import FLASHSPEECH_CITATION
 
 _DESCRIPTION = """\
 Word error rate (WER) measures the intelligibility of synthesized speech: an ASR model transcribes the audio (see
@@ -62,7 +53,7 @@ class WordErrorRate(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=FLASHSPEECH_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
                 {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
