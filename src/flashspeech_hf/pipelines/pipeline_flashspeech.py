@@ -452,6 +452,25 @@ class FlashSpeechPipeline(DiffusionPipeline):
                     bar.update()
         return sample * m
 
+    def _refine(
+        self,
+        regression: torch.Tensor,
+        refine_fn: Callable,
+        hidden: torch.Tensor,
+        mask: torch.Tensor,
+        prosody_alpha: float,
+        num_inference_steps: int,
+        generators: Sequence[torch.Generator | None],
+    ) -> torch.Tensor:
+        """`regression + prosody_alpha * residual`, the residual sampled from a prosody refinement model; shapes
+        `(B, T)`. With `prosody_alpha == 0` nothing is sampled (and no random number drawn)."""
+        if prosody_alpha == 0:
+            return regression
+        residual = self.sample_consistency(
+            lambda x, s: refine_fn(x, s, hidden, mask), 1, mask, num_inference_steps, generators
+        )
+        return regression + prosody_alpha * residual[:, 0]
+
     def predict_durations(
         self,
         phoneme_hidden: torch.Tensor,
@@ -475,15 +494,9 @@ class FlashSpeechPipeline(DiffusionPipeline):
         """
         prosody = self.prosody_generator
         log_dur, dur_hidden = prosody.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask)
-        if prosody_alpha > 0:
-            residual = self.sample_consistency(
-                lambda x, s: prosody.refine_durations(x, s, dur_hidden, phoneme_mask),
-                1,
-                phoneme_mask,
-                num_inference_steps,
-                generators,
-            )
-            log_dur = log_dur + prosody_alpha * residual[:, 0]
+        log_dur = self._refine(
+            log_dur, prosody.refine_durations, dur_hidden, phoneme_mask, prosody_alpha, num_inference_steps, generators
+        )
         return prosody.durations_to_frames(log_dur, phoneme_mask, speed)
 
     def predict_prosody(
@@ -521,15 +534,9 @@ class FlashSpeechPipeline(DiffusionPipeline):
             )  # fmt: skip
         frame_hidden, frame_mask = length_regulate(phoneme_hidden, durations)
         log_pitch, pitch_hidden = prosody.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
-        if prosody_alpha > 0:
-            residual = self.sample_consistency(
-                lambda x, s: prosody.refine_pitch(x, s, pitch_hidden, frame_mask),
-                1,
-                frame_mask,
-                num_inference_steps,
-                generators,
-            )
-            log_pitch = log_pitch + prosody_alpha * residual[:, 0]
+        log_pitch = self._refine(
+            log_pitch, prosody.refine_pitch, pitch_hidden, frame_mask, prosody_alpha, num_inference_steps, generators
+        )
         condition = frame_hidden + prosody.embed_pitch(log_pitch, frame_mask)
         return durations, condition, frame_mask, log_pitch
 
