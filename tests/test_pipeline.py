@@ -198,8 +198,11 @@ def test_shared_prompt_is_encoded_once_with_the_same_result(pipe, prompt_file, m
 
 
 def test_prosody_steps_can_differ_from_denoiser_steps(pipe, prompt_file):
+    # the paper samples the prosody refiners with one step: the default, whatever num_inference_steps is
     default = pipe(TEXT, prompt_file, num_inference_steps=4, generator=gen(9))
     one = pipe(TEXT, prompt_file, num_inference_steps=4, prosody_num_inference_steps=1, generator=gen(9))
-    assert not torch.equal(default.log_pitch[0][:5], one.log_pitch[0][:5])
+    four = pipe(TEXT, prompt_file, num_inference_steps=4, prosody_num_inference_steps=None, generator=gen(9))
+    assert torch.equal(default.log_pitch[0], one.log_pitch[0])
+    assert not torch.equal(default.log_pitch[0][:5], four.log_pitch[0][:5])
     with pytest.raises(ValueError, match="prosody_num_inference_steps"):
         pipe(TEXT, prompt_file, prosody_num_inference_steps=0)

@@ -34,7 +34,7 @@ def load_script():
 
 
 train = load_script()
-from data_utils import collate_prepared  # noqa: E402  (the script put training/ on sys.path)
+from data_utils import collate_prepared, split_prompt_from_target  # noqa: E402  (the script put training/ on sys.path)
 
 
 def make_prepared_dir(
@@ -121,9 +121,9 @@ def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: i
     """The iCT loss of `pipe` on the whole prepared set at every adjacent pair of `num_levels` levels, fixed noise."""
     dataset = load_from_disk(str(prepared / "dataset"))
     batch = collate_prepared([dataset[i] for i in range(len(dataset))], pipe.tokenizer.pad_token_id)
+    batch = split_prompt_from_target(batch, 0.3, 0.3, torch.Generator().manual_seed(0), pipe.tokenizer.pad_token_id)
     latents, frame_mask, phoneme_mask = batch["latents"], batch["latent_mask"], batch["attention_mask"]
-    lengths = (frame_mask.sum(1) * 0.3).long()
-    prompt, prompt_mask = train.gather_segments(latents, torch.zeros_like(lengths), lengths)
+    prompt, prompt_mask = batch["prompt_latents"], batch["prompt_mask"]
     phonemes, prompt_hidden = pipe.prior_encoder(
         batch["input_ids"], phoneme_mask, prompt, prompt_mask, return_dict=False
     )
@@ -131,7 +131,6 @@ def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: i
     condition = frame_hidden + pipe.prosody_generator.embed_pitch(batch["log_pitch"], frame_mask)
     sigmas = pipe.scheduler.karras_sigmas(num_levels).float()
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
-    loss_mask = frame_mask & (torch.arange(latents.shape[-1])[None] >= lengths[:, None])
     losses = []
     for low, high in list(zip(sigmas[:-1], sigmas[1:]))[pairs]:
         b = latents.shape[0]
@@ -140,7 +139,7 @@ def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: i
                           prompt_mask).sample
             for s in (high, low)
         ]  # fmt: skip
-        losses.append(float(consistency_training_loss(f[0], f[1], (1 / (high - low)).expand(b), loss_mask)))
+        losses.append(float(consistency_training_loss(f[0], f[1], (1 / (high - low)).expand(b), frame_mask)))
     return float(np.mean(losses))
 
 
@@ -294,3 +293,159 @@ def test_bad_inputs_fail_before_training(tmp_path, prepared, kind, message):
     with pytest.raises(ValueError, match=message):
         train.main(args)
     assert not any(p.name.startswith("checkpoint-") for p in (tmp_path / "out").glob("*"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training sees what inference sees: the prompt is cut out of the target
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def prepared_batch(prepared: Path, num_rows: int = 8) -> dict:
+    dataset = load_from_disk(str(prepared / "dataset"))
+    return collate_prepared([dataset[i] for i in range(num_rows)], pad_token_id=0)
+
+
+def test_prompt_is_cut_out_of_the_target_at_phoneme_boundaries(prepared):
+    full = prepared_batch(prepared)
+    split = split_prompt_from_target(full, 0.2, 0.4, torch.Generator().manual_seed(3))
+    sides = set()
+    for b in range(full["input_ids"].shape[0]):
+        num_phonemes, num_frames = int(full["attention_mask"][b].sum()), int(full["latent_mask"][b].sum())
+        durations = full["durations"][b, :num_phonemes]
+        p0, pn = int(split["prompt_phoneme_start"][b]), int(split["prompt_num_phonemes"][b])
+        f0, fn = int(split["prompt_frame_start"][b]), int(split["prompt_num_frames"][b])
+        assert p0 == 0 or p0 + pn == num_phonemes  # at the start or the end: the target stays contiguous
+        sides.add(p0 == 0)
+        # cut at phoneme boundaries: the prompt's frames are exactly its phonemes' frames
+        assert int(durations[:p0].sum()) == f0 and int(durations[p0 : p0 + pn].sum()) == fn
+        assert 0.1 < fn / num_frames < 0.5
+        # the prompt latents are exactly that segment
+        assert int(split["prompt_mask"][b].sum()) == fn
+        assert torch.equal(split["prompt_latents"][b, :, :fn], full["latents"][b, :, f0 : f0 + fn])
+        # the target holds every other phoneme and frame, and none of the prompt's
+        keep_phonemes = torch.ones(num_phonemes, dtype=torch.bool)
+        keep_phonemes[p0 : p0 + pn] = False
+        keep_frames = torch.ones(num_frames, dtype=torch.bool)
+        keep_frames[f0 : f0 + fn] = False
+        tl, tf = int(split["attention_mask"][b].sum()), int(split["latent_mask"][b].sum())
+        assert tl == int(keep_phonemes.sum()) > 0 and tf == int(keep_frames.sum()) > 0
+        assert torch.equal(split["input_ids"][b, :tl], full["input_ids"][b, :num_phonemes][keep_phonemes])
+        # the duration loss sees only the target's phonemes
+        assert torch.equal(split["durations"][b, :tl], durations[keep_phonemes])
+        assert int(split["durations"][b].sum()) == tf
+        assert torch.equal(split["latents"][b, :, :tf], full["latents"][b, :, :num_frames][:, keep_frames])
+        assert torch.equal(split["log_pitch"][b, :tf], full["log_pitch"][b, :num_frames][keep_frames])
+        assert not split["latents"][b, :, tf:].any() and not split["latent_mask"][b, tf:].any()
+    assert sides == {True, False}
+
+
+def test_prompt_content_reaches_the_batch_only_as_prompt_latents(prepared):
+    full = prepared_batch(prepared)
+    a = split_prompt_from_target(full, 0.2, 0.4, torch.Generator().manual_seed(5))
+    changed = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in full.items()}
+    for b in range(full["input_ids"].shape[0]):
+        p0, pn = int(a["prompt_phoneme_start"][b]), int(a["prompt_num_phonemes"][b])
+        f0, fn = int(a["prompt_frame_start"][b]), int(a["prompt_num_frames"][b])
+        changed["latents"][b, :, f0 : f0 + fn] = torch.randn(changed["latents"].shape[1], fn)
+        changed["input_ids"][b, p0 : p0 + pn] = 3
+        changed["log_pitch"][b, f0 : f0 + fn] = 0.0
+    b_split = split_prompt_from_target(changed, 0.2, 0.4, torch.Generator().manual_seed(5))
+    # everything the denoiser, the predictors, the losses and the prior encoder's phoneme sequence read is unchanged
+    for key in ("input_ids", "attention_mask", "durations", "latents", "latent_mask", "log_pitch"):
+        assert torch.equal(a[key], b_split[key]), key
+    assert not torch.equal(a["prompt_latents"], b_split["prompt_latents"])
+
+
+def test_a_two_phoneme_utterance_splits_and_a_one_phoneme_utterance_is_refused():
+    batch = {
+        "input_ids": torch.tensor([[7, 8, 9]]),
+        "attention_mask": torch.tensor([[True, True, True]]),
+        "durations": torch.tensor([[0, 5, 3]]),  # a silent first token: the prompt can't be it alone
+        "latents": torch.randn(1, 4, 8),
+        "latent_mask": torch.ones(1, 8, dtype=torch.bool),
+        "log_pitch": torch.randn(1, 8),
+    }
+    for seed in range(6):
+        out = split_prompt_from_target(batch, 0.2, 0.4, torch.Generator().manual_seed(seed))
+        assert 0 < int(out["prompt_num_frames"][0]) < 8 and int(out["latent_mask"].sum()) > 0
+    batch.update(durations=torch.tensor([[0, 8, 0]]))
+    with pytest.raises(ValueError, match="at least two phonemes with frames"):
+        split_prompt_from_target(batch, 0.2, 0.4, torch.Generator().manual_seed(0))
+
+
+def test_stage2_runs_every_frozen_module_in_eval_mode(tmp_path):
+    prepared = make_prepared_dir(tmp_path / "prep", num_rows=4, frames_per_row=(30, 40))
+    dropout = json.dumps({"prior_encoder": {"dropout": 0.3}, "prosody_generator": {"dropout": 0.3}})
+    common = ["--checkpointing_steps", "100", "--adversarial_start_step", "1000"]
+    train.main(base_args(prepared, tmp_path / "s1", "--max_train_steps", "1", "--model_overrides", dropout, *common))
+    calls = []
+
+    def record(module, args, kwargs, output):
+        params = list(module.parameters(recurse=True))
+        if params and not any(p.requires_grad for p in params):
+            outputs = output if isinstance(output, tuple) else (output,)
+            copies = tuple(o.detach().clone() for o in outputs if isinstance(o, torch.Tensor))
+            calls.append((module, module.training, args, kwargs, copies))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record, with_kwargs=True)
+    try:
+        train.main(base_args(prepared, tmp_path / "s2", "--stage", "2", "--pretrained_model_name_or_path",
+                             str(tmp_path / "s1"), "--max_train_steps", "2", "--model_overrides", dropout,
+                             *common))  # fmt: skip
+    finally:
+        handle.remove()
+    predictors = [c for c in calls if type(c[0]).__name__ == "ProsodyPredictor"]
+    assert len(predictors) >= 4  # duration and pitch predictors, two steps
+    assert not [type(c[0]).__name__ for c in calls if c[1]], "frozen modules ran in train mode"
+    # the residual targets come from these outputs: recomputed, they are identical (no dropout noise)
+    with torch.no_grad():
+        for module, _, args, kwargs, outputs in predictors:
+            again = module(*args, **kwargs)
+            again = again if isinstance(again, tuple) else (again,)
+            assert all(torch.equal(a, b) for a, b in zip(again, outputs))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The denoising objective (CPU-budget path) and consistency tuning from it
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def one_step_error(pipe: FlashSpeechPipeline, prepared: Path) -> float:
+    """Mean squared error of the one-step estimate f(x + 80 z, 80) against x on the targets of the prepared set."""
+    dataset = load_from_disk(str(prepared / "dataset"))
+    batch = collate_prepared([dataset[i] for i in range(len(dataset))], pipe.tokenizer.pad_token_id)
+    batch = split_prompt_from_target(batch, 0.3, 0.3, torch.Generator().manual_seed(0), pipe.tokenizer.pad_token_id)
+    latents, frame_mask = batch["latents"], batch["latent_mask"]
+    phonemes, prompt_hidden = pipe.prior_encoder(
+        batch["input_ids"], batch["attention_mask"], batch["prompt_latents"], batch["prompt_mask"], return_dict=False
+    )
+    frame_hidden, _ = length_regulate(phonemes, batch["durations"], max_frames=latents.shape[-1])
+    condition = frame_hidden + pipe.prosody_generator.embed_pitch(batch["log_pitch"], frame_mask)
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    sigma = torch.full((latents.shape[0],), 80.0)
+    out = pipe.denoiser((latents + 80.0 * noise) * frame_mask[:, None], sigma, condition, prompt_hidden, frame_mask,
+                        batch["prompt_mask"]).sample  # fmt: skip
+    mask = frame_mask[:, None].expand_as(latents)
+    return float(((out - latents) ** 2)[mask].mean())
+
+
+def test_denoising_objective_learns_a_fixed_batch_then_consistency_tuning_continues(tmp_path):
+    prepared = make_prepared_dir(tmp_path / "prep", num_rows=2, frames_per_row=(40, 50))
+    common = ["--train_batch_size", "2", "--checkpointing_steps", "1000", "--adversarial_start_step", "1000",
+              "--lr_warmup_steps", "5", "--learning_rate", "1e-2", "--objective", "denoising"]  # fmt: skip
+    train.main(base_args(prepared, tmp_path / "init", "--max_train_steps", "0", *common))
+    summary = train.main(base_args(prepared, tmp_path / "out", "--max_train_steps", "60", *common))
+    history = summary["loss_history"]
+    assert all("denoising_loss" in h and "ct_loss" not in h for h in history)
+    before = one_step_error(FlashSpeechPipeline.from_pretrained(tmp_path / "init"), prepared)
+    after = one_step_error(FlashSpeechPipeline.from_pretrained(tmp_path / "out"), prepared)
+    assert after < 0.5 * before, (before, after)
+    # consistency tuning initialised from the denoising-pretrained pipeline (Easy Consistency Tuning)
+    tuned = train.main(base_args(prepared, tmp_path / "ct", "--max_train_steps", "3", "--train_batch_size", "2",
+                                 "--checkpointing_steps", "1000", "--adversarial_start_step", "1000",
+                                 "--pretrained_model_name_or_path", str(tmp_path / "out")))  # fmt: skip
+    assert all(np.isfinite(h["ct_loss"]) for h in tuned["loss_history"])
+    with pytest.raises(ValueError, match="--objective denoising"):
+        train.parse_args(base_args(prepared, tmp_path / "x", "--objective", "denoising", "--stage", "2",
+                                   "--pretrained_model_name_or_path", str(tmp_path / "out")))  # fmt: skip

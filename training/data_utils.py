@@ -397,3 +397,98 @@ class FrameBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
     def __len__(self) -> int:
         # The batch count of an epoch can differ by one or two between shuffles; this is epoch 0's count.
         return self._len
+
+
+def split_prompt_from_target(
+    batch: dict[str, Any],
+    ratio_min: float,
+    ratio_max: float,
+    generator: torch.Generator | None = None,
+    pad_token_id: int = 0,
+) -> dict[str, Any]:
+    """
+    Cuts each utterance of a collated batch into a prompt and a target, as inference sees them (NaturalSpeech 2).
+
+    The prompt is a run of whole phonemes at the start or at the end of the utterance (chosen at random per item),
+    holding the share of its frames closest to a ratio drawn uniformly from `[ratio_min, ratio_max]`; the target is the
+    rest, one contiguous piece of speech with at least one frame and one phoneme. The target's phonemes, durations,
+    latents and pitch replace the batch's (re-padded); the prompt's latents appear only as `prompt_latents`.
+
+    Args:
+        batch (`dict`): Output of [`collate_prepared`] with `input_ids`, `attention_mask`, `durations`, `latents`,
+            `latent_mask` and `log_pitch`.
+        ratio_min (`float`), ratio_max (`float`): Range of the prompt's share of the frames, `0 < min <= max < 1`.
+        generator (`torch.Generator`, *optional*): CPU generator for the draws.
+        pad_token_id (`int`, defaults to 0): Padding id of the re-padded `input_ids`.
+
+    Returns:
+        `dict` with the target's `input_ids`/`attention_mask`/`durations` (`(batch_size, target_phonemes)`),
+        `latents` (`(batch_size, latent_dim, target_frames)`), `latent_mask`/`log_pitch` (`(batch_size,
+        target_frames)`), `prompt_latents` (`(batch_size, latent_dim, prompt_frames)`) and `prompt_mask`, plus where the
+        prompt was cut from: `prompt_frame_start`, `prompt_num_frames`, `prompt_phoneme_start`, `prompt_num_phonemes`
+        (`torch.LongTensor` of shape `(batch_size,)`, in the original utterance). Other keys are passed through.
+
+    Raises:
+        `ValueError`: When an utterance has fewer than two phonemes with frames, so that it cannot give both a prompt
+        and a target.
+    """
+    if not 0 < ratio_min <= ratio_max < 1:
+        raise ValueError(f"Need 0 < ratio_min <= ratio_max < 1, got {ratio_min} and {ratio_max}.")
+    durations, phoneme_mask = batch["durations"].cpu(), batch["attention_mask"].cpu()
+    num_items = durations.shape[0]
+    ratios = torch.empty(num_items).uniform_(ratio_min, ratio_max, generator=generator)
+    from_start = torch.rand(num_items, generator=generator) < 0.5
+    pieces: dict[str, list[torch.Tensor]] = {k: [] for k in ("ids", "dur", "lat", "pitch", "prompt")}
+    where = {k: [] for k in ("prompt_frame_start", "prompt_num_frames", "prompt_phoneme_start", "prompt_num_phonemes")}
+    for b in range(num_items):
+        num_phonemes = int(phoneme_mask[b].sum())
+        dur = durations[b, :num_phonemes]
+        ends = dur.cumsum(0)
+        total = int(ends[-1]) if num_phonemes else 0
+        # prompt = the first k or the last k phonemes, k = 1..L-1; both parts need frames
+        k = torch.arange(1, num_phonemes)
+        prompt_frames = ends[k - 1] if from_start[b] else total - ends[num_phonemes - k - 1]
+        valid = (prompt_frames > 0) & (prompt_frames < total)
+        if not bool(valid.any()):
+            raise ValueError(
+                f"Utterance {b} of the batch ({num_phonemes} phonemes, {total} frames) cannot be cut into a prompt "
+                "and a non-empty target: it needs at least two phonemes with frames."
+            )
+        gap = (prompt_frames.float() - float(ratios[b]) * total).abs()
+        gap[~valid] = float("inf")
+        n_prompt_ph = int(k[int(gap.argmin())])
+        n_prompt_fr = int(prompt_frames[int(gap.argmin())])
+        if from_start[b]:
+            ph_start, fr_start, target_ph, target_fr = (
+                0,
+                0,
+                slice(n_prompt_ph, num_phonemes),
+                slice(n_prompt_fr, total),
+            )
+        else:
+            ph_start, fr_start = num_phonemes - n_prompt_ph, total - n_prompt_fr
+            target_ph, target_fr = slice(0, ph_start), slice(0, fr_start)
+        pieces["ids"].append(batch["input_ids"][b, target_ph])
+        pieces["dur"].append(batch["durations"][b, target_ph])
+        pieces["lat"].append(batch["latents"][b, :, target_fr].T)
+        pieces["pitch"].append(batch["log_pitch"][b, target_fr])
+        pieces["prompt"].append(batch["latents"][b, :, fr_start : fr_start + n_prompt_fr].T)
+        for key, value in zip(where, (fr_start, n_prompt_fr, ph_start, n_prompt_ph)):
+            where[key].append(value)
+
+    def pad(seqs, value=0):
+        lengths = torch.tensor([len(s) for s in seqs])
+        padded = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
+        mask = torch.arange(int(lengths.max()), device=padded.device)[None] < lengths.to(padded.device)[:, None]
+        return padded, mask
+
+    out = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "durations", "latents")}
+    out["input_ids"], out["attention_mask"] = pad(pieces["ids"], pad_token_id)
+    out["durations"], _ = pad(pieces["dur"])
+    latents, out["latent_mask"] = pad(pieces["lat"])
+    out["latents"] = latents.transpose(1, 2).contiguous()
+    out["log_pitch"], _ = pad(pieces["pitch"])
+    prompt, out["prompt_mask"] = pad(pieces["prompt"])
+    out["prompt_latents"] = prompt.transpose(1, 2).contiguous()
+    out.update({k: torch.tensor(v, dtype=torch.long) for k, v in where.items()})
+    return out

@@ -65,7 +65,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/data_utils.py, also when loaded by path
-from data_utils import FrameBudgetBatchSampler, collate_prepared, load_prepared_dataset  # noqa: E402
+from data_utils import (  # noqa: E402
+    FrameBudgetBatchSampler,
+    collate_prepared,
+    load_prepared_dataset,
+    split_prompt_from_target,
+)
 
 from flashspeech_hf import (  # noqa: E402
     FlashSpeechAligner,
@@ -80,6 +85,7 @@ from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config  # noqa
 from flashspeech_hf.losses import (  # noqa: E402
     adaptive_adversarial_weight,
     consistency_training_loss,
+    denoising_loss,
     discriminator_loss,
     duration_loss,
     generator_adversarial_loss,
@@ -87,6 +93,7 @@ from flashspeech_hf.losses import (  # noqa: E402
 )
 from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator  # noqa: E402
 from flashspeech_hf.models.modeling_prosody import length_regulate  # noqa: E402
+from flashspeech_hf.training_utils import idle_cpu_count, sample_denoising_sigmas  # noqa: E402
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -166,8 +173,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # stage and losses
     add("--stage", type=int, default=1, choices=(1, 2))
-    add("--prompt_ratio_min", type=float, default=0.2, help="Shortest prompt segment, as a fraction of the utterance.")
+    add(
+        "--prompt_ratio_min",
+        type=float,
+        default=0.2,
+        help="Shortest prompt, as a fraction of the utterance. The prompt is cut at phoneme boundaries from the start\n"
+        "or the end of each utterance and removed from the target (the model sees it only through the prompt encoder).",
+    )
     add("--prompt_ratio_max", type=float, default=0.4)
+    add(
+        "--objective",
+        type=str,
+        default="consistency",
+        choices=("consistency", "denoising"),
+        help="Stage-1 loss of the denoiser. `consistency`: the paper's iCT loss (from scratch, or consistency tuning of\n"
+        "a denoising-pretrained model with --pretrained_model_name_or_path). `denoising`: EDM x0-regression of the same\n"
+        "consistency function (the teacher at the boundary level), which learns content within a CPU budget; see README.",
+    )
+    add("--denoising_p_mean", type=float, default=-1.2, help="Lognormal mean of ln(sigma) for --objective denoising.")
+    add("--denoising_p_std", type=float, default=1.2, help="Lognormal std of ln(sigma) for --objective denoising.")
+    add(
+        "--denoising_max_sigma_fraction",
+        type=float,
+        default=0.2,
+        help="Share of items drawn at exactly sigma_max (where 1-step sampling starts) for --objective denoising.",
+    )
     add("--huber_c", type=float, default=0.03, help="Pseudo-Huber constant c of the consistency loss.")
     add("--s0", type=int, default=None, help="iCT initial discretization steps (default: the scheduler's).")
     add("--s1", type=int, default=None, help="iCT final discretization steps (default: scheduler's; 160 in stage 2).")
@@ -200,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--allow_tf32", action="store_true")
     add("--dataloader_num_workers", type=int, default=0)
     add("--seed", type=int, default=0)
+    add(
+        "--num_threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: the idle cores, from the load average). More threads than idle cores make\n"
+        "OpenMP spin against other jobs: one busy core can slow a 2-thread step 50x.",
+    )
     # bookkeeping
     add("--output_dir", type=str, default="flashspeech-model")
     add("--logging_dir", type=str, default="logs")
@@ -252,6 +289,14 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
             args.train_components = ",".join(LORA_COMPONENTS)
     if args.max_frames_per_batch is not None and (args.streaming or args.max_frames_per_batch < 1):
         raise ValueError("--max_frames_per_batch needs a positive budget and a map-style (not --streaming) dataset.")
+    if args.num_threads is not None and args.num_threads < 1:
+        raise ValueError(f"--num_threads must be >= 1, got {args.num_threads}.")
+    if args.objective == "denoising" and args.stage != 1:
+        raise ValueError(
+            "--objective denoising trains the stage-1 denoiser; stage 2 always uses consistency training."
+        )
+    if not 0 <= args.denoising_max_sigma_fraction <= 1 or args.denoising_p_std <= 0:
+        raise ValueError("Need 0 <= --denoising_max_sigma_fraction <= 1 and --denoising_p_std > 0.")
     if not 0 < args.prompt_ratio_min <= args.prompt_ratio_max < 1:
         raise ValueError("Need 0 < --prompt_ratio_min <= --prompt_ratio_max < 1.")
     if args.push_to_hub and not args.hub_model_id:
@@ -531,6 +576,21 @@ def adaptive_weight_parameter(denoiser: FlashSpeechDenoiser) -> torch.Tensor:
     )
 
 
+def set_training_modes(models: dict[str, nn.Module], trained: list[str]) -> None:
+    """
+    Puts the trained components in train mode and every frozen module (one whose parameters all have
+    `requires_grad=False`, e.g. the regression predictors in stage 2) in eval mode, so that the frozen parts compute
+    what they compute at inference (no dropout) in every stage.
+    """
+    for name, model in models.items():
+        model.train(name in trained)
+        if name in trained:
+            for module in model.modules():
+                params = list(module.parameters())
+                if params and not any(p.requires_grad for p in params):
+                    module.eval()
+
+
 def build_discriminator(args, sampling_rate: int) -> FlashSpeechDiscriminator:
     head = {
         "input_sampling_rate": sampling_rate,
@@ -568,23 +628,6 @@ def check_resume_path(args) -> str | None:
 # ----------------------------------------------------------------------------------------------------------------
 # Losses of one batch
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def sample_prompt_segments(frame_mask: torch.Tensor, args, generator: torch.Generator):
-    """
-    Picks a random prompt segment per item (`prompt_ratio_min`..`prompt_ratio_max` of its frames).
-
-    Returns:
-        `(starts (B,), lengths (B,), prompt_region (B, F))`, the region True inside each segment.
-    """
-    frames = frame_mask.sum(dim=1).cpu()
-    ratio = torch.empty(len(frames)).uniform_(args.prompt_ratio_min, args.prompt_ratio_max, generator=generator)
-    lengths = (frames.float() * ratio).long().clamp(min=1)
-    lengths = torch.minimum(lengths, (frames - 1).clamp(min=1))
-    starts = (torch.rand(len(frames), generator=generator) * (frames - lengths + 1).float()).long()
-    pos = torch.arange(frame_mask.shape[1])[None]
-    region = (pos >= starts[:, None]) & (pos < (starts + lengths)[:, None])
-    return starts, lengths, region.to(frame_mask.device)
 
 
 def gather_segments(latents: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor):
@@ -687,6 +730,9 @@ def main(args_list: list[str] | None = None) -> dict:
     if args.allow_tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
     set_seed(args.seed)
+    num_threads = args.num_threads or idle_cpu_count()
+    torch.set_num_threads(num_threads)
+    logger.info(f"Using {num_threads} torch CPU thread(s) (--num_threads).")
 
     # ---------------- data, tokenizer, codec, models: every check happens here, before any step
     prepared_data = load_prepared_dataset(args.prepared_dataset_dir)
@@ -782,9 +828,9 @@ def main(args_list: list[str] | None = None) -> dict:
 
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     codec.requires_grad_(False).eval().to(accelerator.device)
-    for name, model in models.items():
+    for model in models.values():
         model.to(accelerator.device)
-        model.train(name in trained)
+    set_training_modes(models, trained)
     if weight_dtype != torch.float32:
         for model in [codec] + [m for n, m in models.items() if n not in trained]:
             model.to(dtype=weight_dtype)
@@ -900,68 +946,92 @@ def main(args_list: list[str] | None = None) -> dict:
                 torch.distributed.all_reduce(p.grad)
                 p.grad /= accelerator.num_processes
 
+    def split_batch(batch):
+        """The target (the model's sequence) and the prompt (only the prompt encoder sees it) of each utterance."""
+        return split_prompt_from_target(
+            batch, args.prompt_ratio_min, args.prompt_ratio_max, generator, pad_token_id=tokenizer.pad_token_id
+        )
+
     def stage1_losses(batch, step):
         logs = {}
-        latents, frame_mask = batch["latents"], batch["latent_mask"]
-        phoneme_mask = batch["attention_mask"]
-        starts, lengths, region = sample_prompt_segments(frame_mask, args, generator)
-        prompt_latents, prompt_mask = gather_segments(latents, starts, lengths)
-        loss_mask = frame_mask & ~region
+        batch = split_batch(batch)
+        latents, frame_mask, phoneme_mask = batch["latents"], batch["latent_mask"], batch["attention_mask"]
+        prompt_latents, prompt_mask = batch["prompt_latents"], batch["prompt_mask"]
         phoneme_hidden, prompt_hidden = wrapped["prior_encoder"](
             batch["input_ids"], phoneme_mask, prompt_latents, prompt_mask, return_dict=False
         )
-        log_dur, _ = accelerator.unwrap_model(wrapped["prosody_generator"]).predict_durations(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask
-        )
-        frame_hidden, _ = length_regulate(phoneme_hidden, batch["durations"], max_frames=latents.shape[-1])
         prosody_raw = accelerator.unwrap_model(wrapped["prosody_generator"])
+        log_dur, _ = prosody_raw.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask)
+        frame_hidden, _ = length_regulate(phoneme_hidden, batch["durations"], max_frames=latents.shape[-1])
         log_pitch_pred, _ = prosody_raw.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
         loss = 0.0
         if "prosody_generator" in trained or "prior_encoder" in trained:
             logs["duration_loss"] = duration_loss(log_dur, batch["durations"], phoneme_mask)
-            logs["pitch_loss"] = pitch_loss(log_pitch_pred, batch["log_pitch"], loss_mask)
+            logs["pitch_loss"] = pitch_loss(log_pitch_pred, batch["log_pitch"], frame_mask)
             loss = args.lambda_duration * logs["duration_loss"] + args.lambda_pitch * logs["pitch_loss"]
         condition = frame_hidden + prosody_raw.embed_pitch(batch["log_pitch"], frame_mask)
 
-        sigma_low, sigma_high, weights = ct_scheduler.sample_training_sigmas(
-            latents.shape[0], step, generator, total_training_steps=curriculum_steps
-        )
-        sigma_low, sigma_high = sigma_low.to(latents.device), sigma_high.to(latents.device)
-        x_high, x_low = add_noise_pair(latents, sigma_low, sigma_high, frame_mask, generator)
-        student = wrapped["denoiser"](x_high, sigma_high, condition, prompt_hidden, frame_mask, prompt_mask).sample
-        with torch.no_grad():
-            teacher = denoiser_raw(
-                x_low, sigma_low, condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
-            ).sample
-        if "denoiser" in trained or "prior_encoder" in trained:
-            logs["ct_loss"] = consistency_training_loss(
-                student.float(), teacher.float().detach(), weights.to(latents.device), loss_mask, c=args.huber_c
+        if args.objective == "denoising":
+            sigma = sample_denoising_sigmas(
+                latents.shape[0],
+                generator,
+                p_mean=args.denoising_p_mean,
+                p_std=args.denoising_p_std,
+                sigma_max=float(ct_scheduler.config.sigma_max),
+                max_sigma_fraction=args.denoising_max_sigma_fraction,
+            ).to(latents.device)
+            noisy, _ = add_noise_pair(latents, sigma, sigma, frame_mask, generator)
+            student = wrapped["denoiser"](noisy, sigma, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            if "denoiser" in trained or "prior_encoder" in trained:
+                logs["denoising_loss"] = denoising_loss(
+                    student.float(),
+                    latents.float(),
+                    sigma,
+                    sigma_data=denoiser_raw.config.sigma_data,
+                    sigma_min=denoiser_raw.config.sigma_min,
+                    mask=frame_mask,
+                )
+                loss = loss + logs["denoising_loss"]
+            denoiser_loss_name = "denoising_loss"
+        else:
+            sigma_low, sigma_high, weights = ct_scheduler.sample_training_sigmas(
+                latents.shape[0], step, generator, total_training_steps=curriculum_steps
             )
-            loss = loss + logs["ct_loss"]
+            sigma_low, sigma_high = sigma_low.to(latents.device), sigma_high.to(latents.device)
+            x_high, x_low = add_noise_pair(latents, sigma_low, sigma_high, frame_mask, generator)
+            student = wrapped["denoiser"](x_high, sigma_high, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            with torch.no_grad():
+                teacher = denoiser_raw(
+                    x_low, sigma_low, condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
+                ).sample
+            if "denoiser" in trained or "prior_encoder" in trained:
+                logs["ct_loss"] = consistency_training_loss(
+                    student.float(), teacher.float().detach(), weights.to(latents.device), frame_mask, c=args.huber_c
+                )
+                loss = loss + logs["ct_loss"]
+            denoiser_loss_name = "ct_loss"
 
         adv = None
         if use_adv and step >= args.adversarial_start_step:
-            adv = adversarial_inputs(student, latents, frame_mask, starts, lengths, prompt_latents, prompt_mask)
+            adv = adversarial_inputs(student, latents, frame_mask, prompt_latents, prompt_mask)
             disc_raw = accelerator.unwrap_model(discriminator)
             fake_out = disc_raw(adv["fake"], prompt_features=adv["prompt_features"])
             logs["generator_adv_loss"] = generator_adversarial_loss(fake_out.logits, fake_out.mask)
-            adaptive = adaptive_adversarial_weight(logs["ct_loss"], logs["generator_adv_loss"], adaptive_layer_weight)
+            adaptive = adaptive_adversarial_weight(
+                logs[denoiser_loss_name], logs["generator_adv_loss"], adaptive_layer_weight
+            )
             logs["adv_weight"] = adaptive * args.lambda_adv
             loss = loss + logs["adv_weight"] * logs["generator_adv_loss"]
         return loss, logs, adv
 
-    def adversarial_inputs(student, latents, frame_mask, starts, lengths, prompt_latents, prompt_mask):
+    def adversarial_inputs(student, latents, frame_mask, prompt_latents, prompt_mask):
         """Decodes a random window of the target frames (one-step estimate and ground truth) and the prompt."""
-        # the target frames of an item are two runs around its prompt segment: window inside the longer one
         frames = frame_mask.sum(dim=1).cpu()
-        before, after = starts, frames - starts - lengths
-        run_start = torch.where(before >= after, torch.zeros_like(starts), starts + lengths)
-        run_length = torch.maximum(before, after)
-        window = int(min(args.adv_segment_frames, int(run_length.min())))
+        window = int(min(args.adv_segment_frames, int(frames.min())))
         if window < 2:
-            raise ValueError("Utterances are too short for the adversarial loss: a target run has < 2 frames.")
-        offsets = (torch.rand(len(frames), generator=generator) * (run_length - window + 1).float()).long()
-        window_starts, window_lengths = run_start + offsets, torch.full_like(starts, window)
+            raise ValueError("Utterances are too short for the adversarial loss: a target has < 2 frames.")
+        window_starts = (torch.rand(len(frames), generator=generator) * (frames - window + 1).float()).long()
+        window_lengths = torch.full_like(window_starts, window)
         fake_latents, _ = gather_segments(student, window_starts, window_lengths)
         real_latents, _ = gather_segments(latents, window_starts, window_lengths)
         fake = codec.decode(fake_latents.to(weight_dtype)).float()
@@ -975,11 +1045,11 @@ def main(args_list: list[str] | None = None) -> dict:
         return {"fake": fake, "real": real, "prompt_features": features}
 
     def stage2_losses(batch, step):
+        batch = split_batch(batch)
         latents, frame_mask, phoneme_mask = batch["latents"], batch["latent_mask"], batch["attention_mask"]
-        starts, lengths, region = sample_prompt_segments(frame_mask, args, generator)
-        prompt_latents, prompt_mask = gather_segments(latents, starts, lengths)
+        prompt_latents, prompt_mask = batch["prompt_latents"], batch["prompt_mask"]
         prosody_raw = accelerator.unwrap_model(wrapped["prosody_generator"])
-        with torch.no_grad():
+        with torch.no_grad():  # the frozen stage-1 models, in eval mode: the residual targets carry no dropout
             phoneme_hidden, prompt_hidden = models["prior_encoder"](
                 batch["input_ids"], phoneme_mask, prompt_latents.to(weight_dtype), prompt_mask, return_dict=False
             )

@@ -34,6 +34,7 @@ __all__ = [
     "adaptive_adversarial_weight",
     "binarization_loss",
     "consistency_training_loss",
+    "denoising_loss",
     "discriminator_loss",
     "duration_loss",
     "forward_sum_loss",
@@ -185,6 +186,63 @@ def consistency_training_loss(
         raise ValueError("`denoised_teacher` must be detached (stop-gradient): call `.detach()` on it first.")
     per_item = pseudo_huber_loss(denoised_student, denoised_teacher, c=c, mask=mask, reduction="per_item")
     return (weights.to(per_item.dtype) * per_item).mean()
+
+
+def denoising_loss(
+    denoised: torch.Tensor,
+    clean: torch.Tensor,
+    sigma: torch.Tensor,
+    sigma_data: float = 0.5,
+    sigma_min: float = 0.002,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""
+    Denoising (EDM x0-regression) loss of the consistency function: `mean_b ||f_theta(x + sigma z, sigma) - x||^2 /
+    c_out(sigma)^2`.
+
+    It is the consistency training loss with the teacher at the boundary level (`f(x, sigma_min) = x`): the
+    diffusion-pretraining end of Easy Consistency Tuning (Geng et al. 2024). Weighting by `1 / c_out^2` gives every
+    noise level the same scale of error in the network's own output. The squared error is averaged over each item's
+    valid entries, then over the batch.
+
+    Args:
+        denoised (`torch.Tensor` of shape `(batch_size, channels, num_frames)`):
+            `f_theta(x + sigma z, sigma)`, the model's estimate of the clean latents.
+        clean (`torch.Tensor` of shape `(batch_size, channels, num_frames)`): The clean latents `x`.
+        sigma (`torch.Tensor` of shape `(batch_size,)`): Noise level of each item, all `> sigma_min`.
+        sigma_data (`float`, defaults to 0.5), sigma_min (`float`, defaults to 0.002): The model's parametrization.
+        mask (`torch.BoolTensor` of shape `(batch_size, num_frames)` or of the latents' shape, *optional*):
+            True for valid frames.
+
+    Returns:
+        `torch.Tensor`: scalar loss.
+
+    Examples:
+
+    ```py
+    >>> import torch
+    >>> from flashspeech_hf.losses import denoising_loss
+
+    >>> clean, denoised = torch.randn(2, 8, 50), torch.randn(2, 8, 50, requires_grad=True)
+    >>> loss = denoising_loss(denoised, clean, torch.tensor([0.5, 80.0]))
+    >>> loss.backward()
+    ```
+    """
+    _check_same_shape(denoised, clean, "denoised", "clean")
+    if sigma.ndim != 1 or sigma.shape[0] != denoised.shape[0]:
+        raise ValueError(f"`sigma` must have shape ({denoised.shape[0]},) (one per item), got {tuple(sigma.shape)}.")
+    if torch.any(sigma <= sigma_min):
+        raise ValueError(f"Every `sigma` must exceed sigma_min={sigma_min} (where the loss weight is infinite).")
+    sigma = sigma.to(denoised.dtype)
+    c_out = (sigma - sigma_min) * sigma_data / torch.sqrt(sigma_data**2 + sigma**2)
+    mask = _expand_mask(mask, denoised)
+    squared = (denoised - clean.to(denoised.dtype)).pow(2)
+    if mask is None:
+        per_item = squared.flatten(1).mean(dim=1)
+    else:
+        mask = mask.expand_as(squared).to(squared.dtype)
+        per_item = (squared * mask).flatten(1).sum(dim=1) / mask.flatten(1).sum(dim=1).clamp_min(1.0)
+    return (per_item / c_out.pow(2)).mean()
 
 
 def discriminator_loss(

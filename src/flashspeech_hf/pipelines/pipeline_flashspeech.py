@@ -585,7 +585,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         generator: GeneratorInput = None,
         output_type: str = "np",
         return_dict: bool = True,
-        prosody_num_inference_steps: int | None = None,
+        prosody_num_inference_steps: int = 1,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
         Synthesizes `text` in the voice of `prompt_audio`.
@@ -605,8 +605,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
                 with one generator per output waveform makes each waveform independent of the others in the batch.
             output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechPipelineOutput`] rather than a tuple.
-            prosody_num_inference_steps (`int`, *optional*): Evaluations of each prosody refinement model; defaults
-                to `num_inference_steps`. 1 saves time at large step counts.
+            prosody_num_inference_steps (`int`, defaults to 1): Evaluations of each prosody refinement model; the
+                paper samples the refiners with one step. `None` uses `num_inference_steps`.
 
         Examples:
 
