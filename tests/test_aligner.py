@@ -229,3 +229,25 @@ def test_aligner_rejects_bad_input():
         aligner(torch.randint(1, 12, (2, 4)), None, torch.randn(1, 8, 10))
     with pytest.raises(ValueError, match="odd"):
         tiny_aligner(kernel_size=4)
+
+
+def test_silent_tokens_get_no_frames_and_the_rest_keep_theirs():
+    torch.manual_seed(0)
+    silent = [2, 9]
+    aligner = FlashSpeechAligner(vocab_size=32, latent_dim=8, hidden_size=16, attention_dim=8, silent_token_ids=silent)
+    input_ids = torch.tensor([[5, 2, 9, 6, 7, 2, 8], [9, 5, 6, 2, 7, 0, 0]])
+    mask = input_ids != 0
+    latents, latent_mask = torch.randn(2, 8, 30), torch.tensor([[True] * 30, [True] * 24 + [False] * 6])
+    durations = aligner.durations(input_ids, mask, latents, latent_mask)
+    is_silent = torch.isin(input_ids, torch.tensor(silent))
+    assert (durations[is_silent] == 0).all() and (durations[mask & ~is_silent] >= 1).all()
+    assert durations.sum(1).tolist() == [30, 24] and (durations[~mask] == 0).all()
+    # the sounding tokens get what an aligner sees of them alone
+    ids, kept_mask, positions = aligner.remove_silent_tokens(input_ids, mask)
+    assert ids.tolist() == [[5, 6, 7, 8], [5, 6, 7, 0]] and positions[0].tolist() == [0, 3, 4, 6]
+    plain = FlashSpeechAligner.from_config({**aligner.config, "silent_token_ids": None})
+    plain.load_state_dict(aligner.state_dict())
+    alone = plain.durations(ids, kept_mask, latents, latent_mask)
+    assert torch.equal(durations.gather(1, positions) * kept_mask, alone)
+    with pytest.raises(ValueError, match="only silent tokens"):
+        aligner.durations(torch.tensor([[2, 9]]), None, latents[:1], None)

@@ -15,7 +15,13 @@ sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data_utils import PREPARED_COLUMNS, collate_prepared, frame_budget_batches, load_prepared_dataset  # noqa: E402
-from prepare_dataset import DatasetPreparationError, main, parse_args, prepare_dataset  # noqa: E402
+from prepare_dataset import (  # noqa: E402
+    DatasetPreparationError,
+    main,
+    parse_args,
+    prepare_dataset,
+    silent_token_ids,
+)
 from speech_data import CORRUPT_FILE, SILENT_FILE, make_speech_audiofolder, speaker_voices  # noqa: E402
 
 from flashspeech_hf import load_audio  # noqa: E402
@@ -60,7 +66,10 @@ def test_output_follows_the_format(prepared, speech_folder, capsys):
         assert row["latents"].shape == (frames, latent_dim)
         assert row["log_pitch"].shape == (frames,) and np.isfinite(row["log_pitch"]).all()
         assert len(row["durations"]) == len(row["input_ids"]) > 0
-        assert int(row["durations"].sum()) == frames and row["durations"].min() >= 1
+        # word boundaries and stress marks have no sound: 0 frames; every phoneme has at least one
+        silent = np.isin(row["input_ids"], silent_token_ids(data.tokenizer))
+        assert silent.any() and (row["durations"][silent] == 0).all() and row["durations"][~silent].min() >= 1
+        assert int(row["durations"].sum()) == frames
         assert row["text"] and row["speaker_id"] in speaker_voices()
     assert summary["counts"]["frames"] == sum(int(r["num_frames"]) for r in rows)
 

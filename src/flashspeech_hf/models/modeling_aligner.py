@@ -258,6 +258,10 @@ class FlashSpeechAligner(ModelMixin, ConfigMixin):
         use_prior (`bool`, defaults to `True`): Whether to apply the beta-binomial prior by default.
         prior_scaling (`float`, defaults to 1.0): Concentration of the prior (see [`beta_binomial_log_prior`]).
         pad_token_id (`int`, defaults to 0): Id of the padding phoneme (its embedding is kept at zero).
+        silent_token_ids (`list[int]`, *optional*): Tokens that have no sound of their own (word boundaries, stress
+            marks). [`~FlashSpeechAligner.durations`] aligns the other tokens only and gives these 0 frames, so that
+            they do not take frames from their neighbours; train on [`~FlashSpeechAligner.remove_silent_tokens`]'s
+            output to match.
     """
 
     @register_to_config
@@ -274,6 +278,7 @@ class FlashSpeechAligner(ModelMixin, ConfigMixin):
         use_prior: bool = True,
         prior_scaling: float = 1.0,
         pad_token_id: int = 0,
+        silent_token_ids: list[int] | None = None,
     ):
         super().__init__()
         if kernel_size % 2 != 1:
@@ -414,6 +419,36 @@ class FlashSpeechAligner(ModelMixin, ConfigMixin):
             return (log_soft_alignment, hard_alignment)
         return FlashSpeechAlignerOutput(log_soft_alignment=log_soft_alignment, hard_alignment=hard_alignment)
 
+    def remove_silent_tokens(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        r"""
+        Drops the `config.silent_token_ids` from each row, keeping the order of the others.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, num_phonemes)`): Phoneme ids, right-padded.
+            attention_mask (`torch.BoolTensor` of shape `(batch_size, num_phonemes)` or `None`): True for valid ids.
+
+        Returns:
+            `(input_ids, attention_mask, positions)`: the sounding ids right-padded to `(batch_size, num_sounding)`,
+            their mask, and `positions` (`torch.LongTensor`, same shape) of each kept id in the original row.
+
+        Raises:
+            `ValueError`: When a row has no sounding token.
+        """
+        batch_size, num_phonemes = input_ids.shape
+        valid = _as_bool_mask(attention_mask, (batch_size, num_phonemes), input_ids.device, "attention_mask")
+        silent = torch.tensor(list(self.config.silent_token_ids or []), dtype=input_ids.dtype, device=input_ids.device)
+        sounding = valid & ~torch.isin(input_ids, silent)
+        counts = sounding.sum(dim=1)
+        if torch.any(counts == 0):
+            raise ValueError("A row holds only silent tokens (word boundaries, stress marks): nothing to align.")
+        # a stable sort puts the sounding positions first, in order
+        order = torch.sort((~sounding).to(torch.int8), dim=1, stable=True).indices[:, : int(counts.max())]
+        mask = torch.arange(order.shape[1], device=order.device)[None] < counts[:, None]
+        ids = torch.gather(input_ids, 1, order).masked_fill(~mask, self.config.pad_token_id)
+        return ids, mask, order
+
     @torch.no_grad()
     def durations(
         self,
@@ -437,8 +472,8 @@ class FlashSpeechAligner(ModelMixin, ConfigMixin):
 
         Returns:
             `torch.LongTensor` of shape `(batch_size, num_phonemes)`: frames per phoneme; each row sums to the item's
-            number of valid frames, padded phonemes get 0, and every valid phoneme gets at least one frame when the
-            item has at least as many frames as phonemes.
+            number of valid frames, padded phonemes and `config.silent_token_ids` get 0, and every other valid
+            phoneme gets at least one frame when the item has at least as many frames as such phonemes.
 
         Examples:
 
@@ -452,7 +487,12 @@ class FlashSpeechAligner(ModelMixin, ConfigMixin):
         30
         ```
         """
-        output = self.forward(
-            input_ids, attention_mask, latents, latent_mask, use_prior=use_prior, return_hard_alignment=True
-        )
-        return output.hard_alignment.sum(dim=1).round().long()
+        if not self.config.silent_token_ids:
+            output = self.forward(
+                input_ids, attention_mask, latents, latent_mask, use_prior=use_prior, return_hard_alignment=True
+            )
+            return output.hard_alignment.sum(dim=1).round().long()
+        ids, mask, positions = self.remove_silent_tokens(input_ids, attention_mask)
+        output = self.forward(ids, mask, latents, latent_mask, use_prior=use_prior, return_hard_alignment=True)
+        sounding = output.hard_alignment.sum(dim=1).round().long() * mask
+        return torch.zeros_like(input_ids, dtype=torch.long).scatter_add_(1, positions, sounding)
