@@ -449,3 +449,21 @@ def test_denoising_objective_learns_a_fixed_batch_then_consistency_tuning_contin
     with pytest.raises(ValueError, match="--objective denoising"):
         train.parse_args(base_args(prepared, tmp_path / "x", "--objective", "denoising", "--stage", "2",
                                    "--pretrained_model_name_or_path", str(tmp_path / "out")))  # fmt: skip
+
+
+def test_validation_speaks_the_rows_and_logs_a_word_error_rate(prepared, tmp_path):
+    import soundfile as sf
+
+    sf.write(tmp_path / "prompt.wav", make_prompt(2.0), 16000)
+    (tmp_path / "val.csv").write_text("text,prompt_audio\nHello there.,prompt.wav\nA second line.,prompt.wav\n")
+    summary = train.main(base_args(prepared, tmp_path / "out", "--max_train_steps", "2", "--checkpointing_steps", "100",
+                                   "--adversarial_start_step", "1000", "--validation_file", str(tmp_path / "val.csv"),
+                                   "--validation_steps", "1"))  # fmt: skip
+    history = summary["loss_history"]
+    assert all(0.0 <= h["val_wer"] and h["val_seconds"] > 0 for h in history)
+    for step in (1, 2):
+        folder = tmp_path / "out" / "validation" / f"step-{step}"
+        assert sorted(p.name for p in folder.iterdir()) == ["000.wav", "001.wav", "transcripts.json"]
+    (tmp_path / "bad.csv").write_text("text,prompt_audio\nHello.,missing.wav\n")
+    with pytest.raises(ValueError, match="missing.wav does not exist"):
+        train.main(base_args(prepared, tmp_path / "x", "--validation_file", str(tmp_path / "bad.csv")))

@@ -243,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
     add("--tracker_project_name", type=str, default="flashspeech")
     add("--checkpointing_steps", type=int, default=5000)
+    add(
+        "--validation_file",
+        type=str,
+        default=None,
+        help="CSV with columns text,prompt_audio (paths relative to the CSV): every --validation_steps the current\n"
+        "model speaks each row (2 steps, fixed seeds); the audio goes to OUTPUT_DIR/validation/step-N/ and the word\n"
+        "error rate of --validation_asr_backend on it is logged as `val_wer` (needs the `eval` extra).",
+    )
+    add("--validation_steps", type=int, default=1000)
+    add("--validation_asr_backend", type=str, default=None, help="Default: Whisper tiny.en offline, else HuBERT.")
     add("--checkpoints_total_limit", type=int, default=None)
     add("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
     add("--log_sample_ids", action="store_true", help="Write the dataset rows each process trained on (debugging).")
@@ -289,6 +299,8 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
             args.train_components = ",".join(LORA_COMPONENTS)
     if args.max_frames_per_batch is not None and (args.streaming or args.max_frames_per_batch < 1):
         raise ValueError("--max_frames_per_batch needs a positive budget and a map-style (not --streaming) dataset.")
+    if args.validation_steps < 1:
+        raise ValueError(f"--validation_steps must be >= 1, got {args.validation_steps}.")
     if args.num_threads is not None and args.num_threads < 1:
         raise ValueError(f"--num_threads must be >= 1, got {args.num_threads}.")
     if args.objective == "denoising" and args.stage != 1:
@@ -647,6 +659,52 @@ def add_noise_pair(clean, sigma_low, sigma_high, mask, generator):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Validation
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def load_validation_rows(path: str) -> list[dict[str, str]]:
+    """Reads `--validation_file`: rows with `text` and `prompt_audio` (resolved against the CSV's folder)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"text", "prompt_audio"} <= set(rows[0]):
+        raise ValueError(f"--validation_file {path} needs a header with text,prompt_audio and at least one row.")
+    root = os.path.dirname(os.path.abspath(path))
+    for row in rows:
+        row["prompt_audio"] = os.path.join(root, row["prompt_audio"])
+        if not os.path.isfile(row["prompt_audio"]):
+            raise ValueError(f"--validation_file {path}: prompt audio {row['prompt_audio']} does not exist.")
+    return rows
+
+
+@torch.no_grad()
+def validate(pipe: FlashSpeechPipeline, rows: list[dict[str, str]], folder: str, asr_backend: str | None) -> dict:
+    """
+    Speaks each validation row with `pipe` (2 steps, seed = row index), writes the audio to `folder` and returns
+    `{"val_wer": ..., "val_seconds": ...}` (word error rate of `asr_backend` on the outputs).
+    """
+    import soundfile as sf
+
+    from flashspeech_hf.metrics import load_metric, transcribe
+
+    pipe.set_progress_bar_config(disable=True)
+    os.makedirs(folder, exist_ok=True)
+    audios = []
+    for index, row in enumerate(rows):
+        audio = pipe(row["text"], row["prompt_audio"], generator=torch.Generator().manual_seed(index)).audios[0]
+        sf.write(os.path.join(folder, f"{index:03d}.wav"), audio, pipe.sampling_rate)
+        audios.append(audio)
+    texts = transcribe(audios, sampling_rate=pipe.sampling_rate, backend=asr_backend)
+    Path(folder, "transcripts.json").write_text(
+        json.dumps([{"text": r["text"], "heard": t} for r, t in zip(rows, texts)], indent=1)
+    )
+    wer = load_metric("wer").compute(predictions=texts, references=[r["text"] for r in rows])["wer"]
+    return {"val_wer": float(wer), "val_seconds": float(sum(len(a) for a in audios) / pipe.sampling_rate)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Saving
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -738,6 +796,7 @@ def main(args_list: list[str] | None = None) -> dict:
     prepared_data = load_prepared_dataset(args.prepared_dataset_dir)
     dataset, data_tokenizer, codec = prepared_data.dataset, prepared_data.tokenizer, prepared_data.codec
     resume_path = check_resume_path(args)
+    validation_rows = load_validation_rows(args.validation_file) if args.validation_file else None
     pipe = build_pipeline(args, data_tokenizer, codec)
     tokenizer = pipe.tokenizer
     if args.language is not None:
@@ -1147,6 +1206,20 @@ def main(args_list: list[str] | None = None) -> dict:
             save_path = os.path.join(args.output_dir, f"checkpoint-{global_step}")
             accelerator.save_state(save_path)
             logger.info(f"Saved state to {save_path}")
+
+        if (
+            validation_rows
+            and accelerator.is_main_process
+            and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps)
+        ):
+            current = {n: accelerator.unwrap_model(wrapped[n]).eval() for n in TRAINABLE_COMPONENTS}
+            pipe_now = FlashSpeechPipeline(tokenizer=tokenizer, codec=codec, scheduler=scheduler, **current)
+            folder = os.path.join(args.output_dir, "validation", f"step-{global_step}")
+            val_logs = validate(pipe_now, validation_rows, folder, args.validation_asr_backend)
+            set_training_modes(models, trained)
+            loss_history[-1].update(val_logs)
+            accelerator.log(val_logs, step=global_step)
+            logger.info(f"Validation at step {global_step}: {val_logs}")
 
     elapsed = time.perf_counter() - start_time
     if args.log_sample_ids:
