@@ -47,6 +47,7 @@ from peer_flow_matching import FlowMatchingPeer  # noqa: E402
 from flashspeech_hf import FlashSpeechPipeline  # noqa: E402
 from flashspeech_hf.audio import resample  # noqa: E402
 from flashspeech_hf.metrics import RealTimeFactorTimer  # noqa: E402
+from flashspeech_hf.training_utils import idle_cpu_count  # noqa: E402
 
 WORDS = (
     "the quick brown fox jumps over a lazy dog while seven bright children sing under the old bridge near the river "
@@ -406,7 +407,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--config_reference_seconds", nargs="*", default=[], metavar="NAME=S",
                         help="per-config reference length of the cross grid, e.g. paper=2")  # fmt: skip
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--num_threads", "--threads", dest="threads", type=int, default=None,
+                        help="torch.set_num_threads (default: the idle cores; more threads than idle cores slow "
+                        "OpenMP down many times over)")  # fmt: skip
     parser.add_argument("--output", default=None, help="markdown file to write (a .json is written beside it)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long run: tiny, 2 s, NFE 1-2, tiny peer")
     args = parser.parse_args(argv)
@@ -423,8 +426,7 @@ def main(argv=None) -> list[Row]:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda was asked but no CUDA device is available.")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or idle_cpu_count())
     rows: list[Row] = []
     params: dict[str, float] = {}
     produced: dict[tuple[int, float], tuple[list[str], float]] = {}  # (batch, target s) -> texts, audio s per item

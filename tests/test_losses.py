@@ -1,6 +1,7 @@
 """Tests of the training losses on inputs whose values can be computed by hand."""
 
 import math
+import os
 
 import pytest
 import torch
@@ -189,3 +190,36 @@ def test_binarization_loss():
     soft_with_padding = soft.clone()
     soft_with_padding[0, 2, 0] = float("-inf")
     assert torch.isfinite(binarization_loss(hard, soft_with_padding))
+
+
+def test_denoising_loss_is_the_weighted_x0_error_and_zero_at_the_target():
+    from flashspeech_hf.losses import denoising_loss
+
+    clean = torch.randn(2, 4, 10)
+    sigma = torch.tensor([0.5, 80.0])
+    assert float(denoising_loss(clean.clone(), clean, sigma)) == 0.0
+    denoised = clean + 0.1
+    c_out = (sigma - 0.002) * 0.5 / torch.sqrt(0.25 + sigma**2)
+    expected = (0.01 / c_out**2).mean()
+    torch.testing.assert_close(denoising_loss(denoised, clean, sigma), expected)
+    # padding is ignored: garbage on masked frames changes nothing
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[0, 7:] = False
+    noisy = denoised.clone()
+    noisy[0, :, 7:] = 100.0
+    torch.testing.assert_close(denoising_loss(noisy, clean, sigma, mask=mask), expected)
+    with pytest.raises(ValueError, match="exceed sigma_min"):
+        denoising_loss(denoised, clean, torch.tensor([0.002, 1.0]))
+
+
+def test_denoising_sigmas_cover_the_lognormal_and_sigma_max():
+    from flashspeech_hf.training_utils import idle_cpu_count, sample_denoising_sigmas
+
+    sigmas = sample_denoising_sigmas(20000, torch.Generator().manual_seed(0))
+    assert float(sigmas.min()) >= 0.004 and float(sigmas.max()) == 80.0
+    assert abs(float((sigmas == 80.0).float().mean()) - 0.2) < 0.02
+    inner = sigmas[sigmas < 80.0]
+    assert abs(float(inner.log().median()) + 1.2) < 0.1  # the lognormal's median exp(p_mean)
+    again = sample_denoising_sigmas(20000, torch.Generator().manual_seed(0))
+    assert torch.equal(sigmas, again)
+    assert 1 <= idle_cpu_count() <= (os.cpu_count() or 1)

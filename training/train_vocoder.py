@@ -29,6 +29,7 @@ from accelerate.utils import set_seed
 from flashspeech_hf import MelCodec
 from flashspeech_hf.audio import load_audio
 from flashspeech_hf.configs import get_pipeline_config
+from flashspeech_hf.training_utils import idle_cpu_count
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
@@ -49,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validation_steps", type=int, default=200)
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_threads", type=int, default=None, help="torch CPU threads (default: the idle cores).")
     return parser.parse_args(argv)
 
 
@@ -95,6 +97,7 @@ def reconstruction_losses(codec: MelCodec, waveform: torch.Tensor, lambda_mel: f
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    torch.set_num_threads(args.num_threads or idle_cpu_count())
     set_seed(args.seed)
     rng = random.Random(args.seed)
     if args.codec_name_or_path:
