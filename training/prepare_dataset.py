@@ -76,7 +76,7 @@ from datasets.fingerprint import Hasher
 import flashspeech_hf
 from flashspeech_hf import FlashSpeechTokenizer, MelCodec, check_speech, load_audio
 from flashspeech_hf.codecs import compute_latent_statistics
-from flashspeech_hf.configs import get_pipeline_config
+from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config
 from flashspeech_hf.losses import binarization_loss, forward_sum_loss
 from flashspeech_hf.models.modeling_aligner import FlashSpeechAligner, monotonic_alignment_search
 from flashspeech_hf.text.tokenization_flashspeech import STRESS_MARKS
@@ -97,14 +97,6 @@ SKIP_REASONS = (
     "invalid_durations",  # a --durations_column value that does not fit the phonemes and frames
     "processing_error",  # any other error while processing the example (the message is recorded)
 )
-
-# Aligner sizes per named pipeline config (overridable with --aligner_hidden_size / --aligner_attention_dim).
-# The paper sizes use a 4-layer text encoder with kernel 5: on flite speech it halved the word-boundary error of a
-# 2-layer kernel-3 one at equal steps (issue notes in checkpoints/README.md).
-ALIGNER_SIZES = {
-    "tiny": {"hidden_size": 32, "attention_dim": 16},
-    "paper": {"hidden_size": 256, "attention_dim": 80, "num_text_layers": 4, "kernel_size": 5},
-}
 
 # What an existing --output_dir may hold without --overwrite_output_dir: the files of an earlier run.
 _OUTPUT_ENTRIES = {"cache", "dataset", "tokenizer", "codec", "aligner", PREPARE_CONFIG_NAME}
@@ -172,7 +164,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="A saved codec folder (or a pipeline/prepared folder with codec/), or a transformers EnCodec/DAC id.",
     )
-    group.add_argument("--pipeline_config", default="paper", choices=["tiny", "paper"], help="Named sizes.")
+    group.add_argument(
+        "--pipeline_config",
+        default="paper",
+        choices=sorted(PIPELINE_CONFIGS),
+        help="Named sizes of the codec (a MelCodec) and the aligner, flags below override them.",
+    )
     group.add_argument("--tokenizer_name_or_path", default=None, help="A saved FlashSpeechTokenizer.")
     group.add_argument("--language", default="en-us", help="espeak-ng language of the default tokenizer.")
     group.add_argument("--sigma_data", type=float, default=0.5, help="Target std of the normalized latents.")
@@ -797,7 +794,7 @@ def train_aligner(
     Returns:
         The aligner (eval mode) and a log with the mean forward-sum loss of the first and last tenth of the steps.
     """
-    sizes = dict(ALIGNER_SIZES[args.pipeline_config])
+    sizes = dict(get_pipeline_config(args.pipeline_config).get("aligner", {}))
     if args.aligner_hidden_size is not None:
         sizes["hidden_size"] = args.aligner_hidden_size
     if args.aligner_attention_dim is not None:
