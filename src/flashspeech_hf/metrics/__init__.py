@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .asr import SpeechRecognizer, normalize_text, transcribe
+from .asr import SpeechRecognizer, default_asr_backend, normalize_text, transcribe
 from .prosody import extract_pitch, jensen_shannon_divergence, pitch_histogram
 from .speaker import SpeakerEncoder
 from .timing import RealTimeFactorTimer
@@ -60,6 +60,7 @@ __all__ = [
     "RealTimeFactorTimer",
     "SpeakerEncoder",
     "SpeechRecognizer",
+    "default_asr_backend",
     "extract_pitch",
     "jensen_shannon_divergence",
     "load_metric",

