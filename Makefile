@@ -10,8 +10,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 CONSTRAINTS := $(VENV)/constraints.txt
-SYSTEM_TOOLS := espeak-ng ffmpeg flite
-SYSTEM_PACKAGES := espeak-ng ffmpeg flite
+SYSTEM_TOOLS := espeak-ng ffmpeg flite text2wave sox
+# Data the corpus script (training/make_demo_corpus.py) reads: sentences and festival voices.
+SYSTEM_FILES := /usr/share/games/fortunes/fortunes /usr/share/games/fortunes/wisdom \
+	/usr/share/festival/voices/english/kal_diphone /usr/share/festival/voices/us/cmu_us_slt_arctic_hts
+SYSTEM_PACKAGES := espeak-ng ffmpeg flite festival festvox-kallpc16k festvox-us-slt-hts sox fortunes-min fortunes
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
@@ -21,6 +24,7 @@ install: system-deps $(STAMP)
 
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for f in $(SYSTEM_FILES); do test -e $$f || missing="$$missing $$f"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing system packages:$$missing"; \

