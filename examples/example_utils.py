@@ -35,9 +35,8 @@ def load_pipeline(model: str | None, seed: int, device: str) -> FlashSpeechPipel
     """
     if model is None and (DEMO_CHECKPOINT / "model_index.json").is_file():
         print(
-            f"No --model given: using the bundled demo checkpoint {DEMO_CHECKPOINT}: 1.8M parameters trained for "
-            "under an hour on a CPU. It follows the prompt's voice but its words are NOT intelligible (WER 0.97, "
-            "see checkpoints/README.md)."
+            f"No --model given: using the bundled demo checkpoint {DEMO_CHECKPOINT}, a small model trained on a CPU "
+            "(its measured word error rates and speaker similarity: checkpoints/README.md)."
         )
         model = str(DEMO_CHECKPOINT)
     if model is None:
@@ -52,9 +51,9 @@ def load_pipeline(model: str | None, seed: int, device: str) -> FlashSpeechPipel
     return pipe.to(device)
 
 
-def speak(path: str, text: str, voice: str = "slt") -> str:
+def speak(path: str, text: str, voice: str = "rms") -> str:
     """
-    Writes `text` spoken by Debian's flite `voice` (the demo checkpoint's training voices: kal16, awb, rms, slt) or,
+    Writes `text` spoken by Debian's flite `voice` (`rms` is a voice the demo checkpoint never heard in training) or,
     without flite, by espeak-ng, so the examples run without any audio of the user's. Returns `path`.
     """
     if shutil.which("flite") is not None:
@@ -64,3 +63,19 @@ def speak(path: str, text: str, voice: str = "slt") -> str:
     else:
         raise SystemExit("Neither flite nor espeak-ng is installed to speak the example audio: pass audio files.")
     return path
+
+
+def what_whisper_hears(audio, sampling_rate: int, text: str) -> str | None:
+    """
+    Transcribes `audio` with the offline Whisper tiny.en judge and returns a line with the text, what Whisper heard
+    and the word error rate; `None` (with the reason printed) when the `eval` extra is not installed.
+    """
+    try:
+        from flashspeech_hf.metrics import load_metric, transcribe
+
+        heard = transcribe([audio], sampling_rate=sampling_rate, backend="whisper-tiny.en")[0]
+    except ImportError as err:
+        print(f"(Whisper is not installed, so the output is not transcribed: {err})")
+        return None
+    wer = load_metric("wer").compute(predictions=[heard], references=[text])["wer"]
+    return f"Text:           {text}\nWhisper hears:  {heard}\nWord error rate: {wer:.2f}"
