@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -294,3 +295,70 @@ def test_bad_inputs_fail_before_training(tmp_path, prepared, kind, message):
     with pytest.raises(ValueError, match=message):
         train.main(args)
     assert not any(p.name.startswith("checkpoint-") for p in (tmp_path / "out").glob("*"))
+
+
+# ------------------------------------------------------------------------------- killed runs and bad flags (issue 13)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--checkpointing_steps", "0"], "--checkpointing_steps must be an integer >= 1, got 0. It is the number"),
+        (["--train_batch_size", "0"], "--train_batch_size must be an integer >= 1, got 0."),
+        (["--gradient_accumulation_steps", "-2"], "--gradient_accumulation_steps must be an integer >= 1"),
+        (["--max_train_steps", "-1"], "--max_train_steps must be an integer >= 0, got -1."),
+        (["--learning_rate", "nan"], "--learning_rate must be a finite number > 0, got nan."),
+        (["--learning_rate", "0"], "--learning_rate must be a finite number > 0"),
+        (["--lr_warmup_steps", "-5"], "--lr_warmup_steps must be an integer >= 0"),
+        (["--adam_beta2", "1.0"], "--adam_beta2 must be a finite number in [0, 1), got 1.0."),
+        (["--adam_epsilon", "0"], "--adam_epsilon must be a finite number > 0"),
+        (["--max_grad_norm", "inf"], "--max_grad_norm must be a finite number >= 0"),
+        (["--adv_segment_frames", "1"], "--adv_segment_frames must be an integer >= 2"),
+        (["--max_train_frames", "0"], "--max_train_frames must be an integer >= 1"),
+        (["--huber_c", "-0.03"], "--huber_c must be a finite number > 0"),
+        (["--lambda_adv", "nan"], "--lambda_adv must be a finite number >= 0"),
+        (["--s0", "20", "--s1", "10"], "--s1 (10) must be >= --s0 (20)"),
+        (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit must be an integer >= 1, got 0. Omit it"),
+        (["--seed", "-1"], "--seed must be an integer in [0, 4294967295]"),
+        (["--prompt_ratio_max", "nan"], "--prompt_ratio_max must be a finite number in (0, 1)"),
+        (["config", '{"train_batch_size": 2.5}'], "--train_batch_size must be an integer >= 1, got 2.5."),
+        (["config", '{"learning_rate": null}'], "--learning_rate must be a finite number > 0, got None."),
+        (["config", '{"stage": 3}'], "--stage must be an integer in [1, 2], got 3."),
+    ],
+)
+def test_numeric_flags_are_checked_before_the_first_step(prepared, tmp_path, flags, message):
+    """Item 9: every numeric flag is checked before any work (`--checkpointing_steps 0` divided by zero at step 1)."""
+    if flags[0] == "config":  # values of a --config JSON bypass argparse's type conversion
+        config = json.loads(TINY_CONFIG.read_text()) | json.loads(flags[1])
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        flags = ["--config", str(tmp_path / "config.json")]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train.main(base_args(prepared, tmp_path / "out", "--max_train_steps", "2", *flags))
+    assert not (tmp_path / "out").exists()
+
+
+def load_vocoder_script():
+    spec = importlib.util.spec_from_file_location("train_vocoder", ROOT / "training" / "train_vocoder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--checkpointing_steps", "0"], "--checkpointing_steps must be an integer >= 1, got 0."),
+        (["--validation_steps", "0"], "--validation_steps must be an integer >= 1"),
+        (["--segment_frames", "0"], "--segment_frames must be an integer >= 1"),
+        (["--train_batch_size", "-1"], "--train_batch_size must be an integer >= 1"),
+        (["--learning_rate", "inf"], "--learning_rate must be a finite number > 0"),
+        (["--max_train_steps", "0"], "--max_train_steps must be an integer >= 1"),
+        (["--max_train_minutes", "nan"], "--max_train_minutes must be a finite number > 0"),
+        (["--lambda_mel", "-1"], "--lambda_mel must be a finite number >= 0"),
+        (["--num_validation", "0"], "--num_validation must be an integer >= 1"),
+    ],
+)
+def test_vocoder_flags_are_checked_before_the_first_step(tmp_path, flags, message):
+    vocoder = load_vocoder_script()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        vocoder.parse_args(["--audio_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), *flags])

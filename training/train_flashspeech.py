@@ -65,6 +65,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/data_utils.py, also when loaded by path
+from arg_checks import check_numeric_flags  # noqa: E402
 from data_utils import FrameBudgetBatchSampler, collate_prepared, load_prepared_dataset  # noqa: E402
 
 from flashspeech_hf import (  # noqa: E402
@@ -215,6 +216,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Numeric flags and their ranges, checked before any work (values from a --config JSON bypass argparse's types):
+# flag -> (type, range as an interval string, optional); "optional" flags may be None (unset).
+NUMERIC_FLAGS = {
+    "max_train_frames": (int, "[1, inf)", True),
+    "max_frames_per_batch": (int, "[1, inf)", True),
+    "lora_rank": (int, "[1, inf)", False),
+    "lora_alpha": (float, "(0, inf)", True),
+    "stage": (int, "[1, 2]", False),
+    "prompt_ratio_min": (float, "(0, 1)", False),
+    "prompt_ratio_max": (float, "(0, 1)", False),
+    "huber_c": (float, "(0, inf)", False),
+    "s0": (int, "[1, inf)", True),
+    "s1": (int, "[1, inf)", True),
+    "curriculum_total_steps": (int, "[1, inf)", True),
+    "lambda_duration": (float, "[0, inf)", False),
+    "lambda_pitch": (float, "[0, inf)", False),
+    "adversarial_start_step": (int, "[0, inf)", True),
+    "lambda_adv": (float, "[0, inf)", False),
+    "adv_segment_frames": (int, "[2, inf)", False),
+    "discriminator_hidden_channels": (int, "[1, inf)", False),
+    "discriminator_learning_rate": (float, "(0, inf)", False),
+    "train_batch_size": (int, "[1, inf)", False),
+    "gradient_accumulation_steps": (int, "[1, inf)", False),
+    "max_train_steps": (int, "[0, inf)", False),
+    "learning_rate": (float, "(0, inf)", False),
+    "lr_warmup_steps": (int, "[0, inf)", False),
+    "adam_beta1": (float, "[0, 1)", False),
+    "adam_beta2": (float, "[0, 1)", False),
+    "adam_weight_decay": (float, "[0, inf)", False),
+    "adam_epsilon": (float, "(0, inf)", False),
+    "max_grad_norm": (float, "[0, inf)", False),
+    "dataloader_num_workers": (int, "[0, inf)", False),
+    "seed": (int, "[0, 4294967295]", False),
+    "checkpointing_steps": (int, "[1, inf)", False),
+    "checkpoints_total_limit": (int, "[1, inf)", True),
+}
+FLAG_HINTS = {
+    "checkpointing_steps": " It is the number of steps between checkpoints (the last step is always saved): give a "
+    "number larger than --max_train_steps to save only at the end.",
+    "checkpoints_total_limit": " Omit it to keep every checkpoint.",
+    "max_grad_norm": " 0 turns gradient clipping off.",
+    "seed": " numpy takes seeds below 2**32.",
+}
+
+
 def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
     """Parses the flags; a `--config` JSON supplies defaults that flags on the command line override."""
     parser = build_parser()
@@ -230,6 +276,11 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
         args = parser.parse_args(args_list)
     if args.prepared_dataset_dir is None:
         raise ValueError("--prepared_dataset_dir is required (the output folder of training/prepare_dataset.py).")
+    check_numeric_flags(args, NUMERIC_FLAGS, FLAG_HINTS)
+    if args.s0 is not None and args.s1 is not None and args.s1 < args.s0:
+        raise ValueError(f"--s1 ({args.s1}) must be >= --s0 ({args.s0}): N(k) grows from s0 to s1.")
+    if args.mixed_precision not in (None, "no", "fp16", "bf16"):
+        raise ValueError(f"--mixed_precision must be 'no', 'fp16' or 'bf16', got {args.mixed_precision!r}.")
     if args.pretrained_model_name_or_path is None and args.pipeline_config is None:
         args.pipeline_config = "tiny"
     if args.stage == 2 and args.pretrained_model_name_or_path is None:

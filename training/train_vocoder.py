@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -26,11 +27,27 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 
-from flashspeech_hf import MelCodec
-from flashspeech_hf.audio import load_audio
-from flashspeech_hf.configs import get_pipeline_config
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/arg_checks.py, also when loaded by path
+from arg_checks import check_numeric_flags  # noqa: E402
+
+from flashspeech_hf import MelCodec  # noqa: E402
+from flashspeech_hf.audio import load_audio  # noqa: E402
+from flashspeech_hf.configs import get_pipeline_config  # noqa: E402
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+# flag -> (type, accepted interval, whether None is allowed); see `arg_checks.check_numeric_flags`
+NUMERIC_FLAGS = {
+    "segment_frames": (int, "[1, inf)", False),
+    "train_batch_size": (int, "[1, inf)", False),
+    "learning_rate": (float, "(0, inf)", False),
+    "max_train_steps": (int, "[1, inf)", False),
+    "max_train_minutes": (float, "(0, inf)", True),
+    "lambda_mel": (float, "[0, inf)", False),
+    "num_validation": (int, "[1, inf)", False),
+    "validation_steps": (int, "[1, inf)", False),
+    "checkpointing_steps": (int, "[1, inf)", False),
+    "seed": (int, "[0, 4294967295]", False),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,7 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validation_steps", type=int, default=200)
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_numeric_flags(
+        args,
+        NUMERIC_FLAGS,
+        {"checkpointing_steps": " It is the number of steps between saves; the last step is always saved."},
+    )
+    return args
 
 
 def multi_resolution_stft_loss(
