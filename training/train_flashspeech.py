@@ -66,6 +66,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/data_utils.py, also when loaded by path
 from arg_checks import check_numeric_flags  # noqa: E402
+from checkpointing import checkpoint_problem, latest_complete_checkpoint, save_checkpoint  # noqa: E402
 from data_utils import FrameBudgetBatchSampler, collate_prepared, load_prepared_dataset  # noqa: E402
 
 from flashspeech_hf import (  # noqa: E402
@@ -594,24 +595,28 @@ def build_discriminator(args, sampling_rate: int) -> FlashSpeechDiscriminator:
 
 
 def check_resume_path(args) -> str | None:
-    """Resolves `--resume_from_checkpoint` to a checkpoint folder (None: start fresh), or raises a clear error."""
+    """
+    Resolves `--resume_from_checkpoint` to a complete checkpoint folder (None: start fresh), or raises a clear error.
+
+    `latest` is the highest-step complete checkpoint of `--output_dir` (see `checkpointing.checkpoint_problem`);
+    incomplete ones, such as a save that a kill interrupted, are named in a warning and skipped.
+    """
     if args.resume_from_checkpoint is None:
         return None
     if args.resume_from_checkpoint == "latest":
-        if not os.path.isdir(args.output_dir):
-            return None
-        dirs = sorted(
-            (d for d in os.listdir(args.output_dir) if d.startswith("checkpoint-") and d.split("-")[1].isdigit()),
-            key=lambda d: int(d.split("-")[1]),
-        )
-        return os.path.join(args.output_dir, dirs[-1]) if dirs else None
+        path, skipped = latest_complete_checkpoint(args.output_dir)
+        for torn, problem in skipped:
+            logger.warning(f"Skipping the incomplete checkpoint {torn}: {problem}.")
+        return path
     path = args.resume_from_checkpoint
     name = os.path.basename(os.path.normpath(path))
     if not os.path.isdir(path) or not name.startswith("checkpoint-") or not name.split("-")[-1].isdigit():
         raise ValueError(f"--resume_from_checkpoint {path} is not a checkpoint folder (checkpoint-<step>).")
-    if not any(f.startswith("optimizer") for f in os.listdir(path)):
+    problem = checkpoint_problem(path)
+    if problem is not None:
         raise ValueError(
-            f"--resume_from_checkpoint {path} is not an Accelerate checkpoint: it holds no optimizer state."
+            f"--resume_from_checkpoint {path} is not a complete Accelerate checkpoint: {problem}. Resume from another "
+            "one (`--resume_from_checkpoint latest` picks the latest complete checkpoint)."
         )
     return path
 
@@ -1118,15 +1123,8 @@ def main(args_list: list[str] | None = None) -> dict:
         accelerator.log(dict(step_logs), step=global_step)
 
         if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
-            if accelerator.is_main_process and args.checkpoints_total_limit is not None:
-                existing = sorted(
-                    (d for d in os.listdir(args.output_dir) if d.startswith("checkpoint-")),
-                    key=lambda d: int(d.split("-")[1]),
-                )
-                for old in existing[: max(len(existing) - args.checkpoints_total_limit + 1, 0)]:
-                    shutil.rmtree(os.path.join(args.output_dir, old))
-            save_path = os.path.join(args.output_dir, f"checkpoint-{global_step}")
-            accelerator.save_state(save_path)
+            # crash-safe: written aside and renamed into place; older checkpoints pruned only once it is complete
+            save_path = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
             logger.info(f"Saved state to {save_path}")
 
     elapsed = time.perf_counter() - start_time

@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,6 +76,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         {"checkpointing_steps": " It is the number of steps between saves; the last step is always saved."},
     )
     return args
+
+
+def save_codec_atomically(codec: MelCodec, output_dir: Path, log: dict) -> None:
+    """
+    Saves the codec and the training log to a temporary folder, then moves the files into `output_dir` (the log first,
+    `config.json` last), so that a kill during the save never leaves a torn codec behind: `output_dir` keeps the
+    previous complete save until the new files are complete.
+    """
+    tmp = tempfile.mkdtemp(prefix=".codec-", dir=output_dir)
+    try:
+        codec.save_pretrained(tmp)
+        Path(tmp, "train_vocoder_log.json").write_text(json.dumps(log, indent=2))
+        for name in sorted(os.listdir(tmp), key=lambda n: n == "config.json"):
+            os.replace(os.path.join(tmp, name), output_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def multi_resolution_stft_loss(
@@ -167,8 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             log.append(entry)
             print(json.dumps(entry), flush=True)
         if step % args.checkpointing_steps == 0 or done:
-            codec.save_pretrained(out)
-            (out / "train_vocoder_log.json").write_text(json.dumps({"args": vars(args), "log": log}, indent=2))
+            save_codec_atomically(codec, out, {"args": vars(args), "log": log})
         if done:
             break
     print(f"saved {out} after {step} steps, {minutes:.1f} min", flush=True)
