@@ -24,6 +24,7 @@ Two layers:
 Every step is a pure function of the text, so that training data and inference see exactly the same normalization.
 """
 
+import functools
 import re
 import unicodedata
 
@@ -167,6 +168,7 @@ def language_scripts(language: str) -> tuple[str, ...]:
     return ("Latin", *_LANGUAGE_SCRIPTS.get(language.lower().split("-")[0], ()))
 
 
+@functools.lru_cache(maxsize=16)
 def _unspeakable_pattern(language: str) -> "regex.Pattern":
     scripts = "".join(rf"\p{{Script={name}}}" for name in language_scripts(language))
     # letters and marks of other scripts (with the marks that follow them), or pictographs
