@@ -18,6 +18,8 @@ install_requires = [
     "soxr>=0.3",
     "numpy>=1.24",
     "phonemizer>=3.2",
+    # Unicode script and emoji properties: what the tokenizer's language cannot pronounce
+    "regex>=2022.1",
 ]
 
 # pyworld (pitch, as in the paper) still imports pkg_resources, which setuptools 81 removed.

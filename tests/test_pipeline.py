@@ -206,3 +206,156 @@ def test_prosody_steps_can_differ_from_denoiser_steps(pipe, prompt_file):
     assert not torch.equal(default.log_pitch[0][:5], four.log_pitch[0][:5])
     with pytest.raises(ValueError, match="prosody_num_inference_steps"):
         pipe(TEXT, prompt_file, prosody_num_inference_steps=0)
+
+
+# ------------------------------------------------------------------------------ hostile but fair input (issue 13)
+
+
+@pytest.fixture
+def no_work(pipe, monkeypatch):
+    """Records every prompt encoding (codec and prompt encoder): a rejected argument must be rejected before any."""
+    calls = []
+    for module, method in ((pipe.codec, "encode"), (pipe.prior_encoder, "encode_prompt")):
+        original = getattr(module, method)
+        monkeypatch.setattr(module, method, lambda *a, _f=original, _m=method, **k: calls.append(_m) or _f(*a, **k))
+    return calls
+
+
+def test_integer_pcm_prompt_is_scaled_like_a_file(pipe, tmp_path):
+    """Item 1: an int16 array is read as int16 / 32768 (as soundfile reads a 16-bit file), not as peak-16383 floats."""
+    pcm = np.round(make_prompt(1.5, 16000) * 32767).astype(np.int16)
+    sf.write(tmp_path / "pcm16.wav", pcm, 16000, subtype="PCM_16")
+    from_file = pipe(TEXT, str(tmp_path / "pcm16.wav"), generator=gen(0)).audios
+    from_int16 = pipe(TEXT, pcm, prompt_sampling_rate=16000, generator=gen(0)).audios
+    from_tensor = pipe(TEXT, torch.from_numpy(pcm), prompt_sampling_rate=16000, generator=gen(0)).audios
+    np.testing.assert_array_equal(from_int16, from_file)
+    np.testing.assert_array_equal(from_tensor, from_file)
+    from flashspeech_hf.audio import load_audio
+
+    for array, expected in [
+        (np.array([-32768, 0, 16384], np.int16), [-1.0, 0.0, 0.5]),
+        (np.array([-(2**31), 2**30], np.int32), [-1.0, 0.5]),
+        (np.array([0, 128, 192], np.uint8), [-1.0, 0.0, 0.5]),
+        (torch.tensor([-128, 64], dtype=torch.int8), [-1.0, 0.5]),
+    ]:
+        np.testing.assert_allclose(load_audio(array, 16000)[0].numpy(), expected)
+    with pytest.raises(TypeError, match=r"int64 samples.*int16.*/ 32768"):
+        pipe(TEXT, pcm.astype(np.int64), prompt_sampling_rate=16000)
+    with pytest.raises(TypeError, match="bool"):
+        pipe(TEXT, pcm > 0, prompt_sampling_rate=16000)
+
+
+def test_float_prompt_far_outside_unit_range_is_named(pipe, caplog):
+    """Item 1, the float side: int16 values cast to float without scaling get a warning that says how to scale."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="flashspeech_hf.audio"):
+        pipe(TEXT, make_prompt(1.5, 16000) * 16383, prompt_sampling_rate=16000, generator=gen(0))
+    assert any("peaks at" in r.getMessage() and "32768" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"prosody_alpha": 5.0}, r"`prosody_alpha` must be a finite number in \[0, 1\], got 5.0"),
+        ({"prosody_alpha": float("nan")}, "`prosody_alpha` must be a finite number"),
+        ({"prosody_alpha": -0.1}, "`prosody_alpha`"),
+        ({"speed": float("nan")}, r"`speed` must be a finite number in \[0.25, 4\]"),
+        ({"speed": float("inf")}, "`speed`"),
+        ({"speed": 0.0}, "`speed`"),
+        ({"speed": "fast"}, "`speed`"),
+        ({"num_inference_steps": 2.5}, "`num_inference_steps` must be an integer"),
+        ({"num_inference_steps": True}, "`num_inference_steps` must be an integer"),
+        ({"num_inference_steps": 10**9}, r"in \[1, 1000\]"),
+        ({"prosody_num_inference_steps": 0}, "`prosody_num_inference_steps`"),
+        ({"num_waveforms_per_prompt": 0}, "`num_waveforms_per_prompt`"),
+        ({"num_waveforms_per_prompt": 10**6}, "at most 256"),
+        ({"max_output_seconds": float("nan")}, "`max_output_seconds`"),
+        ({"max_prompt_seconds": 0.0}, "`max_prompt_seconds`"),
+        ({"return_dict": "yes"}, "`return_dict`"),
+    ],
+)
+def test_every_number_is_finite_and_in_range(pipe, prompt_file, no_work, kwargs, match):
+    """Item 2: NaN, infinite and out-of-range numbers are rejected, before any work."""
+    with pytest.raises(ValueError, match=match):
+        pipe(TEXT, prompt_file, **kwargs)
+    assert no_work == []
+
+
+def test_nan_alpha_and_speed_no_longer_shorten_the_audio(pipe, prompt_file):
+    """Item 2: NaN used to pass the `< 0` checks and collapse every duration to one frame."""
+    for kwargs in ({"prosody_alpha": float("nan")}, {"speed": float("nan")}):
+        with pytest.raises(ValueError, match="finite"):
+            pipe(TEXT, prompt_file, generator=gen(0), **kwargs)
+
+
+def test_output_prompt_and_sample_rate_are_bounded(pipe, prompt_file, no_work):
+    """Item 3: no argument can make the pipeline allocate without bound; each error names the limit and its knob."""
+    with pytest.raises(ValueError, match=r"`speed` must be a finite number in \[0.25, 4\], got 1e-06"):
+        pipe(TEXT, prompt_file, speed=1e-6)
+    # kHz typed as Hz: 2 s at "16 Hz" would be 2,000 s
+    with pytest.raises(ValueError, match=r"16 Hz, outside the plausible range 4000-192000 Hz.*16 kHz is 16000"):
+        pipe(TEXT, make_prompt(2.0, 16000), prompt_sampling_rate=16)
+    with pytest.raises(ValueError, match="outside the plausible range"):
+        pipe(TEXT, make_prompt(2.0, 16000), prompt_sampling_rate=10**9)
+    with pytest.raises(ValueError, match="whole number of Hz"):
+        pipe(TEXT, make_prompt(2.0, 16000), prompt_sampling_rate=16000.5)
+    with pytest.raises(ValueError, match=r"40.0 s long, over the limit of 30 s set by `max_prompt_seconds`"):
+        pipe(TEXT, make_prompt(40.0, 16000), prompt_sampling_rate=16000)
+    with pytest.raises(ValueError, match="`max_prompt_seconds`"):
+        pipe(TEXT, prompt_file, max_prompt_seconds=1.2)  # a 1.5 s file, judged by its header
+    with pytest.raises(ValueError, match=r"characters, more than can be spoken in `max_output_seconds`=60 s"):
+        pipe("word " * 2000, prompt_file)
+    assert no_work == []
+    # the limits are lifted by their arguments
+    assert pipe(TEXT, prompt_file, max_prompt_seconds=1.5, generator=gen(0)).audios.shape[1] > 0
+
+
+def test_long_output_is_refused_before_length_regulation(pipe, prompt_file, monkeypatch):
+    """Item 3: the predicted length is checked against `max_output_seconds` before frames are allocated."""
+    out = pipe(TEXT, prompt_file, generator=gen(0), prosody_alpha=0.0)
+    seconds = out.audio_lengths[0] / pipe.sampling_rate
+    num_tokens = len(pipe.tokenizer(TEXT)["input_ids"])
+    at_one_frame_each = num_tokens * pipe.codec.hop_length / pipe.sampling_rate
+    assert at_one_frame_each < 0.8 * seconds  # the fixture's durations are several frames per phoneme
+    regulated = []
+    module = __import__("flashspeech_hf.pipelines.pipeline_flashspeech", fromlist=["length_regulate"])
+    monkeypatch.setattr(
+        module, "length_regulate", lambda *a, _f=module.length_regulate, **k: regulated.append(1) or _f(*a, **k)
+    )
+    limit = (at_one_frame_each + seconds) / 2
+    with pytest.raises(
+        ValueError, match=rf"would be {seconds:.1f} s long, over `max_output_seconds`={limit:g} s: split"
+    ):
+        pipe(TEXT, prompt_file, generator=gen(0), prosody_alpha=0.0, max_output_seconds=limit)
+    assert regulated == []
+    # a limit the text's characters fit in, but not its phonemes at one frame each: refused before the models run
+    by_characters = len(TEXT) / module.MAX_CHARACTERS_PER_SECOND
+    assert by_characters < at_one_frame_each
+    with pytest.raises(ValueError, match="at least .* s long .one latent frame per phoneme"):
+        pipe(TEXT, prompt_file, max_output_seconds=(by_characters + at_one_frame_each) / 2)
+    lifted = pipe(TEXT, prompt_file, generator=gen(0), prosody_alpha=0.0, max_output_seconds=seconds)
+    np.testing.assert_array_equal(lifted.audios, out.audios)
+
+
+def test_generator_is_checked_first_and_an_int_is_a_seed(pipe, prompt_file, no_work):
+    """Item 4: a wrong generator type is a TypeError before any work; an int seed equals a seeded Generator."""
+    for bad, n in (("0", 1), (1.5, 1), ([gen(0), "x"], 2)):
+        with pytest.raises(TypeError, match=r"torch.Generator\(\).manual_seed\(0\)"):
+            pipe(TEXT, prompt_file, generator=bad, num_waveforms_per_prompt=n)
+    with pytest.raises(ValueError, match="seed"):
+        pipe(TEXT, prompt_file, generator=-1)
+    assert no_work == []
+    seeded = pipe(TEXT, prompt_file, generator=0).audios
+    np.testing.assert_array_equal(seeded, pipe(TEXT, prompt_file, generator=gen(0)).audios)
+    listed = pipe(TEXT, prompt_file, generator=[5, 6], num_waveforms_per_prompt=2).audios
+    np.testing.assert_array_equal(
+        listed, pipe(TEXT, prompt_file, generator=[gen(5), gen(6)], num_waveforms_per_prompt=2).audios
+    )
+
+
+def test_output_type_is_checked_before_any_work(pipe, prompt_file, no_work):
+    """Item 5: `output_type="foo"` used to be rejected only after the whole synthesis."""
+    with pytest.raises(ValueError, match="`output_type` must be 'np' or 'pt', got 'foo'"):
+        pipe(TEXT, prompt_file, output_type="foo")
+    assert no_work == []

@@ -226,6 +226,45 @@ def test_unknown_phoneme_maps_to_unk_with_warning(caplog):
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "dropped", "clean"),
+    [
+        ("We are 😀 happy today.", ["😀"], "We are happy today."),
+        ("Hello 中文 world.", ["中", "文"], "Hello world."),
+        ("Привет, my friend.", ["П", "р", "и", "в", "е", "т"], ", my friend."),
+        ("Thumbs 👍🏽 up and 🇫🇷 flags.", ["👍", "🏽", "🇫", "🇷"], "Thumbs up and flags."),
+    ],
+)
+def test_unspeakable_characters_are_dropped_with_one_warning(tokenizer, caplog, text, dropped, clean):
+    """Emoji, CJK and Cyrillic in an English model: dropped alike, and one warning names each character."""
+    with caplog.at_level(logging.WARNING):
+        ids = tokenizer(text)["input_ids"]
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("flashspeech_hf")]
+    assert len(warnings) == 1, warnings
+    assert "cannot pronounce" in warnings[0] and all(repr(char) in warnings[0] for char in dropped)
+    assert "U+" in warnings[0] and "'en-us'" in warnings[0]
+    assert ids == tokenizer(clean)["input_ids"]  # not read out as "grinning face" or "Chinese letter"
+    assert tokenizer.unk_token_id not in ids
+
+
+def test_a_text_of_only_unspeakable_characters_raises(tokenizer):
+    with pytest.raises(ValueError, match="no pronounceable content.*were dropped"):
+        tokenizer("中文 😀")
+
+
+def test_each_language_keeps_its_own_script(caplog):
+    from flashspeech_hf.text.normalization import drop_unspeakable
+
+    assert drop_unspeakable("Привет, мир!", "ru") == ("Привет, мир!", [])
+    assert drop_unspeakable("你好 world", "cmn") == ("你好 world", [])
+    assert drop_unspeakable("café, naïve: 25°C, ©2020", "en-us") == ("café, naïve: 25°C, ©2020", [])
+    assert drop_unspeakable("Hi 😀", "ru") == ("Hi  ", ["😀"])
+    russian = FlashSpeechTokenizer(language="ru")
+    with caplog.at_level(logging.WARNING):
+        russian.phonemize("Привет 中")
+    assert any("'中'" in r.getMessage() and "Cyrillic" in r.getMessage() for r in caplog.records)
+
+
 def test_add_phonemes_keeps_existing_ids(tmp_path):
     french = FlashSpeechTokenizer(language="fr-fr")
     texts = ["Bonjour tout le monde.", "Un bon vin blanc."]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -467,3 +471,196 @@ def test_validation_speaks_the_rows_and_logs_a_word_error_rate(prepared, tmp_pat
     (tmp_path / "bad.csv").write_text("text,prompt_audio\nHello.,missing.wav\n")
     with pytest.raises(ValueError, match="missing.wav does not exist"):
         train.main(base_args(prepared, tmp_path / "x", "--validation_file", str(tmp_path / "bad.csv")))
+
+
+# ------------------------------------------------------------------------------- killed runs and bad flags (issue 13)
+
+# Runs a training script with every `torch.save` slowed down, so that a kill lands inside a checkpoint save (the
+# optimizer, scheduler and random states are written with torch.save, after the models).
+SLOW_SAVE_LAUNCHER = """
+import os, runpy, sys, time
+import torch
+_save = torch.save
+def slow_save(*args, **kwargs):
+    time.sleep(float(os.environ["FLASHSPEECH_TEST_SAVE_DELAY"]))
+    return _save(*args, **kwargs)
+torch.save = slow_save
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def kill_during_save(cmd: list[str], output_dir: Path, marker: str, timeout: float = 600) -> list[str]:
+    """Starts `cmd`, SIGKILLs it as soon as a non-empty folder named like `marker` appears in `output_dir`; returns
+    the names (in `output_dir`) of the folders being written at that moment."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", FLASHSPEECH_TEST_SAVE_DELAY="0.5")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                saving = [n for n in os.listdir(output_dir) if marker in n and os.listdir(output_dir / n)]
+            except FileNotFoundError:  # the folder does not exist yet, or was renamed while listed
+                saving = []
+            if saving:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"The run ended (rc {proc.returncode}) before its save was seen: {proc.stderr.read()[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail("The run did not reach its save in time.")
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None and not saving:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return saving
+
+
+@pytest.mark.parametrize("limit", [2, 1], ids=["kill_during_save", "kill_during_save_with_total_limit_1"])
+def test_sigkill_during_a_save_then_resume_from_the_last_complete_checkpoint(prepared, tmp_path, caplog, limit):
+    """
+    Items 7 and 8: a real training run in a subprocess is SIGKILLed while it writes checkpoint-4. Its checkpoint-2
+    survives (also with --checkpoints_total_limit 1: the old one is pruned only after the new one is complete);
+    `--resume_from_checkpoint latest` names the torn save in a warning, skips it, and continues from step 2 with the
+    state of checkpoint-2: the resumed run's losses, learning rates and final optimizer state are the uninterrupted
+    run's.
+    """
+    common = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--adversarial_start_step", "1000",
+              "--checkpoints_total_limit", str(limit)]  # fmt: skip
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", SLOW_SAVE_LAUNCHER, str(SCRIPT), *base_args(prepared, out, *common)]
+    being_saved = kill_during_save(cmd, out, marker="checkpoint-4")
+    assert (out / "checkpoint-2").is_dir(), sorted(os.listdir(out))
+    assert not (out / "checkpoint-4").exists(), "a torn save must never carry a checkpoint's name"
+    # torn folders that do carry a checkpoint name (written by an older version of the script, or copied in part),
+    # as the issue found them: a 0-byte optimizer state, a model folder without its config
+    legacy = {
+        3: ("denoiser/config.json", "its denoiser folder has no config.json"),
+        5: ("optimizer.bin", "optimizer.bin is empty"),
+    }
+    for step, (broken, _) in legacy.items():
+        shutil.copytree(out / "checkpoint-2", out / f"checkpoint-{step}")
+        (out / f"checkpoint-{step}" / "checkpoint_complete.json").unlink()
+        if broken.endswith(".bin"):
+            (out / f"checkpoint-{step}" / broken).write_bytes(b"")
+        else:
+            (out / f"checkpoint-{step}" / broken).unlink()
+
+    with caplog.at_level(logging.WARNING):
+        resumed = train.main(base_args(prepared, out, *common, "--resume_from_checkpoint", "latest"))
+    warnings = [r.getMessage() for r in caplog.records if "incomplete checkpoint" in r.getMessage()]
+    assert any(being_saved[0] in w and "interrupted" in w for w in warnings), warnings
+    for step, (_, problem) in legacy.items():
+        assert any(f"checkpoint-{step}: {problem}" in w for w in warnings), warnings
+    assert resumed["global_step"] == 6 and len(resumed["loss_history"]) == 4  # steps 3-6: resumed at step 2
+
+    reference = train.main(base_args(prepared, tmp_path / "reference", *common))
+    for a, b in zip(reference["loss_history"][2:], resumed["loss_history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["lr"] == b["lr"]
+    opt_a = torch.load(tmp_path / "reference" / "checkpoint-6" / "optimizer.bin", weights_only=False)
+    opt_b = torch.load(out / "checkpoint-6" / "optimizer.bin", weights_only=False)
+    for k, state in opt_a["state"].items():
+        assert state["step"] == opt_b["state"][k]["step"] == 6
+        torch.testing.assert_close(state["exp_avg_sq"], opt_b["state"][k]["exp_avg_sq"], rtol=1e-4, atol=1e-10)
+    # the interrupted save was cleaned up; the limit counts complete checkpoints (the torn legacy ones are left)
+    complete = sorted(
+        n for n in os.listdir(out) if n.startswith("checkpoint-") and n not in ("checkpoint-3", "checkpoint-5")
+    )
+    assert complete == ["checkpoint-4", "checkpoint-6"][-limit:]
+    assert not [n for n in os.listdir(out) if n.startswith(".checkpoint-")]
+
+
+def test_explicit_torn_checkpoint_is_refused_with_its_problem(prepared, tmp_path):
+    out = tmp_path / "run"
+    train.main(base_args(prepared, out, "--max_train_steps", "2", "--checkpointing_steps", "2",
+                         "--adversarial_start_step", "1000"))  # fmt: skip
+    assert (out / "checkpoint-2" / "checkpoint_complete.json").is_file()
+    with open(out / "checkpoint-2" / "optimizer.bin", "r+b") as f:
+        f.truncate(100)
+    args = base_args(prepared, out, "--max_train_steps", "4", "--resume_from_checkpoint", str(out / "checkpoint-2"))
+    with pytest.raises(ValueError, match="not a complete Accelerate checkpoint: optimizer.bin has 100 bytes"):
+        train.main(args)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--checkpointing_steps", "0"], "--checkpointing_steps must be an integer >= 1, got 0. It is the number"),
+        (["--train_batch_size", "0"], "--train_batch_size must be an integer >= 1, got 0."),
+        (["--gradient_accumulation_steps", "-2"], "--gradient_accumulation_steps must be an integer >= 1"),
+        (["--max_train_steps", "-1"], "--max_train_steps must be an integer >= 0, got -1."),
+        (["--learning_rate", "nan"], "--learning_rate must be a finite number > 0, got nan."),
+        (["--learning_rate", "0"], "--learning_rate must be a finite number > 0"),
+        (["--lr_warmup_steps", "-5"], "--lr_warmup_steps must be an integer >= 0"),
+        (["--adam_beta2", "1.0"], "--adam_beta2 must be a finite number in [0, 1), got 1.0."),
+        (["--adam_epsilon", "0"], "--adam_epsilon must be a finite number > 0"),
+        (["--max_grad_norm", "inf"], "--max_grad_norm must be a finite number >= 0"),
+        (["--adv_segment_frames", "1"], "--adv_segment_frames must be an integer >= 2"),
+        (["--max_train_frames", "0"], "--max_train_frames must be an integer >= 1"),
+        (["--huber_c", "-0.03"], "--huber_c must be a finite number > 0"),
+        (["--lambda_adv", "nan"], "--lambda_adv must be a finite number >= 0"),
+        (["--s0", "20", "--s1", "10"], "--s1 (10) must be >= --s0 (20)"),
+        (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit must be an integer >= 1, got 0. Omit it"),
+        (["--seed", "-1"], "--seed must be an integer in [0, 4294967295]"),
+        (["--prompt_ratio_max", "nan"], "--prompt_ratio_max must be a finite number in (0, 1)"),
+        (["config", '{"train_batch_size": 2.5}'], "--train_batch_size must be an integer >= 1, got 2.5."),
+        (["config", '{"learning_rate": null}'], "--learning_rate must be a finite number > 0, got None."),
+        (["config", '{"stage": 3}'], "--stage must be an integer in [1, 2], got 3."),
+    ],
+)
+def test_numeric_flags_are_checked_before_the_first_step(prepared, tmp_path, flags, message):
+    """Item 9: every numeric flag is checked before any work (`--checkpointing_steps 0` divided by zero at step 1)."""
+    if flags[0] == "config":  # values of a --config JSON bypass argparse's type conversion
+        config = json.loads(TINY_CONFIG.read_text()) | json.loads(flags[1])
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        flags = ["--config", str(tmp_path / "config.json")]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train.main(base_args(prepared, tmp_path / "out", "--max_train_steps", "2", *flags))
+    assert not (tmp_path / "out").exists()
+
+
+def load_vocoder_script():
+    spec = importlib.util.spec_from_file_location("train_vocoder", ROOT / "training" / "train_vocoder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--checkpointing_steps", "0"], "--checkpointing_steps must be an integer >= 1, got 0."),
+        (["--validation_steps", "0"], "--validation_steps must be an integer >= 1"),
+        (["--segment_frames", "0"], "--segment_frames must be an integer >= 1"),
+        (["--train_batch_size", "-1"], "--train_batch_size must be an integer >= 1"),
+        (["--learning_rate", "inf"], "--learning_rate must be a finite number > 0"),
+        (["--max_train_steps", "0"], "--max_train_steps must be an integer >= 1"),
+        (["--max_train_minutes", "nan"], "--max_train_minutes must be a finite number > 0"),
+        (["--lambda_mel", "-1"], "--lambda_mel must be a finite number >= 0"),
+        (["--num_validation", "0"], "--num_validation must be an integer >= 1"),
+    ],
+)
+def test_vocoder_flags_are_checked_before_the_first_step(tmp_path, flags, message):
+    vocoder = load_vocoder_script()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        vocoder.parse_args(["--audio_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), *flags])
+
+
+def test_vocoder_saves_atomically(tmp_path):
+    vocoder = load_vocoder_script()
+    config = get_pipeline_config("tiny")["codec"]
+    config.pop("class_name")
+    codec = MelCodec(**config)
+    for step in (1, 2):
+        vocoder.save_codec_atomically(codec, tmp_path, {"log": [step]})
+    assert sorted(os.listdir(tmp_path)) == [
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "train_vocoder_log.json",
+    ]
+    assert json.loads((tmp_path / "train_vocoder_log.json").read_text()) == {"log": [2]}
+    MelCodec.from_pretrained(tmp_path)

@@ -65,6 +65,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/data_utils.py, also when loaded by path
+from arg_checks import check_numeric_flags  # noqa: E402
+from checkpointing import checkpoint_problem, latest_complete_checkpoint, save_checkpoint  # noqa: E402
 from data_utils import (  # noqa: E402
     FrameBudgetBatchSampler,
     collate_prepared,
@@ -262,6 +264,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Numeric flags and their ranges, checked before any work (values from a --config JSON bypass argparse's types):
+# flag -> (type, range as an interval string, optional); "optional" flags may be None (unset).
+NUMERIC_FLAGS = {
+    "max_train_frames": (int, "[1, inf)", True),
+    "max_frames_per_batch": (int, "[1, inf)", True),
+    "lora_rank": (int, "[1, inf)", False),
+    "lora_alpha": (float, "(0, inf)", True),
+    "stage": (int, "[1, 2]", False),
+    "prompt_ratio_min": (float, "(0, 1)", False),
+    "prompt_ratio_max": (float, "(0, 1)", False),
+    "huber_c": (float, "(0, inf)", False),
+    "s0": (int, "[1, inf)", True),
+    "s1": (int, "[1, inf)", True),
+    "curriculum_total_steps": (int, "[1, inf)", True),
+    "lambda_duration": (float, "[0, inf)", False),
+    "lambda_pitch": (float, "[0, inf)", False),
+    "adversarial_start_step": (int, "[0, inf)", True),
+    "lambda_adv": (float, "[0, inf)", False),
+    "adv_segment_frames": (int, "[2, inf)", False),
+    "discriminator_hidden_channels": (int, "[1, inf)", False),
+    "discriminator_learning_rate": (float, "(0, inf)", False),
+    "train_batch_size": (int, "[1, inf)", False),
+    "gradient_accumulation_steps": (int, "[1, inf)", False),
+    "max_train_steps": (int, "[0, inf)", False),
+    "learning_rate": (float, "(0, inf)", False),
+    "lr_warmup_steps": (int, "[0, inf)", False),
+    "adam_beta1": (float, "[0, 1)", False),
+    "adam_beta2": (float, "[0, 1)", False),
+    "adam_weight_decay": (float, "[0, inf)", False),
+    "adam_epsilon": (float, "(0, inf)", False),
+    "max_grad_norm": (float, "[0, inf)", False),
+    "dataloader_num_workers": (int, "[0, inf)", False),
+    "seed": (int, "[0, 4294967295]", False),
+    "checkpointing_steps": (int, "[1, inf)", False),
+    "checkpoints_total_limit": (int, "[1, inf)", True),
+    "validation_steps": (int, "[1, inf)", False),
+    "num_threads": (int, "[1, inf)", True),
+    "denoising_p_std": (float, "(0, inf)", False),
+    "denoising_max_sigma_fraction": (float, "[0, 1]", False),
+}
+FLAG_HINTS = {
+    "checkpointing_steps": " It is the number of steps between checkpoints (the last step is always saved): give a "
+    "number larger than --max_train_steps to save only at the end.",
+    "checkpoints_total_limit": " Omit it to keep every checkpoint.",
+    "max_grad_norm": " 0 turns gradient clipping off.",
+    "seed": " numpy takes seeds below 2**32.",
+}
+
+
 def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
     """Parses the flags; a `--config` JSON supplies defaults that flags on the command line override."""
     parser = build_parser()
@@ -277,6 +328,11 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
         args = parser.parse_args(args_list)
     if args.prepared_dataset_dir is None:
         raise ValueError("--prepared_dataset_dir is required (the output folder of training/prepare_dataset.py).")
+    check_numeric_flags(args, NUMERIC_FLAGS, FLAG_HINTS)
+    if args.s0 is not None and args.s1 is not None and args.s1 < args.s0:
+        raise ValueError(f"--s1 ({args.s1}) must be >= --s0 ({args.s0}): N(k) grows from s0 to s1.")
+    if args.mixed_precision not in (None, "no", "fp16", "bf16"):
+        raise ValueError(f"--mixed_precision must be 'no', 'fp16' or 'bf16', got {args.mixed_precision!r}.")
     if args.pretrained_model_name_or_path is None and args.pipeline_config is None:
         args.pipeline_config = "tiny"
     if args.stage == 2 and args.pretrained_model_name_or_path is None:
@@ -299,16 +355,10 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
             args.train_components = ",".join(LORA_COMPONENTS)
     if args.max_frames_per_batch is not None and (args.streaming or args.max_frames_per_batch < 1):
         raise ValueError("--max_frames_per_batch needs a positive budget and a map-style (not --streaming) dataset.")
-    if args.validation_steps < 1:
-        raise ValueError(f"--validation_steps must be >= 1, got {args.validation_steps}.")
-    if args.num_threads is not None and args.num_threads < 1:
-        raise ValueError(f"--num_threads must be >= 1, got {args.num_threads}.")
     if args.objective == "denoising" and args.stage != 1:
         raise ValueError(
             "--objective denoising trains the stage-1 denoiser; stage 2 always uses consistency training."
         )
-    if not 0 <= args.denoising_max_sigma_fraction <= 1 or args.denoising_p_std <= 0:
-        raise ValueError("Need 0 <= --denoising_max_sigma_fraction <= 1 and --denoising_p_std > 0.")
     if not 0 < args.prompt_ratio_min <= args.prompt_ratio_max < 1:
         raise ValueError("Need 0 < --prompt_ratio_min <= --prompt_ratio_max < 1.")
     if args.push_to_hub and not args.hub_model_id:
@@ -615,24 +665,28 @@ def build_discriminator(args, sampling_rate: int) -> FlashSpeechDiscriminator:
 
 
 def check_resume_path(args) -> str | None:
-    """Resolves `--resume_from_checkpoint` to a checkpoint folder (None: start fresh), or raises a clear error."""
+    """
+    Resolves `--resume_from_checkpoint` to a complete checkpoint folder (None: start fresh), or raises a clear error.
+
+    `latest` is the highest-step complete checkpoint of `--output_dir` (see `checkpointing.checkpoint_problem`);
+    incomplete ones, such as a save that a kill interrupted, are named in a warning and skipped.
+    """
     if args.resume_from_checkpoint is None:
         return None
     if args.resume_from_checkpoint == "latest":
-        if not os.path.isdir(args.output_dir):
-            return None
-        dirs = sorted(
-            (d for d in os.listdir(args.output_dir) if d.startswith("checkpoint-") and d.split("-")[1].isdigit()),
-            key=lambda d: int(d.split("-")[1]),
-        )
-        return os.path.join(args.output_dir, dirs[-1]) if dirs else None
+        path, skipped = latest_complete_checkpoint(args.output_dir)
+        for torn, problem in skipped:
+            logger.warning(f"Skipping the incomplete checkpoint {torn}: {problem}.")
+        return path
     path = args.resume_from_checkpoint
     name = os.path.basename(os.path.normpath(path))
     if not os.path.isdir(path) or not name.startswith("checkpoint-") or not name.split("-")[-1].isdigit():
         raise ValueError(f"--resume_from_checkpoint {path} is not a checkpoint folder (checkpoint-<step>).")
-    if not any(f.startswith("optimizer") for f in os.listdir(path)):
+    problem = checkpoint_problem(path)
+    if problem is not None:
         raise ValueError(
-            f"--resume_from_checkpoint {path} is not an Accelerate checkpoint: it holds no optimizer state."
+            f"--resume_from_checkpoint {path} is not a complete Accelerate checkpoint: {problem}. Resume from another "
+            "one (`--resume_from_checkpoint latest` picks the latest complete checkpoint)."
         )
     return path
 
@@ -1196,15 +1250,8 @@ def main(args_list: list[str] | None = None) -> dict:
         accelerator.log(dict(step_logs), step=global_step)
 
         if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
-            if accelerator.is_main_process and args.checkpoints_total_limit is not None:
-                existing = sorted(
-                    (d for d in os.listdir(args.output_dir) if d.startswith("checkpoint-")),
-                    key=lambda d: int(d.split("-")[1]),
-                )
-                for old in existing[: max(len(existing) - args.checkpoints_total_limit + 1, 0)]:
-                    shutil.rmtree(os.path.join(args.output_dir, old))
-            save_path = os.path.join(args.output_dir, f"checkpoint-{global_step}")
-            accelerator.save_state(save_path)
+            # crash-safe: written aside and renamed into place; older checkpoints pruned only once it is complete
+            save_path = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
             logger.info(f"Saved state to {save_path}")
 
         if (

@@ -18,7 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
+import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,12 +30,29 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 
-from flashspeech_hf import MelCodec
-from flashspeech_hf.audio import load_audio
-from flashspeech_hf.configs import get_pipeline_config
-from flashspeech_hf.training_utils import idle_cpu_count
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/arg_checks.py, also when loaded by path
+from arg_checks import check_numeric_flags  # noqa: E402
+
+from flashspeech_hf import MelCodec  # noqa: E402
+from flashspeech_hf.audio import load_audio  # noqa: E402
+from flashspeech_hf.configs import get_pipeline_config  # noqa: E402
+from flashspeech_hf.training_utils import idle_cpu_count  # noqa: E402
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+# flag -> (type, accepted interval, whether None is allowed); see `arg_checks.check_numeric_flags`
+NUMERIC_FLAGS = {
+    "segment_frames": (int, "[1, inf)", False),
+    "train_batch_size": (int, "[1, inf)", False),
+    "learning_rate": (float, "(0, inf)", False),
+    "max_train_steps": (int, "[1, inf)", False),
+    "max_train_minutes": (float, "(0, inf)", True),
+    "lambda_mel": (float, "[0, inf)", False),
+    "num_validation": (int, "[1, inf)", False),
+    "validation_steps": (int, "[1, inf)", False),
+    "checkpointing_steps": (int, "[1, inf)", False),
+    "seed": (int, "[0, 4294967295]", False),
+    "num_threads": (int, "[1, inf)", True),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +72,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_threads", type=int, default=None, help="torch CPU threads (default: the idle cores).")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_numeric_flags(
+        args,
+        NUMERIC_FLAGS,
+        {"checkpointing_steps": " It is the number of steps between saves; the last step is always saved."},
+    )
+    return args
+
+
+def save_codec_atomically(codec: MelCodec, output_dir: Path, log: dict) -> None:
+    """
+    Saves the codec and the training log to a temporary folder, then moves the files into `output_dir` (the log first,
+    `config.json` last), so that a kill during the save never leaves a torn codec behind: `output_dir` keeps the
+    previous complete save until the new files are complete.
+    """
+    tmp = tempfile.mkdtemp(prefix=".codec-", dir=output_dir)
+    try:
+        codec.save_pretrained(tmp)
+        Path(tmp, "train_vocoder_log.json").write_text(json.dumps(log, indent=2))
+        for name in sorted(os.listdir(tmp), key=lambda n: n == "config.json"):
+            os.replace(os.path.join(tmp, name), output_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def multi_resolution_stft_loss(
@@ -147,8 +190,7 @@ def main(argv: list[str] | None = None) -> None:
             log.append(entry)
             print(json.dumps(entry), flush=True)
         if step % args.checkpointing_steps == 0 or done:
-            codec.save_pretrained(out)
-            (out / "train_vocoder_log.json").write_text(json.dumps({"args": vars(args), "log": log}, indent=2))
+            save_codec_atomically(codec, out, {"args": vars(args), "log": log})
         if done:
             break
     print(f"saved {out} after {step} steps, {minutes:.1f} min", flush=True)

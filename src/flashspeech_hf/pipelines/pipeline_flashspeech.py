@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -16,7 +17,7 @@ from diffusers.utils import logging, replace_example_docstring
 from huggingface_hub import snapshot_download
 from transformers import PreTrainedTokenizer
 
-from ..audio import AudioInput, check_speech, load_audio
+from ..audio import AudioInput, check_audio_input, check_speech, load_audio
 from ..models.modeling_aligner import FlashSpeechAligner
 from ..models.modeling_denoiser import FlashSpeechDenoiser
 from ..models.modeling_prior import FlashSpeechPriorEncoder
@@ -46,7 +47,95 @@ EXAMPLE_DOC_STRING = """
 
 MIN_PROMPT_SECONDS = 1.0
 MIN_SOURCE_SECONDS = 0.25
-GeneratorInput = torch.Generator | list[torch.Generator] | None
+MAX_OUTPUT_SECONDS = 60.0
+"""Default `max_output_seconds`: the longest waveform one call generates (longer text: split it into sentences)."""
+MAX_PROMPT_SECONDS = 30.0
+"""Default `max_prompt_seconds`: the longest speech prompt accepted (the paper uses 3 s prompts)."""
+MAX_INFERENCE_STEPS = 1000
+"""Most evaluations per sampled sequence (consistency models need 1-4)."""
+MAX_BATCH_SIZE = 256
+"""Most waveforms generated in one call (`len(text) * num_waveforms_per_prompt`)."""
+SPEED_RANGE = (0.25, 4.0)
+"""Accepted `speed` values (inclusive): from four times slower to four times faster than the predicted rate."""
+MAX_CHARACTERS_PER_SECOND = 100
+"""Text longer than this many characters per second of `max_output_seconds` cannot be spoken within it."""
+GeneratorInput = torch.Generator | int | list[torch.Generator | int] | None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_int(value, name: str, low: int, high: int | None = None) -> int:
+    """Raises unless `value` is an integer (not a bool) in `[low, high]`."""
+    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        raise ValueError(f"`{name}` must be an integer {bounds}, got {value!r}.")
+    return int(value)
+
+
+def _check_float(
+    value, name: str, low: float, high: float | None = None, low_open: bool = False, note: str = ""
+) -> float:
+    """Raises unless `value` is a finite real number in `[low, high]` (`(low, high]` with `low_open`)."""
+    bounds = (
+        ("> " if low_open else ">= ") + f"{low:g}"
+        if high is None
+        else f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+    )
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (high is None or value <= high)
+    if not ok:
+        raise ValueError(f"`{name}` must be a finite number {bounds}, got {value!r}.{note}")
+    return float(value)
+
+
+def _as_generators(generator: GeneratorInput, batch_size: int) -> list[torch.Generator | None]:
+    """
+    One generator (or None) per output waveform, from `None`, a `torch.Generator`, an `int` seed (the same as
+    `torch.Generator().manual_seed(seed)`) or a list of one of them per waveform. Raises a `TypeError`/`ValueError`
+    naming what to pass.
+    """
+
+    def one(item, where: str) -> torch.Generator | None:
+        if item is None or isinstance(item, torch.Generator):
+            return item
+        if _is_int(item):
+            if not 0 <= item < 2**64:
+                raise ValueError(f"A seed given as `generator`{where} must lie in [0, 2**64), got {item}.")
+            return torch.Generator().manual_seed(int(item))
+        raise TypeError(
+            f"`generator`{where} must be a `torch.Generator` (e.g. `torch.Generator().manual_seed(0)`), an int seed "
+            f"or None, got {type(item).__name__}."
+        )
+
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != batch_size:
+            raise ValueError(
+                f"Got {len(generator)} generators for {batch_size} waveforms; pass one per waveform "
+                "(len(text) * num_waveforms_per_prompt) or a single generator."
+            )
+        return [one(g, f"[{i}]") for i, g in enumerate(generator)]
+    return [one(generator, "")] * batch_size
+
+
+def _check_text_length(text: str, name: str, max_output_seconds: float) -> None:
+    """Raises when `text` has more characters than any speaking rate fits in `max_output_seconds`."""
+    max_characters = int(max_output_seconds * MAX_CHARACTERS_PER_SECOND)
+    if len(text) > max_characters:
+        raise ValueError(
+            f"`{name}` has {len(text)} characters, more than can be spoken in `max_output_seconds`="
+            f"{max_output_seconds:g} s (at most {max_characters}): split it into sentences and synthesize them one at "
+            "a time, or raise `max_output_seconds`."
+        )
+
+
+def _check_output_type(output_type, return_dict) -> None:
+    if output_type not in ("np", "pt"):
+        raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}.")
+    if not isinstance(return_dict, bool):
+        raise ValueError(f"`return_dict` must be True or False, got {return_dict!r}.")
 
 
 @dataclass
@@ -307,19 +396,29 @@ class FlashSpeechPipeline(DiffusionPipeline):
     # Inputs
     # ------------------------------------------------------------------------------------------------------------
 
-    def load_prompt(self, prompt_audio: AudioInput, sampling_rate: int | None = None, name: str = "prompt_audio"):
+    def load_prompt(
+        self,
+        prompt_audio: AudioInput,
+        sampling_rate: int | None = None,
+        name: str = "prompt_audio",
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
+    ):
         """
         Reads and checks one speech prompt at the codec's sample rate.
 
         Args:
-            prompt_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): A path or a 1-D waveform.
-            sampling_rate (`int`, *optional*): Sample rate of an array prompt (required for arrays).
+            prompt_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): A path or a 1-D waveform (integer
+                PCM arrays are scaled like files: `int16 / 32768`).
+            sampling_rate (`int`, *optional*): Sample rate of an array prompt in Hz, 4-192 kHz (required for arrays).
             name (`str`): Argument name for error messages.
+            max_prompt_seconds (`float`, defaults to 30.0): Longest prompt accepted.
 
         Returns:
             `torch.Tensor` of shape `(num_samples,)` at `self.sampling_rate`.
         """
-        waveform, _ = load_audio(prompt_audio, sampling_rate, self.sampling_rate, name=name)
+        waveform, _ = load_audio(
+            prompt_audio, sampling_rate, self.sampling_rate, name, max_prompt_seconds, "max_prompt_seconds"
+        )
         check_speech(waveform, self.sampling_rate, MIN_PROMPT_SECONDS, name=name)
         return waveform
 
@@ -357,8 +456,31 @@ class FlashSpeechPipeline(DiffusionPipeline):
             return list(value)
         return [value]
 
-    def check_inputs(self, text, prompt_audio, num_inference_steps: int, prosody_alpha: float, speed: float, n: int):
-        """Validates arguments of `__call__`, returning `(texts, prompts)` as lists of equal length."""
+    def check_inputs(
+        self,
+        text,
+        prompt_audio,
+        prompt_sampling_rate=None,
+        num_inference_steps=2,
+        prosody_alpha=0.2,
+        speed=1.0,
+        num_waveforms_per_prompt=1,
+        generator=None,
+        output_type="np",
+        return_dict=True,
+        prosody_num_inference_steps=None,
+        max_output_seconds=MAX_OUTPUT_SECONDS,
+        max_prompt_seconds=MAX_PROMPT_SECONDS,
+    ) -> tuple[list[str], list, list[torch.Generator | None], int]:
+        """
+        Validates every argument of `__call__` before any work (no model runs, no prompt is decoded): types, ranges,
+        finiteness, the prompts' sample rates (4-192 kHz) and lengths (files through their header), the text length
+        and the generators.
+
+        Returns:
+            `(texts, prompts, generators, prosody_num_inference_steps)`: texts and prompts as lists of equal length,
+            one generator (or None) per output waveform, the prosody step count with its default resolved.
+        """
         texts = self._as_list(text, "text")
         for t in texts:
             if not isinstance(t, str):
@@ -371,22 +493,51 @@ class FlashSpeechPipeline(DiffusionPipeline):
         if len(prompts) != len(texts):
             raise ValueError(f"Got {len(texts)} texts but {len(prompts)} prompts; pass one prompt or one per text.")
         self._check_common(num_inference_steps, prosody_alpha)
-        if speed <= 0:
-            raise ValueError(f"`speed` must be positive, got {speed}.")
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"`num_waveforms_per_prompt` must be an integer >= 1, got {n}.")
-        return texts, prompts
+        if prosody_num_inference_steps is None:
+            prosody_num_inference_steps = num_inference_steps
+        _check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
+        low, high = SPEED_RANGE
+        _check_float(speed, "speed", low, high, note=" 1.5 speaks 1.5 times faster than the predicted durations.")
+        n = _check_int(num_waveforms_per_prompt, "num_waveforms_per_prompt", 1)
+        if len(texts) * n > MAX_BATCH_SIZE:
+            raise ValueError(
+                f"This call would generate {len(texts) * n} waveforms (len(text) * num_waveforms_per_prompt); at most "
+                f"{MAX_BATCH_SIZE} are generated in one call: split the texts over several calls."
+            )
+        _check_output_type(output_type, return_dict)
+        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        _check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
+        for i, t in enumerate(texts):
+            _check_text_length(t, f"text[{i}]" if len(texts) > 1 else "text", max_output_seconds)
+        for p in {id(p): p for p in prompts}.values():
+            check_audio_input(p, prompt_sampling_rate, "prompt_audio", max_prompt_seconds, "max_prompt_seconds")
+        generators = _as_generators(generator, len(texts) * n)
+        return texts, prompts, generators, int(prosody_num_inference_steps)
 
-    @staticmethod
-    def _item_generators(generator: GeneratorInput, batch_size: int) -> list[torch.Generator | None]:
-        if isinstance(generator, (list, tuple)):
-            if len(generator) != batch_size:
-                raise ValueError(
-                    f"Got {len(generator)} generators for {batch_size} waveforms; pass one per waveform "
-                    "(len(text) * num_waveforms_per_prompt) or a single generator."
-                )
-            return list(generator)
-        return [generator] * batch_size
+    def _check_output_length(
+        self, durations: torch.Tensor, max_output_seconds: float | None, at_least: bool = False
+    ) -> None:
+        """
+        Raises when a waveform of `durations` `(B, L)` frames would exceed `max_output_seconds` (with `at_least`,
+        `durations` is a lower bound: one frame per phoneme).
+        """
+        if max_output_seconds is None:
+            return
+        frames_per_second = self.sampling_rate / self.codec.hop_length
+        longest, index = durations.sum(dim=1).max(dim=0)
+        seconds = int(longest) / frames_per_second
+        if seconds > max_output_seconds:
+            where = f" (waveform {int(index)})" if durations.shape[0] > 1 else ""
+            length = (
+                f"at least {seconds:.1f} s long (one latent frame per phoneme)"
+                if at_least
+                else f"{seconds:.1f} s long"
+            )
+            raise ValueError(
+                f"The output{where} would be {length}, over `max_output_seconds`={max_output_seconds:g} s: "
+                "split the text into sentences and synthesize them one at a time, or raise `max_output_seconds` (time "
+                "and memory grow with the output length)."
+            )
 
     @staticmethod
     def _randn(
@@ -510,6 +661,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         num_inference_steps: int,
         generators: Sequence[torch.Generator | None],
         durations: torch.Tensor | None = None,
+        max_output_seconds: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Durations, length regulation and pitch: `regression + prosody_alpha * refinement`.
@@ -522,6 +674,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
             num_inference_steps (`int`): Evaluations of each refinement model.
             generators (`list`): One generator per item.
             durations (`torch.LongTensor` of shape `(B, L)`, *optional*): Given durations (skips duration prediction).
+            max_output_seconds (`float`, *optional*): Raise a `ValueError` before length regulation when a waveform
+                would be longer.
 
         Returns:
             `(durations (B, L), condition (B, F, H), frame_mask (B, F), log_pitch (B, F))`.
@@ -532,6 +686,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
                 phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, num_inference_steps,
                 generators,
             )  # fmt: skip
+        self._check_output_length(durations, max_output_seconds)
         frame_hidden, frame_mask = length_regulate(phoneme_hidden, durations)
         log_pitch, pitch_hidden = prosody.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
         log_pitch = self._refine(
@@ -556,10 +711,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
         audios = torch.zeros(len(waveforms), max(lengths), dtype=torch.float32)
         for i, w in enumerate(waveforms):
             audios[i, : w.shape[-1]] = w.float().cpu()
-        if output_type == "np":
+        if output_type == "np":  # validated before any work by the callers
             audios = audios.numpy()
-        elif output_type != "pt":
-            raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}.")
         self.maybe_free_model_hooks()
         if not return_dict:
             return (audios,)
@@ -586,27 +739,43 @@ class FlashSpeechPipeline(DiffusionPipeline):
         output_type: str = "np",
         return_dict: bool = True,
         prosody_num_inference_steps: int = 1,
+        max_output_seconds: float = MAX_OUTPUT_SECONDS,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
         Synthesizes `text` in the voice of `prompt_audio`.
 
+        Every argument is checked before any work (see [`~FlashSpeechPipeline.check_inputs`]).
+
         Args:
-            text (`str` or `list[str]`): Sentence(s) to speak.
+            text (`str` or `list[str]`): Sentence(s) to speak. Characters the tokenizer's language cannot pronounce
+                (other scripts, emoji) are dropped with a warning that names them.
             prompt_audio (`str`, `os.PathLike`, `np.ndarray`, `torch.Tensor` or a list of them):
                 Speech prompt(s) of the target voice (1 s at least; 3 s as in the paper): paths, or 1-D waveforms with
-                `prompt_sampling_rate`. One prompt for every text, or one per text.
-            prompt_sampling_rate (`int`, *optional*): Sample rate of array prompts; resampled to the codec's rate.
-            num_inference_steps (`int`, defaults to 2): Consistency-model evaluations (2 is the paper's default).
-            prosody_alpha (`float`, defaults to 0.2): Weight of the prosody refinement; 0 gives the regression
-                prosody, larger values more diverse prosody.
-            speed (`float`, defaults to 1.0): Speaking rate; 1.5 speaks 1.5 times faster.
-            num_waveforms_per_prompt (`int`, defaults to 1): Waveforms per text (diverse sampling).
-            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): Controls every random draw. A list
-                with one generator per output waveform makes each waveform independent of the others in the batch.
+                `prompt_sampling_rate`. Float samples are expected in [-1, 1]; integer PCM arrays (`int16`, `int32`,
+                `int8`, `uint8`) are scaled as files are read (`int16 / 32768`). One prompt for every text, or one per
+                text.
+            prompt_sampling_rate (`int`, *optional*): Sample rate of array prompts in Hz (4000-192000); resampled to
+                the codec's rate.
+            num_inference_steps (`int`, defaults to 2): Consistency-model evaluations (2 is the paper's default), 1 to
+                1000.
+            prosody_alpha (`float`, defaults to 0.2): Weight of the prosody refinement, in [0, 1]; 0 gives the
+                regression prosody, 1 the full sampled residual (the paper compares 0, 0.2 and 1).
+            speed (`float`, defaults to 1.0): Speaking rate, in [0.25, 4]; 1.5 speaks 1.5 times faster.
+            num_waveforms_per_prompt (`int`, defaults to 1): Waveforms per text (diverse sampling); at most 256
+                waveforms in one call.
+            generator (`torch.Generator`, `int` or a list of them, *optional*): Controls every random draw. An `int`
+                is a seed: `generator=0` is the same as `generator=torch.Generator().manual_seed(0)`. A list with one
+                generator (or seed) per output waveform makes each waveform independent of the others in the batch.
             output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechPipelineOutput`] rather than a tuple.
             prosody_num_inference_steps (`int`, defaults to 1): Evaluations of each prosody refinement model; the
                 paper samples the refiners with one step. `None` uses `num_inference_steps`.
+            max_output_seconds (`float`, defaults to 60.0): Longest waveform generated: a longer predicted output
+                (or a text too long to fit in it) raises a `ValueError` before the memory is allocated. Split long text
+                into sentences, or raise this limit.
+            max_prompt_seconds (`float`, defaults to 30.0): Longest prompt accepted (checked before it is read); trim
+                longer prompts, or raise this limit.
 
         Examples:
 
@@ -614,28 +783,33 @@ class FlashSpeechPipeline(DiffusionPipeline):
             [`FlashSpeechPipelineOutput`] or a tuple whose first element is the audio array of shape
             `(batch_size * num_waveforms_per_prompt, num_samples)`.
         """
-        texts, prompts = self.check_inputs(
-            text, prompt_audio, num_inference_steps, prosody_alpha, speed, num_waveforms_per_prompt
-        )
-        prosody_steps = num_inference_steps if prosody_num_inference_steps is None else prosody_num_inference_steps
-        self._check_common(prosody_steps, prosody_alpha, name="prosody_num_inference_steps")
+        texts, prompts, generators, prosody_steps = self.check_inputs(
+            text, prompt_audio, prompt_sampling_rate, num_inference_steps, prosody_alpha, speed,
+            num_waveforms_per_prompt, generator, output_type, return_dict, prosody_num_inference_steps,
+            max_output_seconds, max_prompt_seconds,
+        )  # fmt: skip
         device = self._execution_device
         n = num_waveforms_per_prompt
+        tokens = self.tokenizer(texts, padding=True, return_tensors="pt")
+        # every phoneme lasts one frame at least: a text with more phonemes than frames cannot fit
+        self._check_output_length(tokens["attention_mask"], max_output_seconds, at_least=True)
         # read, encode and run the prompt encoder once per distinct prompt (one prompt is often shared by all texts)
         distinct = list({id(p): p for p in prompts}.values())
         position = {id(p): i for i, p in enumerate(distinct)}
         index = torch.tensor([position[id(p)] for p in prompts], device=device).repeat_interleave(n)
-        prompt_latents, prompt_mask = self.encode_audio([self.load_prompt(p, prompt_sampling_rate) for p in distinct])
+        waveforms = [
+            self.load_prompt(p, prompt_sampling_rate, max_prompt_seconds=max_prompt_seconds) for p in distinct
+        ]
+        prompt_latents, prompt_mask = self.encode_audio(waveforms)
         prompt_hidden = self.prior_encoder.encode_prompt(prompt_latents, prompt_mask)[index]
         prompt_mask = prompt_mask[index]
-        tokens = self.tokenizer(texts, padding=True, return_tensors="pt")
         input_ids = tokens["input_ids"].to(device).repeat_interleave(n, dim=0)
         phoneme_mask = tokens["attention_mask"].to(device).bool().repeat_interleave(n, dim=0)
-        generators = self._item_generators(generator, len(texts) * n)
 
         phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
         durations, condition, frame_mask, log_pitch = self.predict_prosody(
             phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, prosody_steps, generators,
+            max_output_seconds=max_output_seconds,
         )  # fmt: skip
         latents = self.sample_consistency(
             lambda x, s: self.denoiser(x, s, condition, prompt_hidden, frame_mask, prompt_mask).sample,
@@ -651,15 +825,12 @@ class FlashSpeechPipeline(DiffusionPipeline):
     # Zero-shot applications: alignment, voice conversion, speech editing
     # ------------------------------------------------------------------------------------------------------------
 
-    def _check_generator(self, generator: GeneratorInput) -> list[torch.Generator | None]:
-        return self._item_generators(generator, 1)
-
     @staticmethod
     def _check_common(num_inference_steps: int, prosody_alpha: float, name: str = "num_inference_steps") -> None:
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1, got {num_inference_steps}.")
-        if prosody_alpha < 0:
-            raise ValueError(f"`prosody_alpha` must be >= 0, got {prosody_alpha}.")
+        _check_int(num_inference_steps, name, 1, MAX_INFERENCE_STEPS)
+        _check_float(
+            prosody_alpha, "prosody_alpha", 0.0, 1.0, note=" 0 is the regression prosody, 1 the full sampled residual."
+        )
 
     @torch.no_grad()
     def align(
@@ -668,6 +839,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         text: str,
         sampling_rate: int | None = None,
         name: str = "audio",
+        max_seconds: float | None = MAX_OUTPUT_SECONDS,
     ) -> FlashSpeechAlignment:
         r"""
         Phoneme durations of a recording of `text`, in latent frames, from the pipeline's aligner.
@@ -680,6 +852,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             text (`str`): What is said in `audio`.
             sampling_rate (`int`, *optional*): Sample rate of an array `audio` (required for arrays).
             name (`str`, defaults to `"audio"`): Argument name used in error messages.
+            max_seconds (`float`, *optional*, defaults to 60.0): Longest recording accepted (None: no limit).
 
         Returns:
             [`FlashSpeechAlignment`] with `phonemes`, `durations` `(num_phonemes,)`, `input_ids`, `latents`
@@ -704,7 +877,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             )
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"The text of `{name}` is empty: give the words spoken in it.")
-        waveform, _ = load_audio(audio, sampling_rate, self.sampling_rate, name=name)
+        waveform, _ = load_audio(audio, sampling_rate, self.sampling_rate, name, max_seconds, "max_seconds")
         check_speech(waveform, self.sampling_rate, MIN_SOURCE_SECONDS, name=name)
         phonemes = self.tokenizer.phonemize(text)[0]
         device = self._execution_device
@@ -743,8 +916,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         Returns:
             `list[float]`: Strictly decreasing sigmas, starting with `sigma_start`.
         """
-        if not isinstance(strength, (int, float)) or not 0 < strength <= 1:
-            raise ValueError(f"`strength` must lie in (0, 1], got {strength}.")
+        strength = _check_float(strength, "strength", 0.0, 1.0, low_open=True)
         config = self.scheduler.config
         if strength == 1:
             start = float(config.sigma_max)
@@ -769,6 +941,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
         reference_sampling_rate: int | None = None,
         output_type: str = "np",
         return_dict: bool = True,
+        max_output_seconds: float = MAX_OUTPUT_SECONDS,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
         Zero-shot voice conversion: says what `source_audio` says, with its timing, in the voice of `reference_audio`.
@@ -785,13 +959,15 @@ class FlashSpeechPipeline(DiffusionPipeline):
             strength (`float`, defaults to 0.7): How much of the source is re-generated, in `(0, 1]`; 1 starts from
                 pure noise (text-to-speech with the source's durations), small values keep more of the source.
             num_inference_steps (`int`, defaults to 2): Consistency-model evaluations at strength 1.
-            prosody_alpha (`float`, defaults to 0.2): Weight of the pitch refinement (0 = regression pitch).
-            generator (`torch.Generator`, *optional*): Controls every random draw.
-            sampling_rate (`int`, *optional*): Sample rate of an array `source_audio`.
+            prosody_alpha (`float`, defaults to 0.2): Weight of the pitch refinement in [0, 1] (0 = regression pitch).
+            generator (`torch.Generator` or `int`, *optional*): Controls every random draw; an `int` is a seed.
+            sampling_rate (`int`, *optional*): Sample rate of an array `source_audio` in Hz (4000-192000).
             reference_sampling_rate (`int`, *optional*): Sample rate of an array `reference_audio`; defaults to
                 `sampling_rate`.
             output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechPipelineOutput`] rather than a tuple.
+            max_output_seconds (`float`, defaults to 60.0): Longest `source_audio` (the output has its length).
+            max_prompt_seconds (`float`, defaults to 30.0): Longest `reference_audio`.
 
         Returns:
             [`FlashSpeechPipelineOutput`] (durations are the source's) or a tuple whose first element is the audio of
@@ -811,15 +987,25 @@ class FlashSpeechPipeline(DiffusionPipeline):
         >>> sf.write("converted.wav", audio, pipe.sampling_rate)
         ```
         """
+        # every argument is checked before any work
         self._check_common(num_inference_steps, prosody_alpha)
         if not isinstance(source_text, str) or not source_text.strip():
             raise ValueError("`source_text` is empty: give the words spoken in `source_audio`.")
-        sigmas = self.strength_to_sigmas(strength, num_inference_steps)
-        generators = self._check_generator(generator)
-        alignment = self.align(source_audio, source_text, sampling_rate, name="source_audio")
+        _check_output_type(output_type, return_dict)
+        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        _check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
-        reference = self.load_prompt(reference_audio, reference_sampling_rate, name="reference_audio")
+        check_audio_input(source_audio, sampling_rate, "source_audio", max_output_seconds, "max_output_seconds")
+        check_audio_input(
+            reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds, "max_prompt_seconds"
+        )
+        generators = _as_generators(generator, 1)
+        sigmas = self.strength_to_sigmas(strength, num_inference_steps)
+        alignment = self.align(source_audio, source_text, sampling_rate, "source_audio", max_output_seconds)
+        reference = self.load_prompt(
+            reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds=max_prompt_seconds
+        )
         prompt_latents, prompt_mask = self.encode_audio([reference])
 
         input_ids = alignment.input_ids[None]
@@ -893,6 +1079,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         crossfade_ms: float = 10.0,
         output_type: str = "np",
         return_dict: bool = True,
+        max_output_seconds: float = MAX_OUTPUT_SECONDS,
     ) -> FlashSpeechEditOutput | tuple:
         r"""
         Zero-shot speech editing: changes the words of a recording that differ between `original_text` and
@@ -912,12 +1099,13 @@ class FlashSpeechPipeline(DiffusionPipeline):
             new_text (`str`): What it should say.
             sampling_rate (`int`, *optional*): Sample rate of an array `audio`.
             num_inference_steps (`int`, defaults to 2): Consistency-model evaluations.
-            prosody_alpha (`float`, defaults to 0.2): Weight of the prosody refinement.
-            generator (`torch.Generator`, *optional*): Controls every random draw.
+            prosody_alpha (`float`, defaults to 0.2): Weight of the prosody refinement, in [0, 1].
+            generator (`torch.Generator` or `int`, *optional*): Controls every random draw; an `int` is a seed.
             crossfade_ms (`float`, defaults to 10.0): Length of each cross-fade (shortened where the context is
                 shorter); 0 gives a hard splice.
             output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechEditOutput`] rather than a tuple.
+            max_output_seconds (`float`, defaults to 60.0): Longest recording, and longest edited output, accepted.
 
         Returns:
             [`FlashSpeechEditOutput`] or a tuple whose first element is the audio of shape `(1, num_samples)`.
@@ -933,16 +1121,18 @@ class FlashSpeechPipeline(DiffusionPipeline):
         >>> sf.write("edited.wav", out.audios[0], pipe.sampling_rate)
         ```
         """
+        # every argument is checked before any work
         self._check_common(num_inference_steps, prosody_alpha)
         if not isinstance(new_text, str) or not new_text.strip():
             raise ValueError("`new_text` is empty: give the sentence the edited recording should say.")
-        if crossfade_ms < 0:
-            raise ValueError(f"`crossfade_ms` must be >= 0, got {crossfade_ms}.")
-        if output_type not in ("np", "pt"):
-            raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}.")
-        generators = self._check_generator(generator)
+        _check_float(crossfade_ms, "crossfade_ms", 0.0)
+        _check_output_type(output_type, return_dict)
+        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        _check_text_length(new_text, "new_text", max_output_seconds)
+        check_audio_input(audio, sampling_rate, "audio", max_output_seconds, "max_output_seconds")
+        generators = _as_generators(generator, 1)
         new_phonemes = self.tokenizer.phonemize(new_text)[0]
-        alignment = self.align(audio, original_text, sampling_rate, name="audio")
+        alignment = self.align(audio, original_text, sampling_rate, "audio", max_output_seconds)
         start, end, new_end = self._edit_span(alignment.phonemes, new_phonemes)
 
         device, dtype = self._execution_device, self.denoiser.dtype
@@ -967,7 +1157,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         new_durations = torch.cat([durations[:start], predicted[start:new_end], durations[end:]])[None]
         new_durations, condition, frame_mask, log_pitch = self.predict_prosody(
             phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
-            generators, durations=new_durations,
+            generators, durations=new_durations, max_output_seconds=max_output_seconds,
         )  # fmt: skip
         span_end = frame_start + int(predicted[start:new_end].sum())
         total = span_end + num_frames - frame_end

@@ -24,12 +24,17 @@ Two layers:
 Every step is a pure function of the text, so that training data and inference see exactly the same normalization.
 """
 
+import functools
 import re
 import unicodedata
+
+import regex
 
 __all__ = [
     "PAUSE_MARKS",
     "cardinal_to_words",
+    "drop_unspeakable",
+    "language_scripts",
     "normalize_text",
     "ordinal_to_words",
     "year_to_words",
@@ -112,6 +117,100 @@ _ABBREVIATIONS = {
 }
 # Abbreviations read differently before a capitalized name (a title) and elsewhere (a street name).
 _TITLE_OR_PLACE = {"st": ("saint", "street"), "dr": ("doctor", "drive")}
+
+
+# Unicode scripts (besides Latin, which every espeak-ng voice reads) of the espeak-ng languages written in another
+# script, by language code before the first "-". Languages not listed are read in Latin script only.
+_LANGUAGE_SCRIPTS = {
+    **dict.fromkeys(("ba", "be", "bg", "cv", "kk", "ky", "mk", "nog", "ru", "sr", "tt", "uk", "uz"), ("Cyrillic",)),
+    **dict.fromkeys(("el", "grc"), ("Greek",)),
+    **dict.fromkeys(("cmn", "yue", "hak", "zh"), ("Han", "Bopomofo")),
+    "ja": ("Han", "Hiragana", "Katakana"),
+    "ko": ("Hangul", "Han"),
+    **dict.fromkeys(("ar", "fa", "ur", "sd", "ug", "ps"), ("Arabic",)),
+    "he": ("Hebrew",),
+    **dict.fromkeys(("hi", "mr", "ne", "kok", "sa", "mai"), ("Devanagari",)),
+    **dict.fromkeys(("bn", "as", "bpy"), ("Bengali",)),
+    "gu": ("Gujarati",),
+    "pa": ("Gurmukhi",),
+    "or": ("Oriya",),
+    "ta": ("Tamil",),
+    "te": ("Telugu",),
+    "kn": ("Kannada",),
+    "ml": ("Malayalam",),
+    "si": ("Sinhala",),
+    "th": ("Thai",),
+    "ka": ("Georgian",),
+    **dict.fromkeys(("hy", "hyw"), ("Armenian",)),
+    "am": ("Ethiopic",),
+    **dict.fromkeys(("my", "shn"), ("Myanmar",)),
+    "chr": ("Cherokee",),
+}
+# Pictographs (emoji) and the invisible pieces of emoji sequences: joiners, variation selectors, skin tones, flags, tags.
+# ©, ® and ™ are excluded: espeak-ng reads them as words ("copyright").
+_PICTOGRAPHS = (
+    r"[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u200d\ufe0e\ufe0f\u20e3"
+    r"\U000E0020-\U000E007F--[\u00a9\u00ae\u2122]]"
+)
+
+
+def language_scripts(language: str) -> tuple[str, ...]:
+    """
+    The Unicode scripts whose letters the espeak-ng voice of `language` pronounces: Latin, plus the language's own
+    script for languages written in another (`"ru"`: Cyrillic, `"cmn"`: Han and Bopomofo, ...).
+
+    Args:
+        language (`str`): An espeak-ng language code.
+
+    Returns:
+        `tuple[str, ...]`: Unicode script names.
+    """
+    return ("Latin", *_LANGUAGE_SCRIPTS.get(language.lower().split("-")[0], ()))
+
+
+@functools.lru_cache(maxsize=16)
+def _unspeakable_pattern(language: str) -> "regex.Pattern":
+    scripts = "".join(rf"\p{{Script={name}}}" for name in language_scripts(language))
+    # letters and marks of other scripts (with the marks that follow them), or pictographs
+    return regex.compile(
+        rf"(?V1)(?:[[\p{{L}}\p{{M}}]--[{scripts}\p{{Common}}\p{{Inherited}}]]\p{{M}}*|{_PICTOGRAPHS})+"
+    )
+
+
+def drop_unspeakable(text: str, language: str = "en-us") -> tuple[str, list[str]]:
+    """
+    Removes what the espeak-ng voice of `language` cannot pronounce: letters of scripts other than the language's
+    (see [`language_scripts`]; CJK or Cyrillic in English text) and pictographs (emoji). espeak-ng would otherwise
+    read them out as English words ("Chinese letter", "grinning face") or switch to another language's phonemes.
+    Each dropped run becomes a space. Digits, punctuation and other symbols are kept (the normalizer and espeak-ng
+    read them).
+
+    Args:
+        text (`str`): Raw text.
+        language (`str`, defaults to `"en-us"`): The espeak-ng language code of the voice.
+
+    Returns:
+        `(text, dropped)`: the text without them, and the dropped characters in order of first appearance (each once;
+        invisible joiners and variation selectors are not listed).
+
+    Examples:
+
+    ```python
+    >>> from flashspeech_hf.text.normalization import drop_unspeakable
+
+    >>> drop_unspeakable("Hello 😀 world 中文!")
+    ('Hello   world  !', ['😀', '中', '文'])
+    ```
+    """
+    dropped: dict[str, None] = {}
+
+    def replace(match: "regex.Match") -> str:
+        for char in match.group(0):
+            if unicodedata.category(char) not in ("Cf", "Mn", "Me") and not 0xFE00 <= ord(char) <= 0xFE0F:
+                dropped[char] = None
+        return " "
+
+    return _unspeakable_pattern(language).sub(replace, text), list(dropped)
 
 
 def cardinal_to_words(number: int) -> str:

@@ -18,6 +18,7 @@ import difflib
 import functools
 import json
 import os
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from transformers import PreTrainedTokenizer
 from transformers.tokenization_utils_base import BatchEncoding
 from transformers.utils import is_phonemizer_available, logging, requires_backends
 
-from .normalization import PAUSE_MARKS, normalize_text
+from .normalization import PAUSE_MARKS, drop_unspeakable, language_scripts, normalize_text
 
 if is_phonemizer_available():
     from phonemizer.backend import EspeakBackend
@@ -334,6 +335,10 @@ class FlashSpeechTokenizer(PreTrainedTokenizer):
             texts (`str` or `Sequence[str]`):
                 One text or a batch of texts.
 
+        Characters that the espeak-ng voice of `language` cannot pronounce (letters of other scripts, such as CJK or
+        Cyrillic in English text, and emoji; see [`~flashspeech_hf.text.normalization.drop_unspeakable`]) are dropped,
+        with one warning per call that names them.
+
         Returns:
             `list[list[str]]`: For each text, its tokens: phonemes, stress marks, pause marks and word boundaries.
 
@@ -348,19 +353,24 @@ class FlashSpeechTokenizer(PreTrainedTokenizer):
         def name(index: int) -> str:
             return "The text" if len(texts) == 1 else f"Text {index} of the batch"
 
-        prepared = []
+        prepared, dropped = [], {}
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ValueError(f"{name(index)} must be a `str`, got {type(text).__name__}.")
             if not text.strip():
                 raise ValueError(f"{name(index)} is empty or whitespace-only: {text!r}.")
+            speakable, unspeakable = drop_unspeakable(text, self.language)
+            dropped.update(dict.fromkeys(unspeakable))
             if self.normalize:
-                clean = normalize_text(text, language=self.language)
+                clean = normalize_text(speakable, language=self.language)
             else:
-                clean = " ".join(text.replace(_PHONE_SEPARATOR, " ").split())
+                clean = " ".join(speakable.replace(_PHONE_SEPARATOR, " ").split())
             if not clean:
-                raise ValueError(f"{name(index)} has no pronounceable content: {text!r}.")
+                reason = f" (its characters {''.join(unspeakable)!r} were dropped)" if unspeakable else ""
+                raise ValueError(f"{name(index)} has no pronounceable content{reason}: {text!r}.")
             prepared.append(clean.replace(":", _COLON_PLACEHOLDER))
+        if dropped:
+            self._warn_dropped(list(dropped))
 
         separator = Separator(phone=_PHONE_SEPARATOR, word=" ", syllable=None)
         phonemized = self._get_backend().phonemize(prepared, separator=separator, strip=True)
@@ -375,6 +385,19 @@ class FlashSpeechTokenizer(PreTrainedTokenizer):
                 raise ValueError(f"{name(index)} has no pronounceable content: {texts[index]!r}.")
             batch.append(tokens)
         return batch
+
+    def _warn_dropped(self, characters: list[str]) -> None:
+        def describe(char: str) -> str:
+            return f"{char!r} (U+{ord(char):04X} {unicodedata.name(char, 'unnamed')})"
+
+        shown = ", ".join(describe(char) for char in characters[:12])
+        more = f" and {len(characters) - 12} more" if len(characters) > 12 else ""
+        scripts = " and ".join(language_scripts(self.language))
+        logger.warning(
+            f"Dropped {len(characters)} distinct character(s) that the {self.language!r} voice cannot pronounce (it "
+            f"reads {scripts} script; emoji are never read): {shown}{more}. Write them out in words, or use a "
+            "tokenizer (and model) for their language."
+        )
 
     def unknown_phonemes(self, texts: str | Sequence[str]) -> collections.Counter:
         """
