@@ -158,3 +158,40 @@ def make_prompt(seconds: float = 1.5, sampling_rate: int = 16000, seed: int = 0)
 def gen(seed: int) -> torch.Generator:
     """A CPU generator seeded with `seed`."""
     return torch.Generator().manual_seed(seed)
+
+
+def flite_word_boundaries(text: str, voice: str, path: str | os.PathLike) -> list[float]:
+    """
+    Speaks `text` with Debian's flite `voice` into `path` and returns the times (s) of its internal word boundaries
+    from flite's own segment timings (`-psdur`): the end of each word's last phone, but the last word's.
+
+    The phones of each word are found by speaking the word alone (`-ps`); a `ValueError` is raised when the sentence's
+    phones are not those of its words in order (post-lexical changes), so the caller can skip the sentence.
+    """
+
+    def segments(flag: str, words: str, out: str) -> list[str]:
+        result = subprocess.run(["flite", "-voice", voice, flag, "-t", words, "-o", out], check=True, text=True,
+                                capture_output=True)  # fmt: skip
+        return result.stdout.split()
+
+    timed = [s.rsplit(":", 1) for s in segments("-psdur", text, str(path)) if not s.startswith("pau:")]
+    words = [w for w in text.replace(",", " ").replace(".", " ").replace("?", " ").replace("!", " ").split()]
+    boundaries, index = [], 0
+    for word in words:
+        phones = [p for p in segments("-ps", word, "none") if p != "pau"]
+        if [p for p, _ in timed[index : index + len(phones)]] != phones:
+            raise ValueError(f"flite's phones of {text!r} are not those of its words in order (at {word!r}).")
+        index += len(phones)
+        boundaries.append(float(timed[index - 1][1]))
+    if index != len(timed):
+        raise ValueError(f"flite's phones of {text!r} are more than those of its words.")
+    return boundaries[:-1]
+
+
+def aligned_word_boundaries(pipe, path: str | os.PathLike, text: str) -> list[float]:
+    """Times (s) of the word-boundary tokens of `text` in the pipeline aligner's alignment of the recording `path`."""
+    alignment = pipe.align(str(path), text)
+    frame_seconds = pipe.codec.hop_length / pipe.codec.sampling_rate
+    starts = torch.cumsum(alignment.durations, 0) - alignment.durations
+    boundary = pipe.tokenizer.word_boundary
+    return [float(starts[i]) * frame_seconds for i, p in enumerate(alignment.phonemes) if p == boundary]
