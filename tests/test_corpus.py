@@ -57,7 +57,7 @@ def test_harvard_sentences_are_held_out():
     assert removed == 2 and SENTENCES[0] not in kept and SENTENCES[1] not in kept
 
 
-def test_corpus_script_writes_an_audiofolder_with_heldout_speakers(tmp_path):
+def test_corpus_script_writes_an_audiofolder_with_heldout_speakers(tmp_path, capsys):
     sentences_file = tmp_path / "sentences.txt"
     sentences_file.write_text("\n".join(SENTENCES) + "\n")
     out = tmp_path / "corpus"
@@ -110,6 +110,14 @@ def test_corpus_script_writes_an_audiofolder_with_heldout_speakers(tmp_path):
 
     with pytest.raises(SystemExit, match="exists"):
         make_demo_corpus.main(argv)
+    # Rebuilt over itself from its own clips: nothing is synthesized again, and the result is the same.
+    capsys.readouterr()
+    again = make_demo_corpus.main([*argv, "--overwrite", "--reuse_dir", str(out)])
+    log = capsys.readouterr().out
+    assert "reusing" in log and " clips, " not in log  # run_jobs prints "  i/n clips, t s" for what it synthesizes
+    assert again["clips"] == info["clips"] and again["speakers"] == info["speakers"]
+    with open(out / "metadata.csv", newline="") as handle:
+        assert list(csv.DictReader(handle)) == rows
     with pytest.raises(SystemExit, match="both trained and held out"):
         make_demo_corpus.main([*argv[:2], "--overwrite", "--speakers", "flite_rms", "--heldout_speakers", "flite_rms"])
 

@@ -1,6 +1,8 @@
 """Generates the training corpus: real English sentences read by Piper's "joe" voice and by 20+ more speakers.
 
-Everything comes from packages, so the corpus is rebuilt from a seed on any machine with them:
+Everything comes from packages, so the corpus is rebuilt from a seed on any machine with them (the seed fixes which
+sentences each speaker reads and every clip's synthesis settings; Piper draws its VITS noise inside onnxruntime
+without a seed, so its audio, and so the hours, differ slightly from run to run; the other voices are deterministic):
 
 - Text: the sentences of Debian's `fortunes` / `fortunes-min` data (`/usr/share/games/fortunes`), split into
   sentences, normalized to plain ASCII and filtered (4-20 words; no digits, symbols, URLs, abbreviations, all-caps
@@ -19,6 +21,10 @@ Everything comes from packages, so the corpus is rebuilt from a seed on any mach
   their WER exceeds `--max_wer`; in `sample` mode each speaker is screened on `--whisper_sample_per_speaker` clips
   first (a speaker whose mean WER exceeds `--max_speaker_wer` is dropped whole) and the clips of formant-synthesis
   speakers (espeak-ng) are all checked.
+- Time budgets (`--joe_hours`, `--minutes_per_speaker`) are first filled with estimated durations, then topped up
+  (`--topup_rounds`) with more sentences until the kept audio of each speaker reaches its budget.
+- `--reuse_dir` takes the clips of an earlier corpus made with the same settings instead of synthesizing them again
+  (file name and text must match), so a larger budget only synthesizes what is new.
 
 The output is an audiofolder (`metadata.csv` with `file_name,text,speaker_id`; 16 kHz mono 16-bit WAV with leading
 and trailing silence trimmed to 0.1 s) that `training/prepare_dataset.py` reads, plus `corpus_info.json` (speakers,
@@ -379,6 +385,65 @@ def run_jobs(jobs: list[dict], num_workers: int, log_every: int = 500) -> list[d
     return results
 
 
+def _drop_reason(result: dict, dropped_speakers: dict[str, str], args: argparse.Namespace) -> str | None:
+    """Why a synthesized clip is left out of the corpus, or `None` when it is kept."""
+    if result["speaker_id"] in dropped_speakers:
+        return f"speaker dropped: {dropped_speakers[result['speaker_id']]}"
+    if "error" in result:
+        return result["error"]
+    if result.get("wer", 0.0) > args.max_wer:
+        return f"Whisper WER {result['wer']:.3f} > {args.max_wer}"
+    if not args.min_seconds <= result["seconds"] <= args.max_seconds:
+        return f"duration {result['seconds']:.2f} s outside [{args.min_seconds}, {args.max_seconds}]"
+    return None
+
+
+def _reuse_cache(directory: Path, max_wer: float) -> dict[str, dict]:
+    """Clips of an earlier corpus made with the same settings, by file name: text, audio (if kept), Whisper result.
+
+    A clip is reused when its file name and text match a job: its audio is copied when the earlier corpus kept it, and
+    a clip dropped there for its WER is dropped again without synthesis. Clips not found are synthesized.
+    """
+    cache: dict[str, dict] = {}
+    if not (directory / "metadata.csv").is_file():
+        raise SystemExit(f"--reuse_dir {directory} holds no corpus (no metadata.csv).")
+    with open(directory / "metadata.csv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            cache[row["file_name"]] = {"text": row["text"], "audio": directory / row["file_name"]}
+    with open(directory / "heldout_prompts" / "prompts.csv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            name = f"heldout_prompts/{row['file_name']}"
+            cache[name] = {"text": row["text"], "audio": directory / name}
+    with open(directory / "whisper_check.csv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            entry = cache.setdefault(row["file_name"], {"text": row["text"], "audio": None})
+            entry.update(transcript=row["transcript"], wer=float(row["wer"]))
+    # A checked clip without audio that passed the WER check was dropped for another reason: synthesize it again.
+    return {k: v for k, v in cache.items() if v["audio"] is not None or v.get("wer", 0.0) > max_wer}
+
+
+def _run_or_reuse(jobs: list[dict], num_workers: int, cache: dict[str, dict]) -> list[dict]:
+    """`run_jobs`, taking the clips found in `cache` (see `_reuse_cache`) from there."""
+    reused: dict[str, dict] = {}
+    for job in jobs:
+        entry = cache.get(job["file_name"])
+        if entry is None or entry["text"] != job["text"] or (job["check"] and "wer" not in entry):
+            continue
+        result = {"file_name": job["file_name"], "speaker_id": job["speaker_id"], "text": job["text"], "seconds": 0.0}
+        if entry["audio"] is not None:
+            target = Path(job["root"]) / job["file_name"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(entry["audio"], target)
+            result["seconds"] = sf.info(str(target)).duration
+        if job["check"]:
+            result.update(transcript=entry["transcript"], wer=entry["wer"])
+        reused[job["file_name"]] = result
+    if reused:
+        print(f"  reusing {len(reused)} of {len(jobs)} clips", flush=True)
+    fresh = iter(run_jobs([job for job in jobs if job["file_name"] not in reused], num_workers))
+    return [reused[job["file_name"]] if job["file_name"] in reused else next(fresh) for job in jobs]
+
+
 # ------------------------------------------------------------------------------------------------------------ main
 
 
@@ -446,7 +511,7 @@ def build_corpus(args: argparse.Namespace) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        info = _synthesize_all(args, staging, plan, prompt_texts, wanted, heldout_ids, harvard, text_stats, rng)
+        info = _synthesize_all(args, staging, plan, pool, prompt_texts, wanted, heldout_ids, harvard, text_stats, rng)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -456,7 +521,7 @@ def build_corpus(args: argparse.Namespace) -> dict:
     return info
 
 
-def _synthesize_all(args, staging, plan, prompt_texts, wanted, heldout_ids, harvard, text_stats, rng) -> dict:
+def _synthesize_all(args, staging, plan, pool, prompt_texts, wanted, heldout_ids, harvard, text_stats, rng) -> dict:
     mode = args.whisper_check
     jobs_by_speaker: dict[str, list[dict]] = {}
     for speaker_id, texts in plan.items():
@@ -484,8 +549,16 @@ def _synthesize_all(args, staging, plan, prompt_texts, wanted, heldout_ids, harv
         for i, text in enumerate(texts)
     ]
 
+    cache = _reuse_cache(Path(args.reuse_dir), args.max_wer) if args.reuse_dir else {}
     results: list[dict] = []
     dropped_speakers: dict[str, str] = {}
+
+    def judge_speakers(clip_results: list[dict]) -> None:
+        for speaker_id in jobs_by_speaker:
+            wers = [r["wer"] for r in clip_results if r["speaker_id"] == speaker_id and "wer" in r]
+            if speaker_id not in dropped_speakers and wers and float(np.mean(wers)) > args.max_speaker_wer:
+                dropped_speakers[speaker_id] = f"mean Whisper WER {np.mean(wers):.3f} > {args.max_speaker_wer}"
+
     if mode == "sample":
         # Stage 1: screen every speaker on a few clips (all clips of formant synthesizers are checked anyway).
         screen = []
@@ -497,11 +570,8 @@ def _synthesize_all(args, staging, plan, prompt_texts, wanted, heldout_ids, harv
                     job["check"] = True
             screen += jobs[: args.whisper_sample_per_speaker]
         print(f"Screening {len(jobs_by_speaker)} speakers with Whisper on {len(screen)} clips", flush=True)
-        results += run_jobs(screen, args.num_workers)
-        for speaker_id in jobs_by_speaker:
-            wers = [r["wer"] for r in results if r["speaker_id"] == speaker_id and "wer" in r]
-            if wers and float(np.mean(wers)) > args.max_speaker_wer:
-                dropped_speakers[speaker_id] = f"mean Whisper WER {np.mean(wers):.3f} > {args.max_speaker_wer}"
+        results += _run_or_reuse(screen, args.num_workers, cache)
+        judge_speakers(results)
         rest = [
             job
             for speaker_id, jobs in jobs_by_speaker.items()
@@ -511,28 +581,49 @@ def _synthesize_all(args, staging, plan, prompt_texts, wanted, heldout_ids, harv
     else:
         rest = [job for jobs in jobs_by_speaker.values() for job in jobs]
     print(f"Synthesizing {len(rest)} clips and {len(prompt_jobs)} held-out prompts", flush=True)
-    # Long jobs (Piper) and short ones interleaved so both workers stay busy to the end.
-    results += run_jobs(prompt_jobs + rest, args.num_workers)
+    results += _run_or_reuse(prompt_jobs + rest, args.num_workers, cache)
 
     prompt_names = {job["file_name"] for job in prompt_jobs}
     prompt_results = [r for r in results if r["file_name"] in prompt_names]
     clip_results = [r for r in results if r["file_name"] not in prompt_names]
-    for speaker_id in jobs_by_speaker:  # speakers judged on every clip (mode `all`, formant synthesis)
-        wers = [r["wer"] for r in clip_results if r["speaker_id"] == speaker_id and "wer" in r]
-        if speaker_id not in dropped_speakers and wers and float(np.mean(wers)) > args.max_speaker_wer:
-            dropped_speakers[speaker_id] = f"mean Whisper WER {np.mean(wers):.3f} > {args.max_speaker_wer}"
+    judge_speakers(clip_results)  # speakers judged on every clip (mode `all`, formant synthesis)
+
+    # Top-up: the time budgets were filled with estimated durations; add clips until the kept audio reaches them.
+    for round_index in range(args.topup_rounds):
+        kept = {sid: 0.0 for sid in jobs_by_speaker}
+        for r in clip_results:
+            if _drop_reason(r, dropped_speakers, args) is None:
+                kept[r["speaker_id"]] += r["seconds"]
+        extra = []
+        for speaker_id, jobs in jobs_by_speaker.items():
+            target = args.joe_hours * 3600 if speaker_id == JOE.speaker_id else args.minutes_per_speaker * 60
+            room = None if args.max_clips_per_speaker is None else args.max_clips_per_speaker - len(jobs)
+            if speaker_id in dropped_speakers or kept[speaker_id] >= target * 0.99 or room == 0:
+                continue
+            # Aim 10 % past the deficit: clips dropped by the checks and the estimate's error eat some of it.
+            for text in _take(pool, 1.1 * (target - kept[speaker_id]), room):
+                jobs.append(
+                    {
+                        "root": str(staging),
+                        "file_name": f"wavs/{speaker_id}/{speaker_id}_{len(jobs):05d}.wav",
+                        "text": text,
+                        "speaker_id": speaker_id,
+                        "seed": rng.randrange(2**31),
+                        "check": mode == "all" or ALL_SPEAKERS[speaker_id].formant_synthesis,
+                    }
+                )
+                extra.append(jobs[-1])
+        if not extra:
+            break
+        print(f"Top-up round {round_index + 1}: {len(extra)} more clips", flush=True)
+        new_results = _run_or_reuse(extra, args.num_workers, cache)
+        results += new_results
+        clip_results += new_results
+        judge_speakers(clip_results)
 
     rows, dropped_clips, per_speaker = [], [], {}
     for r in clip_results:
-        reason = None
-        if r["speaker_id"] in dropped_speakers:
-            reason = f"speaker dropped: {dropped_speakers[r['speaker_id']]}"
-        elif "error" in r:
-            reason = r["error"]
-        elif not args.min_seconds <= r["seconds"] <= args.max_seconds:
-            reason = f"duration {r['seconds']:.2f} s outside [{args.min_seconds}, {args.max_seconds}]"
-        elif r.get("wer", 0.0) > args.max_wer:
-            reason = f"Whisper WER {r['wer']:.3f} > {args.max_wer}"
+        reason = _drop_reason(r, dropped_speakers, args)
         stats = per_speaker.setdefault(
             r["speaker_id"], {"clips": 0, "seconds": 0.0, "checked": 0, "wers": [], "dropped": 0}
         )
@@ -651,6 +742,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min_seconds", type=float, default=1.0)
     parser.add_argument("--max_seconds", type=float, default=12.0)
     parser.add_argument("--num_workers", type=int, default=2, help="Processes (at most 2 on the project's machine).")
+    parser.add_argument(
+        "--topup_rounds",
+        type=int,
+        default=3,
+        help="Rounds of extra clips for speakers whose kept audio falls short of their time budget.",
+    )
+    parser.add_argument(
+        "--reuse_dir",
+        default=None,
+        help="A corpus made earlier with the same settings (it may be --output_dir): its clips are reused where "
+        "file name and text match, and only the rest is synthesized.",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
