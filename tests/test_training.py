@@ -459,7 +459,10 @@ def test_validation_speaks_the_rows_and_logs_a_word_error_rate(prepared, tmp_pat
     import soundfile as sf
 
     sf.write(tmp_path / "prompt.wav", make_prompt(2.0), 16000)
-    (tmp_path / "val.csv").write_text("text,prompt_audio\nHello there.,prompt.wav\nA second line.,prompt.wav\n")
+    sf.write(tmp_path / "short.wav", make_prompt(2.0)[:8000], 16000)  # 0.5 s: the pipeline refuses it
+    (tmp_path / "val.csv").write_text(
+        "text,prompt_audio\nHello there.,prompt.wav\nA second line.,prompt.wav\nToo short.,short.wav\n"
+    )
     summary = train.main(base_args(prepared, tmp_path / "out", "--max_train_steps", "2", "--checkpointing_steps", "100",
                                    "--adversarial_start_step", "1000", "--validation_file", str(tmp_path / "val.csv"),
                                    "--validation_steps", "1"))  # fmt: skip
@@ -468,6 +471,9 @@ def test_validation_speaks_the_rows_and_logs_a_word_error_rate(prepared, tmp_pat
     for step in (1, 2):
         folder = tmp_path / "out" / "validation" / f"step-{step}"
         assert sorted(p.name for p in folder.iterdir()) == ["000.wav", "001.wav", "transcripts.json"]
+        # a row the pipeline refuses is reported (and scored as an error), not a reason to stop training
+        rows = json.loads((folder / "transcripts.json").read_text())
+        assert rows[2]["heard"] is None and "at least 1.0 s" in rows[2]["error"]
     (tmp_path / "bad.csv").write_text("text,prompt_audio\nHello.,missing.wav\n")
     with pytest.raises(ValueError, match="missing.wav does not exist"):
         train.main(base_args(prepared, tmp_path / "x", "--validation_file", str(tmp_path / "bad.csv")))

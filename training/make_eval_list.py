@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import soundfile as sf
 from make_demo_corpus import ALL_SPEAKERS, load_harvard, make_clip
 
 
@@ -34,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_sentences", type=int, default=20, help="Harvard sentences per speaker.")
     parser.add_argument("--num_validation", type=int, default=8, help="Rows of validation.csv (mixed speakers).")
+    parser.add_argument("--min_prompt_seconds", type=float, default=2.0, help="Shorter prompt clips are not used.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.num_sentences < 1 or args.num_validation < 1:
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> Path:
         prompts = list(csv.DictReader(f))
     by_speaker: dict[str, list[dict]] = {}
     for row in prompts:
-        by_speaker.setdefault(row["speaker_id"], []).append(row)
+        if sf.info(str(corpus / "heldout_prompts" / row["file_name"])).duration >= args.min_prompt_seconds:
+            by_speaker.setdefault(row["speaker_id"], []).append(row)
     rng = random.Random(args.seed)
     sentences = load_harvard(corpus / "heldout.csv") if (corpus / "heldout.csv").is_file() else load_harvard()
     sentences = [s for s in sentences if s.lower() != "text"]

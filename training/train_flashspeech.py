@@ -745,17 +745,27 @@ def validate(pipe: FlashSpeechPipeline, rows: list[dict[str, str]], folder: str,
 
     pipe.set_progress_bar_config(disable=True)
     os.makedirs(folder, exist_ok=True)
-    audios = []
+    audios, errors = [], []
     for index, row in enumerate(rows):
-        audio = pipe(row["text"], row["prompt_audio"], generator=torch.Generator().manual_seed(index)).audios[0]
+        try:  # a row the pipeline refuses is reported, never a reason to stop training
+            audio = pipe(row["text"], row["prompt_audio"], generator=torch.Generator().manual_seed(index)).audios[0]
+        except ValueError as err:
+            logger.warning(f"Validation row {index} failed: {err}")
+            audios.append(None)
+            errors.append(str(err))
+            continue
         sf.write(os.path.join(folder, f"{index:03d}.wav"), audio, pipe.sampling_rate)
         audios.append(audio)
-    texts = transcribe(audios, sampling_rate=pipe.sampling_rate, backend=asr_backend)
+        errors.append(None)
+    spoken = [a for a in audios if a is not None]
+    texts = transcribe(spoken, sampling_rate=pipe.sampling_rate, backend=asr_backend) if spoken else []
+    heard = iter(texts)
+    texts = [None if a is None else next(heard) for a in audios]
     Path(folder, "transcripts.json").write_text(
-        json.dumps([{"text": r["text"], "heard": t} for r, t in zip(rows, texts)], indent=1)
+        json.dumps([{"text": r["text"], "heard": t, "error": e} for r, t, e in zip(rows, texts, errors)], indent=1)
     )
     wer = load_metric("wer").compute(predictions=texts, references=[r["text"] for r in rows])["wer"]
-    return {"val_wer": float(wer), "val_seconds": float(sum(len(a) for a in audios) / pipe.sampling_rate)}
+    return {"val_wer": float(wer), "val_seconds": float(sum(len(a) for a in spoken) / pipe.sampling_rate)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
