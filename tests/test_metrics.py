@@ -1,4 +1,4 @@
-"""Evaluation metrics: WER (+ ASR), speaker similarity, prosody JSD, RTF and DNSMOS, loaded as `evaluate` modules by path.
+"""Evaluation metrics: WER (+ ASR), speaker similarity, prosody JSD, RTF and DNSMOS: `evaluate` modules loaded by path.
 
 Speech comes from espeak-ng (a system dependency of the project), so everything runs offline.
 """

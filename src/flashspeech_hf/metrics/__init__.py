@@ -2,8 +2,8 @@
 
 The paper compares systems by intelligibility (`wer`), speaker similarity (`speaker_similarity`: Sim-O / Sim-R),
 prosody diversity (`prosody_jsd`) and speed (`rtf`); `dnsmos` adds the predicted MOS (DNSMOS P.835 SIG/BAK/OVRL and
-P.808) that zero-shot TTS papers quote for quality. Each metric is an `evaluate.Metric` script in this folder, loaded
-by path (the Hub copies of `evaluate` scripts need network access): [`load_metric`] does it by name, and
+P.808) that speech synthesis papers quote for quality. Each metric is an `evaluate.Metric` script in this folder,
+loaded by path (the Hub copies of `evaluate` scripts need network access): [`load_metric`] does it by name, and
 [`METRIC_PATHS`] maps every name to its script for `evaluate.load(path)` directly.
 
 Audio-to-text ([`transcribe`]), speaker embeddings ([`SpeakerEncoder`]), pitch ([`extract_pitch`]), predicted MOS

@@ -23,8 +23,8 @@ _CITATION = (
 _DESCRIPTION = """\
 DNSMOS is a non-intrusive (reference-free) predictor of the mean opinion score listeners would give a clip: under
 ITU-T P.835, SIG (speech signal quality), BAK (background noise: 5 means none) and OVRL (overall quality), and the
-P.808 overall MOS from a second model, each on a 1 (bad) to 5 (excellent) scale. Zero-shot TTS papers quote it next
-to WER and speaker similarity. The ONNX models of Microsoft's DNS Challenge ship in the `speechmos` wheel and run
+P.808 overall MOS from a second model, each on a 1 (bad) to 5 (excellent) scale. Speech synthesis papers quote it
+next to WER and speaker similarity. The ONNX models of Microsoft's DNS Challenge ship in the `speechmos` wheel and run
 offline on the CPU with `onnxruntime`.
 
 Every clip is resampled to 16 kHz and scored in 9.01 s windows with a 1 s hop (shorter clips are repeated to fill one

@@ -2,8 +2,8 @@
 
 DNSMOS (Reddy et al., ICASSP 2022) predicts, from the audio alone, the mean opinion scores that listeners would give
 under ITU-T P.835: SIG (speech signal distortion), BAK (background noise intrusiveness) and OVRL (overall quality),
-each on a 1-5 scale; a second model predicts the P.808 overall MOS. Zero-shot TTS papers (e.g. NaturalSpeech 3,
-CosyVoice, F5-TTS) quote it next to WER and speaker similarity as a reference-free quality score. The models were
+each on a 1-5 scale; a second model predicts the P.808 overall MOS. Speech synthesis and enhancement papers quote it
+as a reference-free quality score next to WER and speaker similarity. The models were
 trained on noisy, reverberant and noise-suppressed real speech, so they judge noise and distortion well and
 naturalness only coarsely: a clean but robotic synthetic voice can score a high BAK and a modest SIG.
 
@@ -100,7 +100,8 @@ class DNSMOSPredictor:
             waveform (`torch.Tensor` or `np.ndarray` of shape `(num_samples,)`): Mono speech at 16 kHz.
 
         Returns:
-            `dict[str, float]`: `"sig"`, `"bak"`, `"ovrl"` (P.835) and `"p808"` MOS, each about 1 (bad) to 5 (excellent).
+            `dict[str, float]`: `"sig"`, `"bak"`, `"ovrl"` (P.835) and `"p808"` MOS, each about 1 (bad) to 5
+            (excellent).
         """
         if isinstance(waveform, torch.Tensor):
             waveform = waveform.detach().cpu().numpy()
