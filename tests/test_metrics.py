@@ -1,4 +1,4 @@
-"""Evaluation metrics: WER (+ ASR), speaker similarity, prosody JSD and RTF, loaded as `evaluate` modules by path.
+"""Evaluation metrics: WER (+ ASR), speaker similarity, prosody JSD, RTF and DNSMOS: `evaluate` modules loaded by path.
 
 Speech comes from espeak-ng (a system dependency of the project), so everything runs offline.
 """
@@ -14,7 +14,9 @@ import soundfile as sf
 import torch
 
 from flashspeech_hf.metrics import (
+    DNSMOS_KEYS,
     METRIC_PATHS,
+    DNSMOSPredictor,
     RealTimeFactorTimer,
     SpeakerEncoder,
     SpeechRecognizer,
@@ -22,6 +24,7 @@ from flashspeech_hf.metrics import (
     jensen_shannon_divergence,
     load_metric,
     normalize_text,
+    predict_dnsmos,
     transcribe,
 )
 
@@ -62,7 +65,7 @@ def sine(frequency, seconds=1.0):
 def test_metric_paths_load_with_evaluate_directly():
     import evaluate
 
-    assert set(METRIC_PATHS) == {"wer", "speaker_similarity", "prosody_jsd", "rtf"}
+    assert set(METRIC_PATHS) == {"wer", "speaker_similarity", "prosody_jsd", "rtf", "dnsmos"}
     for path in METRIC_PATHS.values():
         assert os.path.isfile(path)
     metric = evaluate.load(METRIC_PATHS["wer"])
@@ -410,3 +413,66 @@ def test_rtf_metric():
         rtf.compute(processing_seconds=[0.1, 0.2], audio_seconds=[1.0, 1.0], component_seconds={"denoiser": [0.1]})
     with pytest.raises(ValueError, match="Mismatch"):
         rtf.compute(processing_seconds=[0.1, 0.2], audio_seconds=[1.0])
+
+
+# ------------------------------------------------------------------------------------------------------------ DNSMOS
+
+
+def with_white_noise(waveform, snr_db, seed=0):
+    """`waveform` plus white Gaussian noise at `snr_db` dB signal-to-noise ratio, clipped to [-1, 1]."""
+    noise = np.random.default_rng(seed).standard_normal(len(waveform))
+    noise *= np.sqrt(np.mean(waveform.astype(np.float64) ** 2) / 10 ** (snr_db / 10) / np.mean(noise**2))
+    return np.clip(waveform + noise, -1.0, 1.0).astype(np.float32)
+
+
+def test_dnsmos_ranks_clean_speech_above_the_same_speech_in_heavy_noise(speech, tmp_path):
+    pytest.importorskip("speechmos")
+    pytest.importorskip("onnxruntime")
+    flite = str(tmp_path / "slt.wav")  # Debian's flite (a system dependency), 16 kHz
+    subprocess.run(["flite", "-voice", "slt", "-t", SUIT, "-o", flite], check=True, capture_output=True)
+    espeak = speech(FOX)  # 22.05 kHz: resampled to 16 kHz on the way in
+    clips, noisy, rates = [], [], []
+    for path in (flite, espeak):
+        waveform, rate = sf.read(path, dtype="float32")
+        clips.append(path)
+        noisy.append(with_white_noise(waveform, snr_db=0.0))
+        rates.append(rate)
+    assert rates == [16000, 22050]
+
+    dnsmos = load_metric("dnsmos")
+    clean = dnsmos.compute(predictions=[*clips, "/does/not/exist.wav"], num_threads=1)
+    noisy_results = [
+        dnsmos.compute(predictions=[waveform], sampling_rate=rate, num_threads=1)
+        for waveform, rate in zip(noisy, rates)
+    ]
+    print("DNSMOS clean (flite slt, espeak-ng):", {key: clean[f"{key}_per_item"][:2] for key in DNSMOS_KEYS})
+    print("DNSMOS 0 dB white noise:", [{key: result[key] for key in DNSMOS_KEYS} for result in noisy_results])
+    for index, result in enumerate(noisy_results):
+        # Noise is what DNSMOS judges best: background, overall and P.808 quality all drop by a wide margin.
+        for key in ("bak", "ovrl", "p808"):
+            assert clean[f"{key}_per_item"][index] > result[key] + 0.5, (key, index)
+        assert 1.0 <= result["ovrl"] <= 5.0 and result["num_failed"] == 0
+    for key in DNSMOS_KEYS:
+        assert all(1.0 <= value <= 5.0 for value in clean[f"{key}_per_item"][:2])
+        assert clean[key] == pytest.approx(np.mean(clean[f"{key}_per_item"][:2]))
+    assert math.isnan(clean["ovrl_per_item"][2]) and "not found" in clean["errors"][2]
+    assert clean["num_failed"] == 1
+
+    # The plain function scores a path and the same waveform alike, and reports unusable clips instead of raising.
+    waveform, rate = sf.read(flite, dtype="float32")
+    scores, errors = predict_dnsmos(
+        [flite, waveform, np.zeros(rate, dtype=np.float32)], sampling_rate=rate, num_threads=1, return_errors=True
+    )
+    assert scores[0] == pytest.approx(scores[1]) and scores[0]["ovrl"] == pytest.approx(clean["ovrl_per_item"][0])
+    assert scores[2] is None and "silent" in errors[2]
+
+
+def test_dnsmos_predictor_checks_its_arguments():
+    pytest.importorskip("speechmos")
+    with pytest.raises(ValueError, match="num_threads"):
+        DNSMOSPredictor(num_threads=0)
+    predictor = DNSMOSPredictor(num_threads=1)
+    with pytest.raises(TypeError, match="list of clips"):
+        predictor("clip.wav")
+    with pytest.raises(ValueError, match="num_samples"):
+        predictor.score(np.zeros((2, 16000), dtype=np.float32))

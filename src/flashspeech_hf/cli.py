@@ -106,7 +106,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_seconds", type=float, default=10.0, help="Longest target utterance (paper: 10 s).")
     parser.add_argument("--prompt_seconds", type=float, default=3.0, help="Prompt length (paper: 3 s); 0 = whole.")
     parser.add_argument("--max_items", type=int, default=None, help="Evaluate at most this many utterances.")
-    parser.add_argument("--output_dir", required=True, help="Receives results.json, results.md and audio/.")
+    parser.add_argument(
+        "--output_dir", required=True, help="Receives results.json, results.md, pitch_distributions.png and audio/."
+    )
     parser.add_argument(
         "--asr_backend",
         default=None,
@@ -133,7 +135,7 @@ def _load_dataset(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Runs the model over the test list and writes `results.json` and `results.md` in `--output_dir`."""
+    """Runs the model over the test list; writes `results.json`, `results.md` and its figure in `--output_dir`."""
     from .evaluation import build_test_list_from_dataset, evaluate_pipeline, load_test_list
 
     prompt_seconds = args.prompt_seconds if args.prompt_seconds > 0 else None
@@ -274,7 +276,11 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
     "synthesize": ("Zero-shot text-to-speech from a speech prompt.", add_synthesize_arguments, run_synthesize),
     "convert": ("Zero-shot voice conversion to the voice of a reference.", add_convert_arguments, run_convert),
     "edit": ("Speech editing: replace words of a recording, keep the rest.", add_edit_arguments, run_edit),
-    "evaluate": ("WER, Sim-O, Sim-R, prosody JSD and RTF over a test list.", add_evaluate_arguments, run_evaluate),
+    "evaluate": (
+        "WER, Sim-O, Sim-R, pitch JSD (with a figure), DNSMOS and RTF over a test list.",
+        add_evaluate_arguments,
+        run_evaluate,
+    ),
 }
 
 

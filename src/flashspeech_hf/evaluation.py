@@ -7,7 +7,10 @@ The runner reports, for the synthesized speech and for the ground-truth recordin
 - WER: ASR transcript (HuBERT-large CTC in the paper; Whisper tiny.en offline) against the text;
 - Sim-O: speaker similarity of the output with the original prompt;
 - Sim-R: speaker similarity of the output with the prompt reconstructed by the pipeline's codec;
-- pitch JSD: Jensen-Shannon divergence of the output's pitch distribution against the ground truth's;
+- pitch JSD: Jensen-Shannon divergence of the output's pitch distribution against the ground truth's, drawn in
+  `pitch_distributions.png`;
+- DNSMOS: predicted P.835 SIG/BAK/OVRL and P.808 MOS (Microsoft's DNSMOS, offline with `speechmos`), a quality
+  score speech synthesis papers quote;
 - RTF: synthesis wall time over the audio duration.
 
 A test item that cannot be used (missing file, audio without speech, failed synthesis) is reported with its reason
@@ -33,9 +36,15 @@ import torch
 from .audio import check_speech, load_audio
 from .metrics import RealTimeFactorTimer, load_metric, transcribe
 from .metrics.asr import default_asr_backend
+from .metrics.prosody import extract_pitch, jensen_shannon_divergence, pitch_histogram
+from .metrics.quality import DNSMOS_KEYS, load_dnsmos_predictor, mean_dnsmos
 from .metrics.speaker import DEFAULT_SPEAKER_BACKEND
 
 TEST_LIST_COLUMNS = ("text", "prompt_audio", "reference_audio")
+PITCH_FIGURE = "pitch_distributions.png"
+"""File name of the pitch-distribution figure that [`evaluate_pipeline`] writes next to `results.md`."""
+# The pitch JSD's settings (the `prosody_jsd` metric's defaults): 16 kHz, DIO, 512 log-spaced bins over 50-1100 Hz.
+_PITCH_RATE, _PITCH_BINS, _F0_MIN, _F0_MAX = 16000, 512, 50.0, 1100.0
 
 
 @dataclass
@@ -74,9 +83,17 @@ class ItemResult:
     sim_o: float = math.nan
     sim_r: float = math.nan
     pitch_jsd: float = math.nan
+    dnsmos_sig: float = math.nan
+    dnsmos_bak: float = math.nan
+    dnsmos_ovrl: float = math.nan
+    dnsmos_p808: float = math.nan
     ground_truth_transcript: str | None = None
     ground_truth_wer: float = math.nan
     ground_truth_sim_o: float = math.nan
+    ground_truth_dnsmos_sig: float = math.nan
+    ground_truth_dnsmos_bak: float = math.nan
+    ground_truth_dnsmos_ovrl: float = math.nan
+    ground_truth_dnsmos_p808: float = math.nan
     errors: list[str] = field(default_factory=list)
 
 
@@ -235,6 +252,134 @@ def _mean(values: Sequence[float]) -> float:
     return float(sum(valid) / len(valid)) if valid else math.nan
 
 
+def _import_pyplot_free_figure():
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(
+            "The evaluation figure needs `pip install matplotlib` (or the `eval` extra of flashspeech-hf: "
+            "`pip install 'flashspeech-hf[eval]'`)."
+        ) from err
+    return Figure, FigureCanvasAgg
+
+
+def voiced_pitch(paths: Sequence[str | None]) -> tuple[np.ndarray, list[str | None]]:
+    """Voiced pitch frames of clips, pooled, as the pitch JSD sees them (16 kHz, WORLD DIO + StoneMask, 10 ms hop).
+
+    Args:
+        paths (`list[str | None]`): Audio files; `None` entries are skipped.
+
+    Returns:
+        `(f0, errors)`: the pitch in Hz of every voiced frame of every clip, concatenated, and per clip `None` or why
+        it gave no frame (unreadable file, no speech, no voiced frame).
+    """
+    frames, errors = [], []
+    for path in paths:
+        if path is None:
+            errors.append("no audio")
+            continue
+        try:
+            waveform, rate = load_audio(path, target_sampling_rate=_PITCH_RATE)
+            f0 = extract_pitch(waveform, rate, f0_min=_F0_MIN, f0_max=_F0_MAX)
+        except (FileNotFoundError, ValueError, TypeError) as err:
+            errors.append(str(err))
+            continue
+        voiced = f0[f0 > 0]
+        frames.append(voiced)
+        errors.append(None if voiced.size else "no voiced frame")
+    return (np.concatenate(frames) if frames else np.zeros(0)), errors
+
+
+def plot_pitch_distributions(
+    generated_f0: np.ndarray,
+    reference_f0: np.ndarray,
+    path: str | os.PathLike,
+    num_bins: int = _PITCH_BINS,
+    f0_min: float = _F0_MIN,
+    f0_max: float = _F0_MAX,
+    title: str | None = None,
+) -> str:
+    """Draws the pitch distributions of generated and ground-truth speech, the histograms behind the pitch JSD.
+
+    Both histograms use the pitch JSD's bins (`num_bins` log-spaced bins from `f0_min` to `f0_max`; out-of-range
+    frames count in the end bins); the title gives their Jensen-Shannon divergence (natural logarithm). A side without
+    voiced frames is left out and named in the legend. Drawn with matplotlib's Agg canvas, without `pyplot`, so it
+    neither needs a display nor changes the caller's matplotlib backend.
+
+    Args:
+        generated_f0 (`np.ndarray` of shape `(num_frames,)`): Pitch in Hz of the generated speech; zeros are ignored.
+        reference_f0 (`np.ndarray` of shape `(num_frames,)`): Pitch in Hz of the ground truth; zeros are ignored.
+        path (`str` or `os.PathLike`): The PNG file to write.
+        num_bins (`int`), f0_min (`float`), f0_max (`float`): The histogram bins (the pitch JSD's by default).
+        title (`str`, *optional*): Replaces the default title.
+
+    Returns:
+        `str`: `path`.
+
+    Examples:
+
+    ```py
+    >>> import numpy as np
+    >>> from flashspeech_hf.evaluation import plot_pitch_distributions
+    >>> rng = np.random.default_rng(0)
+    >>> plot_pitch_distributions(rng.normal(180, 20, 500), rng.normal(200, 30, 500), "pitch.png")  # doctest: +SKIP
+    'pitch.png'
+    ```
+    """
+    Figure, FigureCanvasAgg = _import_pyplot_free_figure()
+    edges = np.geomspace(f0_min, f0_max, num_bins + 1)
+    figure = Figure(figsize=(8, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    histograms, voiced_all = {}, []
+    for label, f0, color in (("ground truth", reference_f0, "tab:blue"), ("generated", generated_f0, "tab:orange")):
+        f0 = np.asarray(f0, dtype=np.float64).ravel()
+        voiced = f0[f0 > 0]
+        if voiced.size == 0:
+            axes.plot([], [], color=color, label=f"{label}: no voiced frame")
+            continue
+        histogram = pitch_histogram(voiced, num_bins=num_bins, f0_min=f0_min, f0_max=f0_max)
+        histograms[label] = histogram
+        voiced_all.append(voiced)
+        axes.stairs(
+            histogram,
+            edges,
+            fill=True,
+            alpha=0.35,
+            color=color,
+            label=f"{label}: {voiced.size} voiced frames, median {np.median(voiced):.0f} Hz",
+        )
+        axes.stairs(histogram, edges, color=color, linewidth=0.8)
+    axes.set_xscale("log")
+    # Zoom on the voiced range (speech rarely spans more than 60-500 Hz of the 50-1100 Hz bins).
+    low, high = f0_min, f0_max
+    if voiced_all:
+        low, high = np.percentile(np.clip(np.concatenate(voiced_all), f0_min, f0_max), [0.5, 99.5])
+        low, high = max(f0_min, low / 1.25), min(f0_max, high * 1.25)
+    ticks = [
+        tick for tick in (50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 600, 800, 1100) if low <= tick <= high
+    ]
+    axes.set_xticks(ticks, [str(tick) for tick in ticks])
+    axes.set_xticks([], minor=True)
+    axes.set_xlim(low, high)  # after the ticks, which would widen the view
+    axes.set_ylim(bottom=0)
+    axes.set_xlabel("pitch (Hz, log scale)")
+    axes.set_ylabel("share of voiced frames per bin")
+    if title is None:
+        title = f"Pitch distributions ({num_bins} log-spaced bins, {f0_min:g}-{f0_max:g} Hz)"
+        if len(histograms) == 2:
+            jsd = jensen_shannon_divergence(histograms["generated"], histograms["ground truth"])
+            title += f": pitch JSD {jsd:.3f}"
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, loc="upper right")
+    axes.grid(alpha=0.3, linewidth=0.5)
+    figure.tight_layout()
+    path = os.fspath(path)
+    figure.savefig(path, format="png")
+    return path
+
+
 def evaluate_pipeline(
     pipe,
     items: Sequence[EvaluationItem],
@@ -249,12 +394,14 @@ def evaluate_pipeline(
     skipped: Sequence[dict] = (),
 ) -> dict:
     """
-    Synthesizes every test item and scores it and its ground truth; writes `results.json` and `results.md`.
+    Synthesizes every test item and scores it and its ground truth; writes `results.json`, `results.md` and the figure
+    `pitch_distributions.png` (linked from `results.md`).
 
     Args:
         pipe ([`FlashSpeechPipeline`]): The model.
         items (`list[EvaluationItem]`): The test list.
-        output_dir (`str` or `os.PathLike`): Receives `audio/` (outputs and codec-reconstructed prompts) and the reports.
+        output_dir (`str` or `os.PathLike`): Receives `audio/` (outputs and codec-reconstructed prompts), the reports
+            and the figure.
         asr_backend (`str`, *optional*): `"whisper-tiny.en"`, `"pocketsphinx"` or a transformers ASR model. Defaults
             to [`~metrics.default_asr_backend`]: Whisper tiny.en when `HF_HUB_OFFLINE` is set, the paper's
             HuBERT-large CTC otherwise.
@@ -262,12 +409,12 @@ def evaluate_pipeline(
         num_inference_steps (`int`), prosody_alpha (`float`): Sampling settings (2 and 0.2 in the paper).
         prompt_seconds (`float`, *optional*): Crop prompts to this length (3 s in the paper); `None` keeps them whole.
         seed (`int`): Each item is sampled with `torch.Generator().manual_seed(seed + index)`.
-        device (`str`, *optional*): Device of the ASR and speaker models.
+        device (`str`, *optional*): Device of the ASR and speaker models (DNSMOS runs on the CPU).
         skipped (`list[dict]`): Items dropped before evaluation (`{"id", "reason"}`), listed in the report.
 
     Returns:
         `dict`: the report written to `results.json` (`summary` with `generated` and `ground_truth` metrics, `items`,
-        `settings`).
+        `settings`, `figures`: the figure's file name relative to `output_dir`).
 
     Examples:
 
@@ -284,6 +431,9 @@ def evaluate_pipeline(
     output_dir = os.fspath(output_dir)
     if asr_backend is None:
         asr_backend = default_asr_backend()
+    # The scorers that need optional packages load first: a missing extra fails before any synthesis.
+    dnsmos_predictor = load_dnsmos_predictor()
+    _import_pyplot_free_figure()
     audio_dir = os.path.join(output_dir, "audio")
     os.makedirs(audio_dir, exist_ok=True)
     if hasattr(pipe, "set_progress_bar_config"):
@@ -402,6 +552,34 @@ def evaluate_pipeline(
         record(done, scores["pitch_jsd_per_item"], scores["errors"], "pitch_jsd", "pitch jsd")
         pitch_jsd = scores["pitch_jsd"]
 
+    # the figure behind the pitch JSD: the pooled pitch histograms of the items it scored (of every clip with voiced
+    # frames on its side when it scored none)
+    jsd_scored = [i for i in done if not math.isnan(results[i].pitch_jsd)]
+    generated_f0, _ = voiced_pitch([results[i].output_audio for i in (jsd_scored or done)])
+    reference_f0, _ = voiced_pitch([references[i] for i in (jsd_scored or range(len(items)))])
+    plot_pitch_distributions(
+        generated_f0,
+        reference_f0,
+        os.path.join(output_dir, PITCH_FIGURE),
+        title=None
+        if jsd_scored
+        else "Pitch distributions of every clip with voiced frames (pitch JSD: no item scored)",
+    )
+
+    # quality: DNSMOS of the outputs and of the ground truth
+    def record_dnsmos(indices, paths, prefix, label):
+        scores, errors = dnsmos_predictor(paths, return_errors=True)
+        for k, i in enumerate(indices):
+            if scores[k] is None:
+                results[i].errors.append(f"{label}: {errors[k]}")
+                continue
+            for key in DNSMOS_KEYS:
+                setattr(results[i], f"{prefix}dnsmos_{key}", scores[k][key])
+        return scores
+
+    generated_dnsmos = record_dnsmos(done, [results[i].output_audio for i in done], "", "dnsmos") if done else []
+    truth_dnsmos = record_dnsmos(range(len(items)), references, "ground_truth_", "ground truth dnsmos")
+
     rtf = timer.compute()["rtf"] if timer.audio_seconds > 0 else math.nan
     summary = {
         "generated": {
@@ -409,6 +587,7 @@ def evaluate_pipeline(
             "sim_o": _mean([r.sim_o for r in results]),
             "sim_r": _mean([r.sim_r for r in results]),
             "pitch_jsd": pitch_jsd,
+            **{f"dnsmos_{key}": value for key, value in mean_dnsmos(generated_dnsmos).items()},
             "rtf": rtf,
             "num_scored": len(done),
         },
@@ -417,6 +596,7 @@ def evaluate_pipeline(
             "sim_o": _mean([r.ground_truth_sim_o for r in results]),
             "sim_r": math.nan,
             "pitch_jsd": math.nan,  # the reference of the divergence itself
+            **{f"dnsmos_{key}": value for key, value in mean_dnsmos(truth_dnsmos).items()},
             "rtf": math.nan,
             "num_scored": sum(not math.isnan(r.ground_truth_wer) for r in results),
         },
@@ -432,9 +612,11 @@ def evaluate_pipeline(
             "seed": seed,
             "asr_backend": asr_backend,
             "speaker_backend": speaker_backend,
+            "quality_model": "DNSMOS P.835 + P.808 (speechmos)",
             "sampling_rate": rate,
         },
         "summary": summary,
+        "figures": {"pitch_distributions": PITCH_FIGURE},
         "items": [asdict(r) for r in results],
         "skipped": list(skipped),
     }
@@ -459,16 +641,32 @@ def format_markdown(report: dict) -> str:
         f"{s['num_inference_steps']} steps, prosody alpha {s['prosody_alpha']}, prompts {s['prompt_seconds']} s; "
         f"ASR `{s['asr_backend']}`, speaker model `{s['speaker_backend']}`.",
         "",
-        "| system | WER (%) | Sim-O | Sim-R | pitch JSD | RTF | scored |",
-        "|---|---|---|---|---|---|---|",
+        "| system | WER (%) | Sim-O | Sim-R | pitch JSD | DNSMOS OVRL | SIG | BAK | P.808 | RTF | scored |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, key in (("FlashSpeech", "generated"), ("Ground truth", "ground_truth")):
         m = summary[key]
         wer = m["wer"] * 100 if not math.isnan(m["wer"]) else math.nan
+        dnsmos = " | ".join(_fmt(m.get(f"dnsmos_{k}", math.nan), 2) for k in ("ovrl", "sig", "bak", "p808"))
         lines.append(
             f"| {name} | {_fmt(wer, 1)} | {_fmt(m['sim_o'])} | {_fmt(m['sim_r'])} | {_fmt(m['pitch_jsd'])} "
-            f"| {_fmt(m['rtf'], 4)} | {m['num_scored']} |"
+            f"| {dnsmos} | {_fmt(m['rtf'], 4)} | {m['num_scored']} |"
         )
+    lines += [
+        "",
+        "DNSMOS: predicted mean opinion score (1-5) of Microsoft's DNSMOS, P.835 overall (OVRL), speech signal (SIG) "
+        "and background (BAK), and P.808.",
+    ]
+    figure = report.get("figures", {}).get("pitch_distributions")
+    if figure:
+        lines += [
+            "",
+            "## Pitch distributions",
+            "",
+            "Voiced pitch of the generated speech and of the ground truth over the pitch JSD's bins:",
+            "",
+            f"![Pitch distributions of ground truth and generated speech]({figure})",
+        ]
     problems = [(item["id"], e) for item in report["items"] for e in item["errors"]]
     problems += [(item["id"], item["reason"]) for item in report.get("skipped", [])]
     if problems:

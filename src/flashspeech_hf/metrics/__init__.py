@@ -1,12 +1,14 @@
 """Evaluation metrics of zero-shot TTS, as `evaluate` modules that ship with this package.
 
 The paper compares systems by intelligibility (`wer`), speaker similarity (`speaker_similarity`: Sim-O / Sim-R),
-prosody diversity (`prosody_jsd`) and speed (`rtf`). Each metric is an `evaluate.Metric` script in this folder, loaded
-by path (the Hub copies of `evaluate` scripts need network access): [`load_metric`] does it by name, and
+prosody diversity (`prosody_jsd`) and speed (`rtf`); `dnsmos` adds the predicted MOS (DNSMOS P.835 SIG/BAK/OVRL and
+P.808) that speech synthesis papers quote for quality. Each metric is an `evaluate.Metric` script in this folder,
+loaded by path (the Hub copies of `evaluate` scripts need network access): [`load_metric`] does it by name, and
 [`METRIC_PATHS`] maps every name to its script for `evaluate.load(path)` directly.
 
-Audio-to-text ([`transcribe`]), speaker embeddings ([`SpeakerEncoder`]), pitch ([`extract_pitch`]) and timing
-([`RealTimeFactorTimer`]) are plain functions and classes here, usable without `evaluate`.
+Audio-to-text ([`transcribe`]), speaker embeddings ([`SpeakerEncoder`]), pitch ([`extract_pitch`]), predicted MOS
+([`DNSMOSPredictor`], [`predict_dnsmos`]) and timing ([`RealTimeFactorTimer`]) are plain functions and classes here,
+usable without `evaluate`.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import os
 
 from .asr import SpeechRecognizer, default_asr_backend, normalize_text, transcribe
 from .prosody import extract_pitch, jensen_shannon_divergence, pitch_histogram
+from .quality import DNSMOS_KEYS, DNSMOSPredictor, predict_dnsmos
 from .speaker import SpeakerEncoder
 from .timing import RealTimeFactorTimer
 
 _METRICS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 METRIC_PATHS: dict[str, str] = {
-    name: os.path.join(_METRICS_DIR, f"{name}.py") for name in ("wer", "speaker_similarity", "prosody_jsd", "rtf")
+    name: os.path.join(_METRICS_DIR, f"{name}.py")
+    for name in ("wer", "speaker_similarity", "prosody_jsd", "rtf", "dnsmos")
 }
 """Name -> path of each metric script, for `evaluate.load(METRIC_PATHS[name])`."""
 
@@ -30,7 +34,7 @@ def load_metric(name: str, config_name: str | None = None, **kwargs):
     """Loads one of this package's metrics with `evaluate.load`, from its script in this folder (no network).
 
     Args:
-        name (`str`): `"wer"`, `"speaker_similarity"`, `"prosody_jsd"` or `"rtf"`.
+        name (`str`): `"wer"`, `"speaker_similarity"`, `"prosody_jsd"`, `"rtf"` or `"dnsmos"`.
         config_name (`str`, *optional*): The metric's configuration: `"pitch"` (default) or `"duration"` for
             `"prosody_jsd"`.
         **kwargs: Passed to `evaluate.load` (e.g. `keep_in_memory=True`, `experiment_id`).
@@ -56,6 +60,8 @@ def load_metric(name: str, config_name: str | None = None, **kwargs):
 
 
 __all__ = [
+    "DNSMOS_KEYS",
+    "DNSMOSPredictor",
     "METRIC_PATHS",
     "RealTimeFactorTimer",
     "SpeakerEncoder",
@@ -66,5 +72,6 @@ __all__ = [
     "load_metric",
     "normalize_text",
     "pitch_histogram",
+    "predict_dnsmos",
     "transcribe",
 ]
