@@ -20,6 +20,8 @@ connection) in float32, so that a seed draws the same noise at every precision, 
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 from itertools import chain
 
@@ -40,6 +42,10 @@ class KeepInFloat32Mixin:
     """
 
     _keep_in_fp32_modules: list[str] | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _SELF_KEEPING_CLASSES.add(cls.__name__)
 
     def _kept_in_fp32(self, name: str) -> bool:
         keep = self._keep_in_fp32_modules or ()
@@ -67,6 +73,26 @@ class KeepInFloat32Mixin:
                 module = self.get_submodule(module_name) if module_name else self
                 module._buffers[buffer_name] = restored
         return result
+
+
+_SELF_KEEPING_CLASSES: set[str] = set()
+_TO_WARNING = re.compile(r"There are modules in (\w+) that should be kept in float32: (.*?)\. Casting directly")
+
+
+class _KeptInFloat32WarningFilter(logging.Filter):
+    """
+    Drops diffusers' warning on `model.to(dtype)` ("There are modules in X that should be kept in float32 ... Casting
+    directly with `to()` can lead to inconsistent results") where it does not apply: for models that keep those
+    tensors in float32 themselves ([`KeepInFloat32Mixin`]) and where the list is empty (diffusers 0.42 warns on
+    every dtype cast, for every model).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _TO_WARNING.match(record.getMessage())
+        return match is None or (match.group(1) not in _SELF_KEEPING_CLASSES and match.group(2) != "[]")
+
+
+logging.getLogger("diffusers.models.modeling_utils").addFilter(_KeptInFloat32WarningFilter())
 
 
 INT8_COMPONENTS = ("denoiser", "prosody_generator")
