@@ -181,3 +181,17 @@ def test_demo_checkpoint_bf16_loads_and_speaks():
     assert_fp32_parts(bf16)
     out = bf16("Two steps.", PROMPT, prompt_sampling_rate=16000, generator=0)
     assert out.audios.dtype == np.float32 and np.isfinite(out.audios).all() and np.abs(out.audios).max() > 0
+
+
+def test_bf16_voice_conversion_edit_and_align(smooth):
+    bf16 = copy.deepcopy(smooth).to(torch.bfloat16)
+    bf16.set_progress_bar_config(disable=True)
+    source = make_prompt(1.5, 16000, seed=1)
+    alignment = bf16.align(source, TEXT, 16000)
+    assert alignment.latents.dtype == torch.float32
+    converted = bf16.voice_conversion(source, TEXT, PROMPT, sampling_rate=16000, generator=0)
+    edited = bf16.edit(source, TEXT, "Hello world, this is a rest.", sampling_rate=16000, generator=0)
+    for out in (converted, edited):
+        assert out.audios.dtype == np.float32 and np.isfinite(out.audios).all()
+    # outside the edited span the recording is kept sample for sample
+    np.testing.assert_array_equal(edited.audios[0, : edited.edit_start], source[: edited.edit_start])

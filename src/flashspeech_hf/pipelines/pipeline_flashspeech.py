@@ -189,7 +189,7 @@ class FlashSpeechAlignment:
         phonemes (`list[str]`): Phoneme tokens of the text (word boundaries and pause marks included).
         durations (`torch.LongTensor` of shape `(num_phonemes,)`): Latent frames per phoneme; they sum to `num_frames`.
         input_ids (`torch.LongTensor` of shape `(num_phonemes,)`): Ids of `phonemes`.
-        latents (`torch.Tensor` of shape `(latent_dim, num_frames)`): The recording's normalized codec latents.
+        latents (`torch.Tensor` of shape `(latent_dim, num_frames)`): The recording's normalized codec latents (float32).
         waveform (`torch.Tensor` of shape `(num_samples,)`): The recording at the codec's sample rate.
     """
 
@@ -280,10 +280,11 @@ class FlashSpeechPipeline(DiffusionPipeline):
         quantization = kwargs.pop("quantization", None)
         if quantization not in (None, "none", "int8"):
             raise ValueError(f"`quantization` must be None, 'none' or 'int8', got {quantization!r}.")
-        if quantization == "int8" and kwargs.get("dtype", kwargs.get("torch_dtype")) not in (None, torch.float32):
+        requested_dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
+        if quantization == "int8" and requested_dtype not in (None, torch.float32):
             raise ValueError(
                 "`quantization='int8'` quantizes float32 weights (int8 weights, float32 activations); it cannot be "
-                f"combined with dtype={kwargs.get('dtype', kwargs.get('torch_dtype'))}: choose one of the two."
+                f"combined with dtype={requested_dtype}: choose one of the two."
             )
         path = os.fspath(pretrained_model_name_or_path)
         if not os.path.isdir(path):
@@ -962,7 +963,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             phonemes=phonemes,
             durations=durations.long(),
             input_ids=input_ids,
-            latents=latents.to(self.denoiser.dtype),
+            latents=latents.float(),
             waveform=waveform,
         )
 
@@ -1229,7 +1230,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         )  # fmt: skip
         span_end = frame_start + int(predicted[start:new_end].sum())
         total = span_end + num_frames - frame_end
-        known = torch.zeros(1, latents.shape[0], total, device=device, dtype=dtype)
+        known = torch.zeros(1, latents.shape[0], total, device=device, dtype=torch.float32)  # the sampler's dtype
         known[0, :, :frame_start] = latents[:, :frame_start]
         known[0, :, span_end:] = latents[:, frame_end:]
         is_context = torch.ones(1, 1, total, dtype=torch.bool, device=device)
