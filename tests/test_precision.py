@@ -159,6 +159,12 @@ def test_int8_dynamic_quantization(saved, reference):
         int8.save_pretrained("/nonexistent/never-written")
 
 
+def test_low_cpu_mem_usage_false_still_loads(saved):
+    # diffusers refuses it for models with `_keep_in_fp32_modules`; the pipeline loads with True instead, with a warning
+    pipe = FlashSpeechPipeline.from_pretrained(saved, low_cpu_mem_usage=False, dtype=torch.bfloat16)
+    assert_fp32_parts(pipe)
+
+
 def test_int8_argument_errors(saved, pipe):
     with pytest.raises(ValueError, match="`quantization` must be"):
         FlashSpeechPipeline.from_pretrained(saved, quantization="int4")

@@ -280,6 +280,14 @@ class FlashSpeechPipeline(DiffusionPipeline):
         quantization = kwargs.pop("quantization", None)
         if quantization not in (None, "none", "int8"):
             raise ValueError(f"`quantization` must be None, 'none' or 'int8', got {quantization!r}.")
+        if kwargs.get("low_cpu_mem_usage") is False:
+            # diffusers refuses it for models with `_keep_in_fp32_modules` (the codec, the prosody generator); the
+            # weights loaded are the same either way
+            logger.warning(
+                "`low_cpu_mem_usage=False` is not supported by FlashSpeech's codec and prosody generator, which keep "
+                "some tensors in float32 (`_keep_in_fp32_modules`); loading with `low_cpu_mem_usage=True` (same weights)."
+            )
+            kwargs["low_cpu_mem_usage"] = True
         requested_dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
         if quantization == "int8" and requested_dtype not in (None, torch.float32):
             raise ValueError(
