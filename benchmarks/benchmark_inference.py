@@ -21,7 +21,13 @@ Usage:
 python benchmarks/benchmark_inference.py --smoke                       # seconds: tiny, short, few NFE
 python benchmarks/benchmark_inference.py --output benchmarks/results/inference_cpu.md   # tiny + paper + peer
 python benchmarks/benchmark_inference.py --device cuda --configs paper
+python benchmarks/benchmark_inference.py --configs paper --dtype bfloat16      # networks in bf16 (see README)
+python benchmarks/benchmark_inference.py --configs paper --quantization int8   # int8 dynamic Linear layers (CPU)
 ```
+
+`--dtype` casts the pipeline with `pipe.to(dtype)` (the numerically fragile parts stay in float32, see
+`flashspeech_hf.precision`); `--quantization int8` applies `FlashSpeechPipeline.enable_int8_dynamic_quantization` to a
+float32 pipeline. The peer always runs in float32.
 """
 
 from __future__ import annotations
@@ -92,12 +98,27 @@ def force_durations(pipe: FlashSpeechPipeline, frames_per_phoneme: int) -> None:
     torch.nn.init.constant_(out.bias, math.log1p(frames_per_phoneme))
 
 
-def build_pipeline(name: str, device: torch.device, seed: int = 0) -> FlashSpeechPipeline:
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def build_pipeline(
+    name: str, device: torch.device, seed: int = 0, dtype: str = "float32", quantization: str = "none"
+) -> FlashSpeechPipeline:
+    """A random pipeline of a named size with forced durations, in `dtype` (and int8 Linear layers with `int8`)."""
     torch.manual_seed(seed)
-    pipe = FlashSpeechPipeline.from_named_config(name).to(device)
-    force_durations(pipe, FRAMES_PER_PHONEME)
+    pipe = FlashSpeechPipeline.from_named_config(name)
+    force_durations(pipe, FRAMES_PER_PHONEME)  # before any cast or quantization of the output layer
+    pipe = pipe.to(device=device, dtype=DTYPES[dtype])
+    if quantization == "int8":
+        pipe.enable_int8_dynamic_quantization()
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def precision_label(dtype: str, quantization: str) -> str:
+    """Suffix of the system name: empty for float32 without quantization."""
+    parts = ([] if dtype == "float32" else [dtype]) + ([] if quantization == "none" else [quantization])
+    return "".join(f" {p}" for p in parts)
 
 
 def frame_rate(pipe: FlashSpeechPipeline) -> float:
@@ -407,12 +428,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--config_reference_seconds", nargs="*", default=[], metavar="NAME=S",
                         help="per-config reference length of the cross grid, e.g. paper=2")  # fmt: skip
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                        help="dtype of the networks (pipe.to(dtype)); fragile parts stay float32")  # fmt: skip
+    parser.add_argument("--quantization", choices=["none", "int8"], default="none",
+                        help="int8: dynamic int8 Linear layers of the denoiser and prosody generator (CPU, float32)")  # fmt: skip
     parser.add_argument("--num_threads", "--threads", dest="threads", type=int, default=None,
                         help="torch.set_num_threads (default: the idle cores; more threads than idle cores slow "
                         "OpenMP down many times over)")  # fmt: skip
     parser.add_argument("--output", default=None, help="markdown file to write (a .json is written beside it)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long run: tiny, 2 s, NFE 1-2, tiny peer")
     args = parser.parse_args(argv)
+    if args.quantization == "int8" and (args.dtype != "float32" or args.device != "cpu"):
+        parser.error(
+            "--quantization int8 quantizes float32 weights on the CPU: use it with --dtype float32 --device cpu."
+        )
     if args.smoke:
         args.configs, args.batch_sizes, args.seconds, args.nfe = ["tiny"], [1, 2], [2.0], [1, 2]
         args.peer = "tiny" if args.peer != "none" else "none"
@@ -433,7 +462,7 @@ def main(argv=None) -> list[Row]:
     prompt = make_prompt(PROMPT_SECONDS, PROMPT_SR)
     with torch.inference_mode():
         for config in args.configs:
-            pipe = build_pipeline(config, device)
+            pipe = build_pipeline(config, device, dtype=args.dtype, quantization=args.quantization)
             params[f"FlashSpeech {config} (without codec)"] = (
                 sum(p.numel() for m in (pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser)
                     for p in m.parameters()) / 1e6
@@ -446,7 +475,8 @@ def main(argv=None) -> list[Row]:
                     phonemes = max(1, round(seconds * frame_rate(pipe) / FRAMES_PER_PHONEME))
                     texts_for[seconds] = text_for_phonemes(pipe.tokenizer, phonemes)[0]
                 texts = [texts_for[seconds]] * batch
-                row = measure_flashspeech(pipe, config, texts, prompt, nfe, device, repeats, warmup)
+                label = config + precision_label(args.dtype, args.quantization)
+                row = measure_flashspeech(pipe, label, texts, prompt, nfe, device, repeats, warmup)
                 row.target_seconds = seconds
                 rows.append(row)
                 produced.setdefault((batch, seconds), (texts, row.audio_seconds))
@@ -479,7 +509,9 @@ def main(argv=None) -> list[Row]:
     settings = (
         f"prompt {PROMPT_SECONDS:.0f} s, prosody alpha 0.2, durations forced to {FRAMES_PER_PHONEME} frames per phoneme, "
         f"median of {args.repeats} after {args.warmup} warm-up (per config: {args.config_repeats or 'same'}; "
-        f"peer: {args.peer_repeats} run after a 1-NFE warm-up), torch.inference_mode"
+        f"peer: {args.peer_repeats} run after a 1-NFE warm-up), torch.inference_mode, FlashSpeech networks in "
+        f"{args.dtype}{'' if args.quantization == 'none' else ' with ' + args.quantization + ' dynamic Linear layers'} "
+        "(peer in float32)"
     )
     report = format_report(rows, params, machine_description(device), settings)
     print(report)

@@ -41,3 +41,13 @@ def test_smoke_run_writes_expected_table(tmp_path):
     assert "peer@2 / ours" in table and "batch 2 gives" in table
     saved = json.loads(output.with_suffix(".json").read_text())
     assert len(saved["rows"]) == 5 and "machine" in saved
+
+
+def test_precision_options_build_the_pipeline():
+    bf16 = benchmark_inference.build_pipeline("tiny", torch.device("cpu"), dtype="bfloat16")
+    assert bf16.denoiser.dtype == torch.bfloat16 and bf16.codec.head.window.dtype == torch.float32
+    int8 = benchmark_inference.build_pipeline("tiny", torch.device("cpu"), quantization="int8")
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.denoiser.modules())
+    assert benchmark_inference.precision_label("bfloat16", "none") == " bfloat16"
+    with pytest.raises(SystemExit):
+        benchmark_inference.parse_args(["--quantization", "int8", "--dtype", "bfloat16"])

@@ -24,6 +24,7 @@ import torch
 from diffusers.utils.accelerate_utils import apply_forward_hook
 
 from ..audio import resample
+from ..precision import KeepInFloat32Mixin
 
 # Keys of a transformers config dict that describe the file, not the architecture.
 _NON_ARCHITECTURE_KEYS = (
@@ -125,24 +126,32 @@ def compute_latent_statistics(
     return mean.float().cpu(), std.float().cpu()
 
 
-class AudioCodecMixin:
+class AudioCodecMixin(KeepInFloat32Mixin):
     r"""
     Shared interface of the codecs: validation, resampling, framing and latent normalization around a codec-specific
     analysis (`_encode_frames`) and synthesis (`_decode_frames`).
+
+    Precision: the latent statistics stay in float32 whatever the codec's dtype (`_keep_in_fp32_modules`, see
+    [`~flashspeech_hf.precision.KeepInFloat32Mixin`]), and normalization runs in float32: `encode` returns float32
+    latents and `decode` float32 audio, while the codec's networks run in the dtype of their weights (e.g. after
+    `codec.to(torch.bfloat16)` or loading with `dtype=torch.bfloat16`).
 
     A codec class inherits from this mixin (first, so that its `forward` is found before `torch.nn.Module`'s),
     [`~diffusers.ModelMixin`] and [`~diffusers.ConfigMixin`], calls
     `self._register_latent_statistics(latent_dim)` in its `__init__`, and implements the properties `sampling_rate`,
     `hop_length` and `latent_dim` and the two methods below:
 
-    - `_encode_frames(waveform)`: `(batch_size, num_frames * hop_length)` -> raw latents
-      `(batch_size, latent_dim, num_frames)` (at least `num_frames` frames; extra trailing frames are dropped);
-    - `_decode_frames(latents)`: raw latents `(batch_size, latent_dim, num_frames)` -> waveform
-      `(batch_size, about num_frames * hop_length)` (trimmed or zero-padded to exactly that length here).
+    - `_encode_frames(waveform)`: float32 `(batch_size, num_frames * hop_length)` -> raw latents
+      `(batch_size, latent_dim, num_frames)` (at least `num_frames` frames; extra trailing frames are dropped), in
+      any float dtype;
+    - `_decode_frames(latents)`: float32 raw latents `(batch_size, latent_dim, num_frames)` -> waveform
+      `(batch_size, about num_frames * hop_length)` (trimmed or zero-padded to exactly that length here, and cast to
+      float32); it casts the latents to the dtype of its networks.
     """
 
     latent_mean: torch.Tensor
     latent_std: torch.Tensor
+    _keep_in_fp32_modules = ["latent_mean", "latent_std"]
 
     @property
     def sampling_rate(self) -> int:
@@ -171,8 +180,9 @@ class AudioCodecMixin:
         raise NotImplementedError
 
     def _register_latent_statistics(self, latent_dim: int) -> None:
-        self.register_buffer("latent_mean", torch.zeros(latent_dim))
-        self.register_buffer("latent_std", torch.ones(latent_dim))
+        # float32 whatever the default dtype (diffusers builds models under the dtype they are loaded in)
+        self.register_buffer("latent_mean", torch.zeros(latent_dim, dtype=torch.float32))
+        self.register_buffer("latent_std", torch.ones(latent_dim, dtype=torch.float32))
 
     def num_frames(self, num_samples: int) -> int:
         """Number of latent frames that `encode` returns for `num_samples` samples at the codec's sample rate.
@@ -218,16 +228,16 @@ class AudioCodecMixin:
     compute_latent_statistics = staticmethod(compute_latent_statistics)
 
     def normalize_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Raw latents `(batch_size, latent_dim, num_frames)` -> normalized latents of the same shape."""
-        mean = self.latent_mean.to(latents.dtype)[:, None]
-        std = self.latent_std.to(latents.dtype)[:, None]
-        return (latents - mean) / std
+        """Raw latents `(batch_size, latent_dim, num_frames)` -> normalized float32 latents of the same shape."""
+        mean = self.latent_mean.float()[:, None]
+        std = self.latent_std.float()[:, None]
+        return (latents.float() - mean) / std
 
     def denormalize_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Normalized latents `(batch_size, latent_dim, num_frames)` -> raw latents of the same shape."""
-        mean = self.latent_mean.to(latents.dtype)[:, None]
-        std = self.latent_std.to(latents.dtype)[:, None]
-        return latents * std + mean
+        """Normalized latents `(batch_size, latent_dim, num_frames)` -> raw float32 latents of the same shape."""
+        mean = self.latent_mean.float()[:, None]
+        std = self.latent_std.float()[:, None]
+        return latents.float() * std + mean
 
     def _check_waveform(self, waveform: torch.Tensor) -> None:
         if not isinstance(waveform, torch.Tensor):
@@ -277,12 +287,13 @@ class AudioCodecMixin:
         Returns:
             `torch.Tensor` of shape `(batch_size, latent_dim, num_frames)`, with
             `num_frames = ceil(num_samples_at_codec_rate / hop_length)`: the waveform is zero-padded on the right to a
-            whole number of frames.
+            whole number of frames. Float32 when normalized (raw latents keep the dtype of the codec's encoder).
         """
         self._check_waveform(waveform)
         if sampling_rate is not None and sampling_rate != self.sampling_rate:
             waveform = resample(waveform, int(sampling_rate), self.sampling_rate)
-        waveform = waveform.to(device=self.device, dtype=self.dtype)
+        # the analysis front-end gets float32 audio; `_encode_frames` casts it for the networks
+        waveform = waveform.to(device=self.device, dtype=torch.float32)
         num_frames = self.num_frames(waveform.shape[-1])
         padding = num_frames * self.hop_length - waveform.shape[-1]
         if padding:
@@ -308,13 +319,12 @@ class AudioCodecMixin:
                 latents.
 
         Returns:
-            `torch.Tensor` of shape `(batch_size, num_frames * hop_length)`.
+            Float32 `torch.Tensor` of shape `(batch_size, num_frames * hop_length)`.
         """
         self._check_latents(latents)
         num_samples = latents.shape[-1] * self.hop_length
-        if denormalize:
-            latents = self.denormalize_latents(latents)
-        waveform = self._decode_frames(latents)
+        latents = self.denormalize_latents(latents) if denormalize else latents.float()
+        waveform = self._decode_frames(latents).float()
         if waveform.shape[-1] > num_samples:
             waveform = waveform[..., :num_samples]
         elif waveform.shape[-1] < num_samples:
@@ -353,11 +363,11 @@ class TransformersCodecMixin(AudioCodecMixin):
 
     def _encode_frames(self, waveform: torch.Tensor) -> torch.Tensor:
         # (batch, samples) -> (batch, 1, samples) -> (batch, hidden_size, frames)
-        return self.model.encoder(waveform[:, None])
+        return self.model.encoder(waveform[:, None].to(self.dtype))
 
     def _decode_frames(self, latents: torch.Tensor) -> torch.Tensor:
         # Odd strides can make the transposed convolutions a sample short per block; `decode` pads to frames * hop.
-        return self.model.decoder(latents)[:, 0]
+        return self.model.decoder(latents.to(self.dtype))[:, 0]
 
     @classmethod
     def _from_transformers_model(cls, pretrained: Any, config_argument: str, drop: tuple[str, ...] = ()):

@@ -130,10 +130,14 @@ class ISTFTHead(nn.Module):
         self.hop_length = hop_length
         self.padding = padding
         self.out = nn.Linear(dim, n_fft + 2)
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # float32 whatever the default dtype: a low-precision Hann window breaks the inverse STFT (see `MelCodec`)
+        self.register_buffer("window", torch.hann_window(n_fft, dtype=torch.float32), persistent=False)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """Hidden states `(batch_size, num_frames, dim)` -> float32 waveform `(batch_size, num_frames * hop_length)`."""
+        """Hidden states `(batch_size, num_frames, dim)` in any float dtype -> float32 waveform
+        `(batch_size, num_frames * hop_length)`; the projection runs in the dtype of `self.out` (float32 in a
+        `MelCodec`)."""
+        hidden_states = hidden_states.to(self.out.weight.dtype)
         log_magnitude, phase = self.out(hidden_states).transpose(1, 2).float().chunk(2, dim=1)
         # exp then clip at 1e2 as Vocos, written as a clip of the log so that the gradient stays finite.
         magnitude = torch.exp(log_magnitude.clamp(max=math.log(_MAX_MAGNITUDE)))
@@ -188,6 +192,12 @@ class MelCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
     `num_frames * hop_length` samples; with `padding="same"` frame `i` covers the hop starting at `i * hop_length`
     plus `(n_fft - hop_length) / 2` samples of context on each side.
 
+    Precision: in a low-precision codec (`codec.to(torch.bfloat16)`, or a pipeline loaded with
+    `dtype=torch.bfloat16`) only the ConvNeXt backbone runs in that dtype. The mel front-end (STFT, filter bank, log)
+    and the inverse-STFT head (projection to log-magnitudes and phases, Hann window, `torch.istft`) stay in float32
+    (`_keep_in_fp32_modules`): a bfloat16 Hann window rounds its first samples to zero and fails `torch.istft`'s
+    overlap-add (NOLA) check, and bfloat16 phases would be off by up to 0.01 rad; the head is a single linear layer.
+
     The defaults are chosen for a CPU-trainable demo: 16 kHz and hop 200 (80 frames per second, the paper's codec
     frame rate), `n_fft = 4 * hop_length` (Vocos' overlap), 80 mel bands up to Nyquist, and a 6-layer, 256-wide
     vocoder (~2.7M parameters). [`VOCOS_MEL_24KHZ_CONFIG`] gives the published Vocos sizes.
@@ -221,6 +231,8 @@ class MelCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
     >>> waveform = codec.decode(latents)  # (2, 16000)
     ```
     """
+
+    _keep_in_fp32_modules = ["head", "mel_filters", "latent_mean", "latent_std"]
 
     @register_to_config
     def __init__(
@@ -317,12 +329,14 @@ class MelCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
         return spectrogram[..., :num_frames]
 
     def _encode_frames(self, waveform: torch.Tensor) -> torch.Tensor:
+        # the front-end is fixed signal processing, always in float32 (log of small magnitudes, filter sums)
         magnitude = self.stft(waveform).abs()
         mel = torch.matmul(self.mel_filters.float(), magnitude)
-        return torch.log(mel.clamp(min=self.config.log_clamp)).to(waveform.dtype)
+        return torch.log(mel.clamp(min=self.config.log_clamp))
 
     def _decode_frames(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(latents)).to(latents.dtype)
+        # backbone in the dtype of its weights; the head (projection, window, iSTFT) in float32
+        return self.head(self.backbone(latents.to(self.backbone.embed.weight.dtype)))
 
 
 def convert_vocos_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

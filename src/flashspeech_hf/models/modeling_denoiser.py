@@ -54,7 +54,8 @@ class SinusoidalNoiseEmbedding(nn.Module):
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=c_noise.device, dtype=torch.float32) / half)
         args = c_noise.float()[:, None] * freqs[None]
         emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
-        return self.mlp(emb.to(self.mlp[0].weight.dtype))
+        weight = self.mlp[0].weight  # a method of int8 dynamically quantized layers, which take float32
+        return self.mlp(emb.to(weight.dtype if isinstance(weight, torch.Tensor) else torch.float32))
 
 
 class PromptQueryAttention(nn.Module):
@@ -193,11 +194,13 @@ class WaveNet(nn.Module):
             prompt_mask (`torch.Tensor` of shape `(batch, prompt_frames)`, *optional*): True on valid prompt frames.
 
         Returns:
-            `torch.Tensor` of shape `(batch, in_channels, frames)`, zero on padded frames.
+            `torch.Tensor` of shape `(batch, in_channels, frames)` in the dtype of the weights, zero on padded frames.
         """
-        m = mask[:, None, :].to(sample.dtype)
-        x = self.in_proj(sample) * m
-        cond = cond * m
+        # inputs of any float dtype run in the weights' dtype (the pipeline samples in float32 for bf16 models)
+        dtype = self.in_proj.weight.dtype
+        m = mask[:, None, :].to(dtype)
+        x = self.in_proj(sample.to(dtype)) * m
+        cond = cond.to(dtype) * m
         noise_emb = self.noise_embedding(c_noise)
         queries = None
         if self.prompt_queries is not None and prompt_hidden is not None:
@@ -223,7 +226,8 @@ def apply_consistency_function(
         sigma_data (`float`), sigma_min (`float`): Parametrization constants.
 
     Returns:
-        `torch.Tensor` of shape `(batch, channels, frames)`.
+        `torch.Tensor` of shape `(batch, channels, frames)`, in the dtype of `sample` or of `F` if wider: with a
+        float32 `sample` the skip connection and scalings stay in float32 whatever precision `F` runs in.
     """
     sigma = torch.as_tensor(sigma, device=sample.device, dtype=torch.float32)
     if sigma.ndim == 0:

@@ -9,6 +9,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from ..precision import KeepInFloat32Mixin
 from .modeling_denoiser import WaveNet, apply_consistency_function
 
 
@@ -101,7 +102,7 @@ class ProsodyPredictor(nn.Module):
         return self.out(h).squeeze(-1) * mask.to(x.dtype), h
 
 
-class FlashSpeechProsodyGenerator(ModelMixin, ConfigMixin):
+class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
     r"""
     Prosody generator of FlashSpeech: duration and pitch regression plus consistency refinement of their residual.
 
@@ -113,6 +114,10 @@ class FlashSpeechProsodyGenerator(ModelMixin, ConfigMixin):
     Durations are predicted as `log(1 + frames)` per phoneme; pitch as `ln(F0 / 1 Hz)` per frame (continuous, unvoiced
     frames interpolated). Pitch is quantized into `num_pitch_bins` log-spaced bins from `pitch_min_hz` to
     `pitch_max_hz` and embedded for the denoiser's condition.
+
+    Precision: in a low-precision model the predictors and refiners run in its dtype, while the pitch bin edges stay
+    in float32 (`_keep_in_fp32_modules`): around `ln F0` they lie closer together than bfloat16's spacing. The
+    refiners return float32 residuals when given a float32 sample (the pipeline samples in float32).
 
     Args:
         hidden_size (`int`, defaults to 512): Width of the prior encoder's features (the predictors' input).
@@ -141,6 +146,8 @@ class FlashSpeechProsodyGenerator(ModelMixin, ConfigMixin):
     (torch.Size([1, 7]), torch.Size([1, 7, 16]))
     ```
     """
+
+    _keep_in_fp32_modules = ["pitch_bin_edges"]
 
     @register_to_config
     def __init__(
@@ -195,7 +202,8 @@ class FlashSpeechProsodyGenerator(ModelMixin, ConfigMixin):
         self.pitch_embedding = nn.Embedding(num_pitch_bins, hidden_size)
         self.register_buffer(
             "pitch_bin_edges",
-            torch.linspace(math.log(pitch_min_hz), math.log(pitch_max_hz), num_pitch_bins - 1),
+            # float32 whatever the default dtype: the edges lie closer than bfloat16's spacing around ln F0
+            torch.linspace(math.log(pitch_min_hz), math.log(pitch_max_hz), num_pitch_bins - 1, dtype=torch.float32),
             persistent=False,
         )
 

@@ -22,6 +22,7 @@ from ..models.modeling_aligner import FlashSpeechAligner
 from ..models.modeling_denoiser import FlashSpeechDenoiser
 from ..models.modeling_prior import FlashSpeechPriorEncoder
 from ..models.modeling_prosody import FlashSpeechProsodyGenerator, length_regulate
+from ..precision import INT8_COMPONENTS, is_int8_quantized, quantize_dynamic_int8
 from ..schedulers.scheduling_flashspeech import FlashSpeechScheduler
 
 logger = logging.get_logger(__name__)
@@ -188,7 +189,7 @@ class FlashSpeechAlignment:
         phonemes (`list[str]`): Phoneme tokens of the text (word boundaries and pause marks included).
         durations (`torch.LongTensor` of shape `(num_phonemes,)`): Latent frames per phoneme; they sum to `num_frames`.
         input_ids (`torch.LongTensor` of shape `(num_phonemes,)`): Ids of `phonemes`.
-        latents (`torch.Tensor` of shape `(latent_dim, num_frames)`): The recording's normalized codec latents.
+        latents (`torch.Tensor` of shape `(latent_dim, num_frames)`): The recording's normalized codec latents (float32).
         waveform (`torch.Tensor` of shape `(num_samples,)`): The recording at the codec's sample rate.
     """
 
@@ -267,11 +268,32 @@ class FlashSpeechPipeline(DiffusionPipeline):
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`): A folder with `model_index.json` or a repo id.
-            **kwargs: Passed to [`DiffusionPipeline.from_pretrained`] (e.g. `torch_dtype`).
+            quantization (`str`, *optional*): `"int8"` applies
+                [`~FlashSpeechPipeline.enable_int8_dynamic_quantization`] after loading (CPU, float32 weights only).
+            **kwargs: Passed to [`DiffusionPipeline.from_pretrained`], e.g. `dtype=torch.bfloat16` (or the deprecated
+                `torch_dtype`) to run the networks in lower precision; the numerically fragile parts stay in float32
+                (see `flashspeech_hf.precision`) and the audio is float32.
 
         Returns:
             [`FlashSpeechPipeline`]
         """
+        quantization = kwargs.pop("quantization", None)
+        if quantization not in (None, "none", "int8"):
+            raise ValueError(f"`quantization` must be None, 'none' or 'int8', got {quantization!r}.")
+        if kwargs.get("low_cpu_mem_usage") is False:
+            # diffusers refuses it for models with `_keep_in_fp32_modules` (the codec, the prosody generator); the
+            # weights loaded are the same either way
+            logger.warning(
+                "`low_cpu_mem_usage=False` is not supported by FlashSpeech's codec and prosody generator, which keep "
+                "some tensors in float32 (`_keep_in_fp32_modules`); loading with `low_cpu_mem_usage=True` (same weights)."
+            )
+            kwargs["low_cpu_mem_usage"] = True
+        requested_dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
+        if quantization == "int8" and requested_dtype not in (None, torch.float32):
+            raise ValueError(
+                "`quantization='int8'` quantizes float32 weights (int8 weights, float32 activations); it cannot be "
+                f"combined with dtype={requested_dtype}: choose one of the two."
+            )
         path = os.fspath(pretrained_model_name_or_path)
         if not os.path.isdir(path):
             if os.path.exists(path) or path.startswith((".", "/")) or path.count("/") > 1:
@@ -296,7 +318,59 @@ class FlashSpeechPipeline(DiffusionPipeline):
             if isinstance(component, torch.nn.Module):
                 for tensor in (*component.parameters(), *component.buffers()):
                     tensor.data = tensor.data.clone()
+        if quantization == "int8":
+            pipe.enable_int8_dynamic_quantization()
         return pipe
+
+    def enable_int8_dynamic_quantization(self, components: Sequence[str] = INT8_COMPONENTS) -> FlashSpeechPipeline:
+        r"""
+        Quantizes the `nn.Linear` layers of the denoiser and the prosody generator to int8, in place, with PyTorch's
+        dynamic quantization (`torch.ao.quantization.quantize_dynamic`): int8 weights with a per-tensor scale,
+        activations quantized per call, float32 in and out. CPU only; the models must be float32 (do not combine with
+        `dtype=torch.bfloat16`).
+
+        Dynamic quantization covers linear layers only: the `nn.Conv1d` layers (the WaveNets' dilated and 1x1
+        convolutions and the prosody predictors' convolutions, most of their compute) and the attention output
+        projections stay in float32, so the speed-up is limited. The quantized pipeline cannot be saved with
+        `save_pretrained` (int8 packed weights are not safetensors); save the float pipeline and quantize after
+        loading (`from_pretrained(..., quantization="int8")`), and do not cast it with `.to(dtype)` afterwards.
+
+        Args:
+            components (`Sequence[str]`, defaults to `("denoiser", "prosody_generator")`): Components to quantize.
+
+        Returns:
+            [`FlashSpeechPipeline`]: `self`.
+
+        Examples:
+
+        ```py
+        >>> from flashspeech_hf import FlashSpeechPipeline
+
+        >>> pipe = FlashSpeechPipeline.from_named_config("tiny").enable_int8_dynamic_quantization()
+        >>> pipe.denoiser.backbone.layers[0].noise_proj._get_name()
+        'DynamicQuantizedLinear'
+        ```
+        """
+        if isinstance(components, str):
+            components = [components]
+        known = [name for name, c in self.components.items() if isinstance(c, torch.nn.Module)]
+        unknown = [name for name in components if name not in known]
+        if unknown:
+            raise ValueError(f"Cannot quantize {unknown}: the pipeline's models are {known}.")
+        for name in components:
+            if not is_int8_quantized(getattr(self, name)):
+                quantize_dynamic_int8(getattr(self, name))
+        return self
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """Saves the pipeline like [`DiffusionPipeline.save_pretrained`]; raises for an int8-quantized pipeline."""
+        quantized = [n for n, c in self.components.items() if isinstance(c, torch.nn.Module) and is_int8_quantized(c)]
+        if quantized:
+            raise ValueError(
+                f"The component(s) {quantized} are int8 dynamically quantized, which cannot be saved: save the float "
+                "pipeline and pass `quantization='int8'` to `from_pretrained`."
+            )
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod
     def _check_checkpoint(cls, path: str) -> None:
@@ -580,9 +654,12 @@ class FlashSpeechPipeline(DiffusionPipeline):
             progress (`bool`): Show a progress bar.
 
         Returns:
-            `torch.Tensor` of shape `(batch_size, channels, T)`, zero where `mask` is False.
+            Float32 `torch.Tensor` of shape `(batch_size, channels, T)`, zero where `mask` is False.
+
+        The sampling state (noise, noisy samples, scheduler arithmetic) is float32 whatever the models' dtype, so a
+        seed draws the same noise at every precision; `consistency_fn` gets float32 samples.
         """
-        device, dtype = mask.device, self.denoiser.dtype
+        device, dtype = mask.device, torch.float32
         lengths = mask.sum(dim=1).tolist()
         self.scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas)
         timesteps = self.scheduler.timesteps
@@ -894,7 +971,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             phonemes=phonemes,
             durations=durations.long(),
             input_ids=input_ids,
-            latents=latents.to(self.denoiser.dtype),
+            latents=latents.float(),
             waveform=waveform,
         )
 
@@ -1161,7 +1238,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         )  # fmt: skip
         span_end = frame_start + int(predicted[start:new_end].sum())
         total = span_end + num_frames - frame_end
-        known = torch.zeros(1, latents.shape[0], total, device=device, dtype=dtype)
+        known = torch.zeros(1, latents.shape[0], total, device=device, dtype=torch.float32)  # the sampler's dtype
         known[0, :, :frame_start] = latents[:, :frame_start]
         known[0, :, span_end:] = latents[:, frame_end:]
         is_context = torch.ones(1, 1, total, dtype=torch.bool, device=device)
