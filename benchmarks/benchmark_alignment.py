@@ -46,14 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
                 except ValueError:
                     skipped += 1
                     continue
-                predicted = aligned_word_boundaries(pipe, path, text)
+                predicted, flat = aligned_word_boundaries(pipe, path, text)
                 if len(predicted) != len(reference):
                     skipped += 1
                     continue
-                alignment = pipe.align(str(path), text)
-                n, frames = len(alignment.phonemes), int(alignment.durations.sum())
-                seconds = frames * pipe.codec.hop_length / pipe.codec.sampling_rate
-                flat = [seconds * i / n for i, p in enumerate(alignment.phonemes) if p == pipe.tokenizer.word_boundary]
                 errors[voice] += list(np.abs(np.subtract(predicted, reference)) * 1000)
                 uniform[voice] += list(np.abs(np.subtract(flat, reference)) * 1000)
     print("| flite voice | boundaries | aligner error (ms) | uniform durations (ms) |")

@@ -188,10 +188,14 @@ def flite_word_boundaries(text: str, voice: str, path: str | os.PathLike) -> lis
     return boundaries[:-1]
 
 
-def aligned_word_boundaries(pipe, path: str | os.PathLike, text: str) -> list[float]:
-    """Times (s) of the word-boundary tokens of `text` in the pipeline aligner's alignment of the recording `path`."""
+def aligned_word_boundaries(pipe, path: str | os.PathLike, text: str) -> tuple[list[float], list[float]]:
+    """
+    Times (s) of the word-boundary tokens of `text` in the pipeline aligner's alignment of the recording `path`, and,
+    as a baseline, where uniform durations (every token the same share of the frames) would put them.
+    """
     alignment = pipe.align(str(path), text)
     frame_seconds = pipe.codec.hop_length / pipe.codec.sampling_rate
     starts = torch.cumsum(alignment.durations, 0) - alignment.durations
-    boundary = pipe.tokenizer.word_boundary
-    return [float(starts[i]) * frame_seconds for i, p in enumerate(alignment.phonemes) if p == boundary]
+    share = float(alignment.durations.sum()) / len(alignment.phonemes)
+    positions = [i for i, p in enumerate(alignment.phonemes) if p == pipe.tokenizer.word_boundary]
+    return [float(starts[i]) * frame_seconds for i in positions], [i * share * frame_seconds for i in positions]

@@ -123,7 +123,7 @@ def test_demo_aligner_finds_word_boundaries(pipe, tmp_path):
     errors = []
     for text in HELD_OUT[:2]:
         reference = flite_word_boundaries(text, "slt", tmp_path / "clip.wav")
-        predicted = aligned_word_boundaries(pipe, tmp_path / "clip.wav", text)
+        predicted, _ = aligned_word_boundaries(pipe, tmp_path / "clip.wav", text)
         if len(predicted) == len(reference):
             errors += list(np.abs(np.subtract(predicted, reference)))
     assert len(errors) >= 6

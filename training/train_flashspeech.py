@@ -706,10 +706,11 @@ def gather_segments(latents: torch.Tensor, starts: torch.Tensor, lengths: torch.
     return out * mask[:, None, :].to(latents.device, latents.dtype), mask.to(latents.device)
 
 
-def add_noise_pair(clean, sigma_low, sigma_high, mask, generator):
+def add_noise(clean, sigmas, mask, generator):
+    """`(clean + sigma z) * mask` for each of `sigmas` (each `(B,)`), all with the same draw `z`."""
     noise = torch.randn(clean.shape, generator=generator).to(clean.device, clean.dtype)
     m = mask[:, None, :].to(clean.dtype)
-    return (clean + sigma_high[:, None, None] * noise) * m, (clean + sigma_low[:, None, None] * noise) * m
+    return tuple((clean + sigma[:, None, None] * noise) * m for sigma in sigmas)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1103,7 +1104,7 @@ def main(args_list: list[str] | None = None) -> dict:
                 sigma_max=float(ct_scheduler.config.sigma_max),
                 max_sigma_fraction=args.denoising_max_sigma_fraction,
             ).to(latents.device)
-            noisy, _ = add_noise_pair(latents, sigma, sigma, frame_mask, generator)
+            (noisy,) = add_noise(latents, (sigma,), frame_mask, generator)
             student = wrapped["denoiser"](noisy, sigma, condition, prompt_hidden, frame_mask, prompt_mask).sample
             if "denoiser" in trained or "prior_encoder" in trained:
                 logs["denoising_loss"] = denoising_loss(
@@ -1121,7 +1122,7 @@ def main(args_list: list[str] | None = None) -> dict:
                 latents.shape[0], step, generator, total_training_steps=curriculum_steps
             )
             sigma_low, sigma_high = sigma_low.to(latents.device), sigma_high.to(latents.device)
-            x_high, x_low = add_noise_pair(latents, sigma_low, sigma_high, frame_mask, generator)
+            x_high, x_low = add_noise(latents, (sigma_high, sigma_low), frame_mask, generator)
             student = wrapped["denoiser"](x_high, sigma_high, condition, prompt_hidden, frame_mask, prompt_mask).sample
             with torch.no_grad():
                 teacher = denoiser_raw(
@@ -1197,7 +1198,7 @@ def main(args_list: list[str] | None = None) -> dict:
                 clean.shape[0], step, generator, total_training_steps=curriculum_steps
             )
             sigma_low, sigma_high = sigma_low.to(clean.device), sigma_high.to(clean.device)
-            x_high, x_low = add_noise_pair(clean, sigma_low, sigma_high, mask, generator)
+            x_high, x_low = add_noise(clean, (sigma_high, sigma_low), mask, generator)
             student = refine(x_high, sigma_high, hidden, mask)
             with torch.no_grad():
                 teacher = refine(x_low, sigma_low, hidden, mask)

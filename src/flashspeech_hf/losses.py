@@ -30,6 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .models.modeling_denoiser import consistency_scalings
+
 __all__ = [
     "adaptive_adversarial_weight",
     "binarization_loss",
@@ -80,6 +82,17 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
     return torch.where(mask, values, torch.zeros_like(values)).sum() / count
 
 
+def _masked_mean_per_item(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of `values (B, ...)` over each item's valid entries (the broadcastable `mask`): shape `(B,)`."""
+    if mask is None:
+        return values.flatten(1).mean(dim=1)
+    mask = mask.expand_as(values)
+    count = mask.flatten(1).sum(dim=1)
+    if torch.any(count == 0):
+        raise ValueError("`mask` has an item with no valid entry.")
+    return torch.where(mask, values, torch.zeros_like(values)).flatten(1).sum(dim=1) / count
+
+
 def pseudo_huber_loss(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -128,13 +141,7 @@ def pseudo_huber_loss(
     if reduction == "none":
         return loss if mask is None else torch.where(mask, loss, torch.zeros_like(loss))
     if reduction == "per_item":
-        if mask is None:
-            return loss.flatten(1).mean(dim=1)
-        mask = mask.expand_as(loss)
-        count = mask.flatten(1).sum(dim=1)
-        if torch.any(count == 0):
-            raise ValueError("`mask` has an item with no valid entry.")
-        return torch.where(mask, loss, torch.zeros_like(loss)).flatten(1).sum(dim=1) / count
+        return _masked_mean_per_item(loss, mask)
     raise ValueError(f"`reduction` must be 'mean', 'per_item' or 'none', got {reduction!r}.")
 
 
@@ -233,15 +240,9 @@ def denoising_loss(
         raise ValueError(f"`sigma` must have shape ({denoised.shape[0]},) (one per item), got {tuple(sigma.shape)}.")
     if torch.any(sigma <= sigma_min):
         raise ValueError(f"Every `sigma` must exceed sigma_min={sigma_min} (where the loss weight is infinite).")
-    sigma = sigma.to(denoised.dtype)
-    c_out = (sigma - sigma_min) * sigma_data / torch.sqrt(sigma_data**2 + sigma**2)
-    mask = _expand_mask(mask, denoised)
+    _, c_out, _ = consistency_scalings(sigma.to(denoised.dtype), sigma_data, sigma_min)
     squared = (denoised - clean.to(denoised.dtype)).pow(2)
-    if mask is None:
-        per_item = squared.flatten(1).mean(dim=1)
-    else:
-        mask = mask.expand_as(squared).to(squared.dtype)
-        per_item = (squared * mask).flatten(1).sum(dim=1) / mask.flatten(1).sum(dim=1).clamp_min(1.0)
+    per_item = _masked_mean_per_item(squared, _expand_mask(mask, denoised))
     return (per_item / c_out.pow(2)).mean()
 
 
