@@ -1,0 +1,141 @@
+"""Peak memory of loading a saved FlashSpeech pipeline and synthesizing once, per precision option.
+
+The named config (`paper` by default) is built with random weights and saved once in float32 (safetensors). Then, for
+each option, a fresh Python process loads it with `FlashSpeechPipeline.from_pretrained(path, dtype=...)` (or
+`quantization="int8"`), synthesizes one utterance of about `--seconds` seconds from a 3 s prompt at 2 steps, and
+reports its peak resident set size (`ru_maxrss`) at three points: after the imports, after loading, after synthesis.
+A fresh process per option is the only honest peak: the allocator keeps freed pages.
+
+Usage:
+
+```bash
+python benchmarks/benchmark_memory.py --output benchmarks/results/memory_cpu.md
+python benchmarks/benchmark_memory.py --config tiny --options float32 bfloat16   # seconds
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+OPTIONS = ("float32", "bfloat16", "float16", "int8")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB (Linux reports `ru_maxrss` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(path: str, option: str, seconds: float, threads: int) -> dict:
+    """Runs in a fresh process: import, load with `option`, synthesize once; returns the peaks."""
+    import numpy as np
+    import torch
+
+    from flashspeech_hf import FlashSpeechPipeline
+
+    torch.set_num_threads(threads)
+    after_import = peak_rss_mb()
+    kwargs = {"quantization": "int8"} if option == "int8" else {"dtype": getattr(torch, option)}
+    start = time.perf_counter()
+    pipe = FlashSpeechPipeline.from_pretrained(path, **kwargs)
+    load_s = time.perf_counter() - start
+    after_load = peak_rss_mb()
+    sr = pipe.codec.sampling_rate
+    t = np.arange(3 * sr) / sr
+    prompt = (0.3 * np.sin(2 * np.pi * 140 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)).astype(np.float32)
+    # about 12 characters per second of speech at the default speed
+    words = "the quick brown fox jumps over a lazy dog while seven bright children sing near the river".split()
+    text = " ".join(words[i % len(words)] for i in range(max(1, round(seconds * 2.4))))
+    with torch.inference_mode():
+        start = time.perf_counter()
+        audio = pipe(text, prompt, prompt_sampling_rate=sr, num_inference_steps=2, generator=torch.manual_seed(0))
+        synth_s = time.perf_counter() - start
+    return {
+        "option": option,
+        "after_import_mb": after_import,
+        "after_load_mb": after_load,
+        "after_synthesis_mb": peak_rss_mb(),
+        "load_s": load_s,
+        "synthesis_s": synth_s,
+        "audio_s": audio.audios.shape[-1] / sr,
+    }
+
+
+def format_report(config: str, rows: list[dict], checkpoint_mb: float, threads: int) -> str:
+    base = next((r for r in rows if r["option"] == "float32"), None)
+    lines = [
+        f"Config `{config}` saved in float32 ({checkpoint_mb:.0f} MB of safetensors); one fresh process per option, "
+        f"{threads} thread(s); peak RSS (`ru_maxrss`) after imports, after `from_pretrained`, after one 2-step "
+        "synthesis.",
+        "",
+        "| option | peak MB after imports | peak MB after load | peak MB after synthesis | above imports | "
+        "vs float32 (total / above imports) | load s | synthesis s | audio s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        above = r["after_synthesis_mb"] - r["after_import_mb"]
+        ratio = "-"
+        if base:
+            base_above = base["after_synthesis_mb"] - base["after_import_mb"]
+            ratio = f"{r['after_synthesis_mb'] / base['after_synthesis_mb']:.2f}x / "
+            ratio += f"{above / base_above:.2f}x" if base_above >= 1 else "-"  # a tiny config adds nothing measurable
+        lines.append(
+            f"| {r['option']} | {r['after_import_mb']:.0f} | {r['after_load_mb']:.0f} | {r['after_synthesis_mb']:.0f} "
+            f"| {above:.0f} | {ratio} | {r['load_s']:.2f} | {r['synthesis_s']:.2f} | {r['audio_s']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="paper", help="named pipeline config (tiny, demo, paper)")
+    parser.add_argument("--options", nargs="+", choices=OPTIONS, default=["float32", "bfloat16", "int8"])
+    parser.add_argument("--seconds", type=float, default=5.0, help="approximate output length")
+    parser.add_argument("--num_threads", type=int, default=2)
+    parser.add_argument("--output", default=None, help="markdown file to write (a .json is written beside it)")
+    parser.add_argument("--_child", nargs=2, metavar=("PATH", "OPTION"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    if args._child:
+        print(json.dumps(child(args._child[0], args._child[1], args.seconds, args.num_threads)))
+        return []
+    import torch
+
+    from flashspeech_hf import FlashSpeechPipeline
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        FlashSpeechPipeline.from_named_config(args.config).save_pretrained(tmp)
+        checkpoint_mb = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(tmp) for f in files) / 2**20
+        for option in args.options:
+            cmd = [sys.executable, os.path.abspath(__file__), "--seconds", str(args.seconds)]
+            cmd += ["--num_threads", str(args.num_threads), "--_child", tmp, option]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if out.returncode:
+                raise SystemExit(f"option {option} failed:\n{out.stderr[-3000:]}")
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(rows[-1], flush=True)
+    report = format_report(args.config, rows, checkpoint_mb, args.num_threads)
+    print(report)
+    if args.output:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(report)
+        with open(os.path.splitext(args.output)[0] + ".json", "w", encoding="utf-8") as f:
+            json.dump({"config": args.config, "checkpoint_mb": checkpoint_mb, "rows": rows}, f, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
