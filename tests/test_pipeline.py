@@ -10,7 +10,7 @@ import torch
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from speech_data import gen, make_prompt
 
-from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf import FlashSpeechPipeline, FlashSpeechScheduler
 
 TEXT = "Hello world, this is a test."
 
@@ -359,3 +359,13 @@ def test_output_type_is_checked_before_any_work(pipe, prompt_file, no_work):
     with pytest.raises(ValueError, match="`output_type` must be 'np' or 'pt', got 'foo'"):
         pipe(TEXT, prompt_file, output_type="foo")
     assert no_work == []
+
+
+def test_scheduler_and_models_must_agree_on_the_parametrization(pipe):
+    components = dict(pipe.components)
+    components["scheduler"] = FlashSpeechScheduler.from_config(pipe.scheduler.config, sigma_data=0.25)
+    with pytest.raises(ValueError, match="sigma_data=0.25 differs from the FlashSpeechDenoiser's sigma_data=0.5"):
+        FlashSpeechPipeline(**components)
+    components["scheduler"] = FlashSpeechScheduler.from_config(pipe.scheduler.config, sigma_min=0.001)
+    with pytest.raises(ValueError, match="sigma_min"):
+        FlashSpeechPipeline(**components)

@@ -10,7 +10,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..precision import KeepInFloat32Mixin
-from .modeling_denoiser import WaveNet, apply_consistency_function
+from ..schedulers.scheduling_flashspeech import apply_consistency_function
+from .modeling_denoiser import WaveNet
 
 
 def length_regulate(

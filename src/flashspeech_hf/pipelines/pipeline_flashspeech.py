@@ -139,6 +139,27 @@ def _check_output_type(output_type, return_dict) -> None:
         raise ValueError(f"`return_dict` must be True or False, got {return_dict!r}.")
 
 
+def check_consistency_constants(scheduler, *models) -> None:
+    """
+    Raises a `ValueError` unless the scheduler and every consistency model (the denoiser, the prosody generator) use
+    the same `sigma_min` and `sigma_data`: the scheduler's levels and re-noising assume the models' boundary level,
+    and a model trained with other constants would be sampled wrongly without an error.
+    """
+    if scheduler is None:
+        return
+    for model in models:
+        if model is None or not hasattr(model, "config"):
+            continue
+        for key in ("sigma_min", "sigma_data"):
+            ours, theirs = scheduler.config.get(key), model.config.get(key)
+            if theirs is not None and ours is not None and not math.isclose(ours, theirs, rel_tol=1e-6):
+                raise ValueError(
+                    f"The scheduler's {key}={ours:g} differs from the {type(model).__name__}'s {key}={theirs:g}: the "
+                    "consistency parametrization needs one value. Build the scheduler with "
+                    f"`FlashSpeechScheduler.from_config(scheduler.config, {key}={theirs:g})` (the model's trained value)."
+                )
+
+
 @dataclass
 class FlashSpeechPipelineOutput(AudioPipelineOutput):
     """
@@ -247,6 +268,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             scheduler=scheduler,
             aligner=aligner,
         )
+        check_consistency_constants(scheduler, denoiser, prosody_generator)
 
     @property
     def sampling_rate(self) -> int:
@@ -638,6 +660,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         start: torch.Tensor | None = None,
         sigmas: list[float] | None = None,
         progress: bool = False,
+        strength: float = 1.0,
     ) -> torch.Tensor:
         """
         Multistep consistency sampling (Song et al. 2023, Algorithm 1) with the pipeline's scheduler.
@@ -652,6 +675,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
                 noised to the first sigma (voice conversion, editing); pure noise when omitted.
             sigmas (`list[float]`, *optional*): Explicit decreasing sigmas.
             progress (`bool`): Show a progress bar.
+            strength (`float`, defaults to 1.0): With `start`, how far down the noise scale sampling starts (see
+                [`FlashSpeechScheduler.set_timesteps`]).
 
         Returns:
             Float32 `torch.Tensor` of shape `(batch_size, channels, T)`, zero where `mask` is False.
@@ -661,7 +686,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
         """
         device, dtype = mask.device, torch.float32
         lengths = mask.sum(dim=1).tolist()
-        self.scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas)
+        self.scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas, strength=strength)
         timesteps = self.scheduler.timesteps
         noise = self._randn(channels, lengths, generators, device, dtype)
         if start is None:
@@ -975,35 +1000,6 @@ class FlashSpeechPipeline(DiffusionPipeline):
             waveform=waveform,
         )
 
-    def strength_to_sigmas(self, strength: float, num_inference_steps: int) -> list[float]:
-        r"""
-        Noise levels of voice conversion for a given `strength`.
-
-        The starting level interpolates the Karras scale linearly in `sigma^(1/rho)`:
-        `sigma_start = (sigma_min^(1/rho) + strength * (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho`, so strength 1
-        starts at `sigma_max` (text-to-speech with the source's durations) and small strengths keep more of the source.
-        With the default scheduler (rho 7), strength 0.5 starts at sigma ~2.5, 0.7 at ~12, 0.9 at ~45. The later levels
-        are the scheduler's own levels for `num_inference_steps` that lie below `sigma_start` (with 2 steps: 2.0), so
-        a low strength may use fewer evaluations.
-
-        Args:
-            strength (`float`): In `(0, 1]`.
-            num_inference_steps (`int`): Evaluations at strength 1.
-
-        Returns:
-            `list[float]`: Strictly decreasing sigmas, starting with `sigma_start`.
-        """
-        strength = _check_float(strength, "strength", 0.0, 1.0, low_open=True)
-        config = self.scheduler.config
-        if strength == 1:
-            start = float(config.sigma_max)
-        else:
-            low, high = config.sigma_min ** (1 / config.rho), config.sigma_max ** (1 / config.rho)
-            start = (low + strength * (high - low)) ** config.rho
-        self.scheduler.set_timesteps(num_inference_steps)
-        later = [float(s) for s in self.scheduler.sigmas[1:] if float(s) < start]
-        return [start, *later]
-
     @torch.no_grad()
     def voice_conversion(
         self,
@@ -1026,7 +1022,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
 
         As in the FlashSpeech paper: the source's phonemes and durations (from the aligner) are kept, the pitch is
         predicted by the prosody generator conditioned on the reference prompt, and the consistency sampler starts from
-        the source latents noised to a level set by `strength` (see [`~FlashSpeechPipeline.strength_to_sigmas`]), with
+        the source latents noised to a level set by `strength` (see [`FlashSpeechScheduler.set_timesteps`]), with
         the reference as the speech prompt. The output has the source's number of latent frames.
 
         Args:
@@ -1078,7 +1074,7 @@ class FlashSpeechPipeline(DiffusionPipeline):
             reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds, "max_prompt_seconds"
         )
         generators = _as_generators(generator, 1)
-        sigmas = self.strength_to_sigmas(strength, num_inference_steps)
+        strength = _check_float(strength, "strength", 0.0, 1.0, low_open=True)
         alignment = self.align(source_audio, source_text, sampling_rate, "source_audio", max_output_seconds)
         reference = self.load_prompt(
             reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds=max_prompt_seconds
@@ -1098,10 +1094,10 @@ class FlashSpeechPipeline(DiffusionPipeline):
             lambda x, s: self.denoiser(x, s, condition, prompt_hidden, frame_mask, prompt_mask).sample,
             self.denoiser.config.latent_dim,
             frame_mask,
-            len(sigmas),
+            num_inference_steps,
             generators,
             start=alignment.latents[None],
-            sigmas=sigmas,
+            strength=strength,
             progress=True,
         )
         return self._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, output_type, return_dict)
