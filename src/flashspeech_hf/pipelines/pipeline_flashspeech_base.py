@@ -6,6 +6,7 @@ import json
 import math
 import numbers
 import os
+import re
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
@@ -173,6 +174,61 @@ def check_consistency_constants(scheduler, *models) -> None:
                 )
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+
+
+def _weight_files(folder: str, variant: str | None) -> list[str]:
+    """The safetensors weight files diffusers loads from a component folder (one file, or the shards of one)."""
+    infix = re.escape(f".{variant}") if variant else ""
+    pattern = re.compile(rf"^(diffusion_pytorch_model|model){infix}(-\d+-of-\d+)?\.safetensors$")
+    return (
+        sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
+        if os.path.isdir(folder)
+        else []
+    )
+
+
+def _own_aligned_weights(module: torch.nn.Module, folder: str, variant: str | None = None) -> None:
+    """
+    Replaces every CPU weight of `module` that is not 64-byte aligned (a view into a memory-mapped safetensors file)
+    by an owned, aligned tensor. Weights found in the component's safetensors files are read from the file with
+    `readinto` (no mapped page is touched, so no second copy of the file is resident); any other is cloned.
+
+    Args:
+        module (`torch.nn.Module`): A loaded component.
+        folder (`str`): Its folder in the saved pipeline.
+        variant (`str`, *optional*): The weight variant that was loaded.
+    """
+    tensors = {name: t for name, t in module.state_dict(keep_vars=True).items() if isinstance(t, torch.Tensor)}
+    done: set[int] = set()
+    for path in _weight_files(folder, variant):
+        with open(path, "rb") as f:
+            header_size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_size))
+            for name, info in header.items():
+                target = tensors.get(name)
+                dtype = _SAFETENSORS_DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
+                if target is None or dtype is None or target.device.type != "cpu" or id(target) in done:
+                    continue
+                if tuple(info["shape"]) != tuple(target.shape) or target.data_ptr() % 64 == 0:
+                    continue
+                owned = torch.empty(info["shape"], dtype=dtype)
+                begin, end = info["data_offsets"]
+                if owned.numel():
+                    f.seek(8 + header_size + begin)
+                    f.readinto(memoryview(owned.view(-1).view(torch.uint8).numpy()))
+                if end - begin != owned.numel() * owned.element_size():
+                    raise ValueError(f"{path}: the size of {name} does not match its shape and dtype.")
+                target.data = owned.to(target.dtype)
+                done.add(id(target))
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.device.type == "cpu" and tensor.data_ptr() % 64 != 0:
+            tensor.data = tensor.data.clone()
+
+
 class FlashSpeechBasePipeline(DiffusionPipeline):
     r"""
     The components and shared steps of the FlashSpeech pipelines (Ye et al. 2024): [`FlashSpeechPipeline`]
@@ -239,9 +295,19 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         """
         Loads a pipeline saved with `save_pretrained` from a local folder or a Hugging Face Hub repository id.
 
-        Stock diffusers refuses to download pipelines whose components live outside diffusers/transformers, so a Hub
-        id is first resolved to a local snapshot with `huggingface_hub.snapshot_download` (honouring `revision`,
-        `cache_dir`, `token`, `local_files_only` and `HF_HUB_OFFLINE`), then loaded from there.
+        Why this override exists:
+
+        - Stock diffusers refuses to download pipelines whose components live outside diffusers/transformers, so a
+          Hub id is first resolved to a local snapshot with `huggingface_hub.snapshot_download` (honouring
+          `revision`, `cache_dir`, `token`, `local_files_only` and `HF_HUB_OFFLINE`), then loaded from there.
+        - Bit-identical reloads: diffusers returns the weights as views into the memory-mapped safetensors files,
+          mostly not 64-byte aligned, and CPU SIMD kernels then round differently from the saved pipeline's own
+          (aligned) tensors. Each weight is read once more from its file, with plain reads into a fresh, aligned
+          tensor, which also lets the file mappings go; mapped pages are never touched, so the peak memory stays
+          about one copy of the weights (cloning the mapped views instead held the largest component twice: +30 % at
+          the paper size, see `benchmarks/README.md`).
+        - Checks with clear errors: an incomplete checkpoint folder, `low_cpu_mem_usage=False` (refused by diffusers
+          for models with `_keep_in_fp32_modules`), int8 quantization combined with a low-precision `dtype`.
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`): A folder with `model_index.json` or a repo id.
@@ -287,12 +353,9 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
                 raise OSError(f"Could not resolve {cls.__name__} '{pretrained_model_name_or_path}': {err}") from err
         cls._check_checkpoint(path)
         pipe = super().from_pretrained(path, **kwargs)
-        # Weights come back as views into memory-mapped safetensors files, not 64-byte aligned, so SIMD kernels would
-        # round differently from the saved pipeline; owned copies make a reloaded pipeline sample bit-identically.
-        for component in pipe.components.values():
+        for name, component in pipe.components.items():
             if isinstance(component, torch.nn.Module):
-                for tensor in (*component.parameters(), *component.buffers()):
-                    tensor.data = tensor.data.clone()
+                _own_aligned_weights(component, os.path.join(path, name), kwargs.get("variant"))
         if quantization == "int8":
             pipe.enable_int8_dynamic_quantization()
         return pipe
