@@ -39,8 +39,8 @@ def karras_sigmas(
     >>> import torch
     >>> from flashspeech_hf.schedulers.scheduling_flashspeech import karras_sigmas
 
-    >>> karras_sigmas(torch.linspace(0, 1, 3, dtype=torch.float64)).tolist()[::2]
-    [0.002, 80.0]
+    >>> [round(s, 6) for s in karras_sigmas(torch.linspace(0, 1, 3, dtype=torch.float64)).tolist()]
+    [0.002, 2.515219, 80.0]
     ```
     """
     ramp = torch.as_tensor(ramp, dtype=torch.float64)
