@@ -28,10 +28,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, prosody_alpha: float =
     parser.add_argument("--output_dir", default="outputs", help="Where to write the audio.")
 
 
-def load_pipeline(model: str | None, seed: int, device: str) -> FlashSpeechPipeline:
+def load_pipeline(model: str | None, seed: int, device: str, pipeline_class=FlashSpeechPipeline):
     """
-    Loads `model`; without one, the bundled demo checkpoint, or (when it is missing) a random `tiny` pipeline. Says
-    plainly which it is and what to expect of it.
+    Loads `model` as `pipeline_class` (text-to-speech, voice conversion or editing); without one, the bundled demo
+    checkpoint, or (when it is missing) a random `tiny` pipeline. Says plainly which it is and what to expect of it.
     """
     if model is None and (DEMO_CHECKPOINT / "model_index.json").is_file():
         print(
@@ -45,9 +45,9 @@ def load_pipeline(model: str | None, seed: int, device: str) -> FlashSpeechPipel
             "initialised 'tiny' pipeline. The output has the right length and format but is noise, not speech."
         )
         torch.manual_seed(seed)
-        pipe = FlashSpeechPipeline.from_named_config("tiny")
+        pipe = pipeline_class.from_named_config("tiny")
     else:
-        pipe = FlashSpeechPipeline.from_pretrained(model)
+        pipe = pipeline_class.from_pretrained(model)
     return pipe.to(device)
 
 

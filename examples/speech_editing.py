@@ -22,6 +22,8 @@ import soundfile as sf
 import torch
 from example_utils import add_common_arguments, load_pipeline, speak
 
+from flashspeech_hf import FlashSpeechEditPipeline
+
 ORIGINAL_TEXT = "I saw a black cat sitting on the wall today."
 NEW_TEXT = "I saw a big white dog sitting on the wall today."
 
@@ -39,11 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
-    pipe = load_pipeline(args.model, args.seed, args.device)
+    pipe = load_pipeline(args.model, args.seed, args.device, FlashSpeechEditPipeline)
     audio = args.audio or speak(os.path.join(args.output_dir, "original.wav"), args.original_text)
 
     start = time.perf_counter()
-    out = pipe.edit(
+    out = pipe(
         audio,
         args.original_text,
         args.new_text,

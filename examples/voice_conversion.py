@@ -22,6 +22,8 @@ import soundfile as sf
 import torch
 from example_utils import add_common_arguments, load_pipeline, speak
 
+from flashspeech_hf import FlashSpeechVoiceConversionPipeline
+
 SOURCE_TEXT = "Voice conversion keeps the words and the timing, and changes the voice."
 REFERENCE_TEXT = "This is the voice that the converted speech should have, spoken for three seconds or so."
 
@@ -42,14 +44,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
-    pipe = load_pipeline(args.model, args.seed, args.device)
+    pipe = load_pipeline(args.model, args.seed, args.device, FlashSpeechVoiceConversionPipeline)
     source, source_text = args.source, args.source_text
     if source is None:
         source, source_text = speak(os.path.join(args.output_dir, "source.wav"), SOURCE_TEXT, "rms"), SOURCE_TEXT
     reference = args.reference or speak(os.path.join(args.output_dir, "reference.wav"), REFERENCE_TEXT, "slt")
 
     start = time.perf_counter()
-    out = pipe.voice_conversion(
+    out = pipe(
         source,
         source_text,
         reference,

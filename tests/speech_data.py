@@ -199,3 +199,17 @@ def aligned_word_boundaries(pipe, path: str | os.PathLike, text: str) -> tuple[l
     share = float(alignment.durations.sum()) / len(alignment.phonemes)
     positions = [i for i, p in enumerate(alignment.phonemes) if p == pipe.tokenizer.word_boundary]
     return [float(starts[i]) * frame_seconds for i in positions], [i * share * frame_seconds for i in positions]
+
+
+def convert(pipe, *args, **kwargs):
+    """Voice conversion with the components of `pipe` (a `FlashSpeechVoiceConversionPipeline` sharing them)."""
+    from flashspeech_hf import FlashSpeechVoiceConversionPipeline
+
+    return FlashSpeechVoiceConversionPipeline(**pipe.components)(*args, **kwargs)
+
+
+def edit(pipe, *args, **kwargs):
+    """Speech editing with the components of `pipe` (a `FlashSpeechEditPipeline` sharing them)."""
+    from flashspeech_hf import FlashSpeechEditPipeline
+
+    return FlashSpeechEditPipeline(**pipe.components)(*args, **kwargs)

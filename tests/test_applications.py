@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from speech_data import gen, make_prompt
+from speech_data import convert, edit, gen, make_prompt
 from test_pipeline import TEXT
 
-from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf import FlashSpeechEditPipeline, FlashSpeechPipeline, FlashSpeechVoiceConversionPipeline
 from flashspeech_hf.models.modeling_aligner import FlashSpeechAligner
 
 RATE = 16000
@@ -59,8 +59,8 @@ def test_aligner_round_trips_through_save_and_load(pipe, source, reference, tmp_
     assert torch.equal(
         pipe.align(source, SOURCE_TEXT, **kwargs).durations, loaded.align(source, SOURCE_TEXT, **kwargs).durations
     )
-    a = pipe.voice_conversion(source, SOURCE_TEXT, reference, generator=gen(0), **kwargs).audios
-    b = loaded.voice_conversion(source, SOURCE_TEXT, reference, generator=gen(0), **kwargs).audios
+    a = convert(pipe, source, SOURCE_TEXT, reference, generator=gen(0), **kwargs).audios
+    b = convert(loaded, source, SOURCE_TEXT, reference, generator=gen(0), **kwargs).audios
     assert np.array_equal(a, b)
 
 
@@ -80,9 +80,9 @@ def test_pipeline_without_aligner_saves_loads_and_explains(pipe, source, referen
     with pytest.raises(ValueError, match="no `aligner` component"):
         loaded.align(source, SOURCE_TEXT, sampling_rate=RATE)
     with pytest.raises(ValueError, match="no `aligner` component"):
-        loaded.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE)
+        convert(loaded, source, SOURCE_TEXT, reference, sampling_rate=RATE)
     with pytest.raises(ValueError, match="no `aligner` component"):
-        loaded.edit(source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE)
+        edit(loaded, source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE)
     # a checkpoint whose index names an aligner but lacks its folder is reported
     pipe.save_pretrained(tmp_path / "broken")
     for f in (tmp_path / "broken" / "aligner").iterdir():
@@ -96,50 +96,53 @@ def test_pipeline_without_aligner_saves_loads_and_explains(pipe, source, referen
 
 
 def test_voice_conversion_keeps_the_source_length_and_timing(pipe, source, reference):
-    out = pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(0))
+    out = convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(0))
     num_frames = pipe.codec.num_frames(len(source))
     assert out.audios.shape == (1, num_frames * pipe.codec.hop_length) and np.isfinite(out.audios).all()
     assert torch.equal(out.durations[0], pipe.align(source, SOURCE_TEXT, sampling_rate=RATE).durations)
     assert len(out.log_pitch[0]) == num_frames
-    again = pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(0))
+    again = convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(0))
     assert np.array_equal(out.audios, again.audios)
-    other_voice = pipe.voice_conversion(
-        source, SOURCE_TEXT, make_prompt(1.2, RATE, seed=7), sampling_rate=RATE, generator=gen(0)
+    other_voice = convert(
+        pipe, source, SOURCE_TEXT, make_prompt(1.2, RATE, seed=7), sampling_rate=RATE, generator=gen(0)
     )
     assert other_voice.audios.shape == out.audios.shape and not np.allclose(other_voice.audios, out.audios)
 
 
 def test_strength_sets_the_starting_noise_level(pipe, source, reference):
-    config = pipe.scheduler.config
-    assert pipe.strength_to_sigmas(1.0, 2) == [config.sigma_max, config.two_step_sigma]
-    starts = [pipe.strength_to_sigmas(s, 1)[0] for s in (0.2, 0.5, 0.7, 0.9)]
-    assert all(config.sigma_min < a < b < config.sigma_max for a, b in zip(starts, starts[1:]))
-    assert len(pipe.strength_to_sigmas(0.3, 2)) == 1  # starts below the 2-step level: one evaluation
+    # the levels themselves: tests/test_scheduler.py (`set_timesteps(..., strength=)`)
     # a weak strength stays closer to the source (re-synthesized by the codec) than a strong one
     latents = pipe.align(source, SOURCE_TEXT, sampling_rate=RATE).latents
     resynthesized = pipe.codec.decode(latents[None])[0]
 
     def distance(strength):
-        audio = pipe.voice_conversion(
-            source, SOURCE_TEXT, reference, strength=strength, sampling_rate=RATE, generator=gen(1), output_type="pt"
+        audio = convert(
+            pipe,
+            source,
+            SOURCE_TEXT,
+            reference,
+            strength=strength,
+            sampling_rate=RATE,
+            generator=gen(1),
+            output_type="pt",
         ).audios[0]
         return (audio - resynthesized).pow(2).mean().item()
 
     assert distance(0.1) < 0.1 * distance(1.0)
     for bad in (0.0, 1.5, -0.2):
         with pytest.raises(ValueError, match="strength"):
-            pipe.voice_conversion(source, SOURCE_TEXT, reference, strength=bad, sampling_rate=RATE)
+            convert(pipe, source, SOURCE_TEXT, reference, strength=bad, sampling_rate=RATE)
 
 
 def test_voice_conversion_bad_input(pipe, source, reference):
     with pytest.raises(ValueError, match="reference_audio.*at least 1.0 s"):
-        pipe.voice_conversion(source, SOURCE_TEXT, make_prompt(0.6, RATE), sampling_rate=RATE)
+        convert(pipe, source, SOURCE_TEXT, make_prompt(0.6, RATE), sampling_rate=RATE)
     with pytest.raises(ValueError, match="source_text"):
-        pipe.voice_conversion(source, "  ", reference, sampling_rate=RATE)
+        convert(pipe, source, "  ", reference, sampling_rate=RATE)
     with pytest.raises(ValueError, match="source_audio.*silent"):
-        pipe.voice_conversion(np.zeros(RATE, np.float32), SOURCE_TEXT, reference, sampling_rate=RATE)
+        convert(pipe, np.zeros(RATE, np.float32), SOURCE_TEXT, reference, sampling_rate=RATE)
     with pytest.raises(ValueError, match="num_inference_steps"):
-        pipe.voice_conversion(source, SOURCE_TEXT, reference, num_inference_steps=0, sampling_rate=RATE)
+        convert(pipe, source, SOURCE_TEXT, reference, num_inference_steps=0, sampling_rate=RATE)
 
 
 # ---------------------------------------------------------------------------------------------------- editing
@@ -155,7 +158,7 @@ def test_voice_conversion_bad_input(pipe, source, reference):
     ],
 )
 def test_edit_changes_only_the_edited_span(pipe, source, new_text, replaced, inserted):
-    out = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(0))
+    out = edit(pipe, source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(0))
     audio = out.audios[0]
     assert audio.shape == (out.audio_lengths[0],) and np.isfinite(audio).all()
     # sample for sample identical outside the span and its cross-fades
@@ -187,15 +190,15 @@ def test_edit_changes_only_the_edited_span(pipe, source, new_text, replaced, ins
 
 def test_edit_crossfade_length_and_determinism(pipe, source):
     new_text = "The black dog sat on the mat."
-    hard = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=0)
-    soft = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=10)
+    hard = edit(pipe, source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=0)
+    soft = edit(pipe, source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=10)
     fade = round(0.010 * RATE)
     assert hard.edit_start - soft.edit_start == fade and soft.edit_end - hard.edit_end == fade
     assert soft.original_end - hard.original_end == fade
     assert np.array_equal(
         hard.audios[0, hard.edit_start : hard.edit_end], soft.audios[0, hard.edit_start : hard.edit_end]
     )
-    again = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=10)
+    again = edit(pipe, source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2), crossfade_ms=10)
     assert np.array_equal(soft.audios, again.audios)
 
 
@@ -210,12 +213,12 @@ def test_edit_crossfade_length_and_determinism(pipe, source):
 )
 def test_edit_bad_input(pipe, source, new_text, match):
     with pytest.raises(ValueError, match=match):
-        pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE)
+        edit(pipe, source, SOURCE_TEXT, new_text, sampling_rate=RATE)
 
 
 def test_edit_needs_the_original_text(pipe, source):
     with pytest.raises(ValueError, match="text of `audio` is empty"):
-        pipe.edit(source, "", "Something else.", sampling_rate=RATE)
+        edit(pipe, source, "", "Something else.", sampling_rate=RATE)
 
 
 @pytest.mark.parametrize(
@@ -237,16 +240,16 @@ def test_voice_conversion_and_edit_check_arguments_before_any_work(
     monkeypatch.setattr(pipe.codec, "encode", lambda *a, **k: calls.append(1) or encode(*a, **k))
     args = {"sampling_rate": RATE} | kwargs
     with pytest.raises(error, match=match):
-        pipe.voice_conversion(source, SOURCE_TEXT, reference, **args)
+        convert(pipe, source, SOURCE_TEXT, reference, **args)
     with pytest.raises(error, match=match):
-        pipe.edit(source, SOURCE_TEXT, "The big white dog sat on the mat.", **args)
+        edit(pipe, source, SOURCE_TEXT, "The big white dog sat on the mat.", **args)
     assert calls == []
 
 
 def test_voice_conversion_and_edit_take_an_int_seed(pipe, source, reference):
-    vc = pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=3).audios
+    vc = convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=3).audios
     np.testing.assert_array_equal(
-        vc, pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(3)).audios
+        vc, convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(3)).audios
     )
 
 
@@ -290,26 +293,80 @@ def test_cli_convert_and_edit(pipe, source, reference, tmp_path, capsys):
     sf.write(tmp_path / "source.wav", source, RATE)
     sf.write(tmp_path / "reference.wav", reference, RATE)
     model = ["--model", str(tmp_path / "model"), "--seed", "4"]
-    convert = ["convert", *model, "--source", str(tmp_path / "source.wav"), "--source_text", SOURCE_TEXT]
-    convert += ["--reference", str(tmp_path / "reference.wav"), "--output", str(tmp_path / "out" / "converted.wav")]
-    assert main(convert) == 0
+    convert_args = ["convert", *model, "--source", str(tmp_path / "source.wav"), "--source_text", SOURCE_TEXT]
+    convert_args += [
+        "--reference",
+        str(tmp_path / "reference.wav"),
+        "--output",
+        str(tmp_path / "out" / "converted.wav"),
+    ]
+    assert main(convert_args) == 0
     converted, rate = sf.read(tmp_path / "out" / "converted.wav", dtype="float32")
-    expected = pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(4))
+    expected = convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(4))
     assert rate == pipe.sampling_rate and converted.shape == (expected.audio_lengths[0],)
     # 16-bit WAV: quantized, and the random tiny model's out-of-range samples clipped
     np.testing.assert_allclose(converted, np.clip(expected.audios[0], -1, 1), atol=1e-4)
 
     new_text = "The black dog sat on the mat."
-    edit = ["edit", *model, "--audio", str(tmp_path / "source.wav"), "--original_text", SOURCE_TEXT]
-    edit += ["--new_text", new_text, "--output", str(tmp_path / "edited.wav")]
-    assert main(edit) == 0
+    edit_args = ["edit", *model, "--audio", str(tmp_path / "source.wav"), "--original_text", SOURCE_TEXT]
+    edit_args += ["--new_text", new_text, "--output", str(tmp_path / "edited.wav")]
+    assert main(edit_args) == 0
     edited, _ = sf.read(tmp_path / "edited.wav", dtype="float32")
-    out = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(4))
+    out = edit(pipe, source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(4))
     assert edited.shape == out.audios[0].shape
     np.testing.assert_allclose(edited, np.clip(out.audios[0], -1, 1), atol=1e-4)
     assert "differs from the original" in capsys.readouterr().out
     # bad input: a clear message and exit status 2, no traceback
-    assert main([*edit[:-4], "--new_text", SOURCE_TEXT, "--output", str(tmp_path / "same.wav")]) == 2
+    assert main([*edit_args[:-4], "--new_text", SOURCE_TEXT, "--output", str(tmp_path / "same.wav")]) == 2
     assert "changes nothing" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--reference file not found"):
-        main([*convert[:-4], "--reference", str(tmp_path / "missing.wav"), "--output", str(tmp_path / "x.wav")])
+        main([*convert_args[:-4], "--reference", str(tmp_path / "missing.wav"), "--output", str(tmp_path / "x.wav")])
+
+
+# ---------------------------------------------------------------------------------------------------- task pipelines
+
+
+def test_task_pipelines_share_the_components(pipe, source, reference, tmp_path):
+    vc = FlashSpeechVoiceConversionPipeline(**pipe.components)
+    editor = FlashSpeechEditPipeline.from_pipe(pipe)
+    tts = FlashSpeechPipeline.from_pipe(vc)
+    for other in (vc, editor, tts):
+        assert all(getattr(other, name) is component for name, component in pipe.components.items())
+    args = (source, SOURCE_TEXT, reference)
+    converted = vc(*args, sampling_rate=RATE, generator=gen(6), output_type="pt")
+    latents = vc(*args, sampling_rate=RATE, generator=gen(6), output_type="latent")
+    assert latents.audios.shape == (1, pipe.denoiser.config.latent_dim, latents.audio_lengths[0])
+    assert torch.equal(pipe.codec.decode(latents.audios)[0], converted.audios[0])
+    with pytest.raises(ValueError, match="`output_type` must be one of 'np', 'pt', got 'latent'"):
+        editor(source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE, output_type="latent")
+    # a task pipeline saves and loads like the text-to-speech one (same folder layout)
+    vc.save_pretrained(tmp_path / "vc")
+    loaded = FlashSpeechVoiceConversionPipeline.from_pretrained(tmp_path / "vc")
+    assert torch.equal(loaded(*args, sampling_rate=RATE, generator=gen(6), output_type="pt").audios, converted.audios)
+    assert isinstance(FlashSpeechPipeline.from_pretrained(tmp_path / "vc"), FlashSpeechPipeline)
+
+
+def test_old_methods_forward_to_the_task_pipelines(pipe, source, reference):
+    with pytest.warns(FutureWarning, match="FlashSpeechVoiceConversionPipeline"):
+        old = pipe.voice_conversion(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(2))
+    np.testing.assert_array_equal(
+        old.audios, convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(2)).audios
+    )
+    new_text = "The black dog sat on the mat."
+    with pytest.warns(FutureWarning, match="FlashSpeechEditPipeline"):
+        old = pipe.edit(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2))
+    np.testing.assert_array_equal(
+        old.audios, edit(pipe, source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(2)).audios
+    )
+
+
+def test_callback_reaches_the_task_pipelines(pipe, source, reference):
+    steps = []
+
+    def callback(p, i, t, kwargs):
+        steps.append((type(p).__name__, i))
+        return {}
+
+    convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, strength=1.0, callback_on_step_end=callback)
+    edit(pipe, source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE, callback_on_step_end=callback)
+    assert steps == [(n, i) for n in ("FlashSpeechVoiceConversionPipeline", "FlashSpeechEditPipeline") for i in (0, 1)]

@@ -1,8 +1,8 @@
 import torch
 
 from flashspeech_hf import FlashSpeechDenoiser, FlashSpeechPriorEncoder, FlashSpeechProsodyGenerator
-from flashspeech_hf.models.modeling_denoiser import consistency_scalings
 from flashspeech_hf.models.modeling_prosody import length_regulate
+from flashspeech_hf.schedulers.scheduling_flashspeech import consistency_scalings
 
 torch.manual_seed(0)
 

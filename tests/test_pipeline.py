@@ -10,7 +10,7 @@ import torch
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from speech_data import gen, make_prompt
 
-from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf import FlashSpeechPipeline, FlashSpeechScheduler
 
 TEXT = "Hello world, this is a test."
 
@@ -95,6 +95,18 @@ def test_save_load_round_trip_is_bit_identical(pipe, prompt_file, tmp_path):
     assert np.array_equal(
         pipe(TEXT, prompt_file, generator=gen(5)).audios, loaded(TEXT, prompt_file, generator=gen(5)).audios
     )
+
+
+def test_reloaded_weights_are_owned_and_aligned(pipe, tmp_path):
+    """Memory-mapped views would round differently in SIMD kernels; the reload reads each weight into its own tensor."""
+    pipe.save_pretrained(tmp_path)
+    loaded = FlashSpeechPipeline.from_pretrained(tmp_path)
+    for name, component in loaded.components.items():
+        if isinstance(component, torch.nn.Module):
+            original = dict(getattr(pipe, name).state_dict())
+            for key, tensor in component.state_dict().items():
+                assert tensor.data_ptr() % 64 == 0, (name, key)
+                assert torch.equal(tensor, original[key]), (name, key)
 
 
 def test_from_pretrained_with_hub_id_from_offline_cache(pipe, prompt_file, tmp_path):
@@ -319,7 +331,7 @@ def test_long_output_is_refused_before_length_regulation(pipe, prompt_file, monk
     at_one_frame_each = num_tokens * pipe.codec.hop_length / pipe.sampling_rate
     assert at_one_frame_each < 0.8 * seconds  # the fixture's durations are several frames per phoneme
     regulated = []
-    module = __import__("flashspeech_hf.pipelines.pipeline_flashspeech", fromlist=["length_regulate"])
+    module = __import__("flashspeech_hf.pipelines.pipeline_flashspeech_base", fromlist=["length_regulate"])
     monkeypatch.setattr(
         module, "length_regulate", lambda *a, _f=module.length_regulate, **k: regulated.append(1) or _f(*a, **k)
     )
@@ -356,6 +368,79 @@ def test_generator_is_checked_first_and_an_int_is_a_seed(pipe, prompt_file, no_w
 
 def test_output_type_is_checked_before_any_work(pipe, prompt_file, no_work):
     """Item 5: `output_type="foo"` used to be rejected only after the whole synthesis."""
-    with pytest.raises(ValueError, match="`output_type` must be 'np' or 'pt', got 'foo'"):
+    with pytest.raises(ValueError, match="`output_type` must be one of 'np', 'pt', 'latent', got 'foo'"):
         pipe(TEXT, prompt_file, output_type="foo")
     assert no_work == []
+
+
+def test_scheduler_and_models_must_agree_on_the_parametrization(pipe):
+    components = dict(pipe.components)
+    components["scheduler"] = FlashSpeechScheduler.from_config(pipe.scheduler.config, sigma_data=0.25)
+    with pytest.raises(ValueError, match="sigma_data=0.25 differs from the FlashSpeechDenoiser's sigma_data=0.5"):
+        FlashSpeechPipeline(**components)
+    components["scheduler"] = FlashSpeechScheduler.from_config(pipe.scheduler.config, sigma_min=0.001)
+    with pytest.raises(ValueError, match="sigma_min"):
+        FlashSpeechPipeline(**components)
+
+
+def test_latent_output_type_decodes_to_the_same_audio(pipe, prompt_file):
+    audio = pipe([TEXT, "Short."], prompt_file, generator=gen(5), output_type="pt")
+    latent = pipe([TEXT, "Short."], prompt_file, generator=gen(5), output_type="latent")
+    assert latent.audios.shape[:2] == (2, pipe.denoiser.config.latent_dim)
+    assert latent.audio_lengths == [int(d.sum()) for d in latent.durations]
+    for i, frames in enumerate(latent.audio_lengths):
+        assert not latent.audios[i, :, frames:].any()
+        decoded = pipe.codec.decode(latent.audios[i : i + 1, :, :frames])[0]
+        assert torch.equal(decoded, audio.audios[i, : audio.audio_lengths[i]])
+
+
+def test_given_latents_replace_the_noise_draw(pipe, prompt_file):
+    # with one step and no prosody refinement, the initial noise is the only random draw
+    kwargs = dict(num_inference_steps=1, prosody_alpha=0.0, output_type="pt")
+    drawn = pipe(TEXT, prompt_file, generator=gen(7), **kwargs)
+    frames = int(drawn.durations[0].sum())
+    noise = torch.randn((pipe.denoiser.config.latent_dim, frames), generator=gen(7))[None]
+    padded = torch.cat([noise, torch.randn(1, noise.shape[1], 9)], dim=-1)  # extra frames are ignored
+    given = pipe(TEXT, prompt_file, generator=gen(8), latents=padded, **kwargs)
+    assert torch.equal(given.audios, drawn.audios)
+    other = pipe(TEXT, prompt_file, latents=torch.randn(1, noise.shape[1], frames), **kwargs)
+    assert not torch.allclose(other.audios, drawn.audios)
+    with pytest.raises(ValueError, match="frames but the longest output needs"):
+        pipe(TEXT, prompt_file, latents=noise[..., :-1], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "latents, match",
+    [
+        (torch.zeros(2, 16, 10), r"`latents` must have shape \(1, 16, num_frames\)"),
+        (torch.zeros(1, 8, 10), r"`latents` must have shape \(1, 16, num_frames\)"),
+        (torch.full((1, 16, 10), float("nan")), "NaN"),
+        (np.zeros((1, 16, 10), np.float32), "must be a float torch.Tensor"),
+    ],
+)
+def test_bad_latents_are_refused_before_any_work(pipe, prompt_file, no_work, latents, match):
+    assert pipe.denoiser.config.latent_dim == 16
+    with pytest.raises((ValueError, TypeError), match=match):
+        pipe(TEXT, prompt_file, latents=latents)
+    assert no_work == []
+
+
+def test_callback_on_step_end_sees_and_can_replace_latents(pipe, prompt_file):
+    seen = []
+
+    def callback(p, step, timestep, callback_kwargs):
+        seen.append((step, float(timestep), sorted(callback_kwargs)))
+        return {"latents": torch.zeros_like(callback_kwargs["latents"])} if step == 0 else {}
+
+    out = pipe(
+        TEXT, prompt_file, num_inference_steps=2, generator=gen(3), output_type="pt", callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents", "denoised"],
+    )  # fmt: skip
+    assert seen == [(0, 80.0, ["denoised", "latents"]), (1, 2.0, ["denoised", "latents"])]
+    # the replaced sample is what the second step denoises
+    plain = pipe(TEXT, prompt_file, num_inference_steps=2, generator=gen(3), output_type="pt")
+    assert not torch.equal(out.audios, plain.audios)
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
+        pipe(TEXT, prompt_file, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["condition"])
+    with pytest.raises(TypeError, match="callback_on_step_end"):
+        pipe(TEXT, prompt_file, callback_on_step_end="not callable")

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from speech_data import make_prompt
+from speech_data import convert, edit, make_prompt
 
 from flashspeech_hf import FlashSpeechPipeline
 
@@ -195,8 +195,8 @@ def test_bf16_voice_conversion_edit_and_align(smooth):
     source = make_prompt(1.5, 16000, seed=1)
     alignment = bf16.align(source, TEXT, 16000)
     assert alignment.latents.dtype == torch.float32
-    converted = bf16.voice_conversion(source, TEXT, PROMPT, sampling_rate=16000, generator=0)
-    edited = bf16.edit(source, TEXT, "Hello world, this is a rest.", sampling_rate=16000, generator=0)
+    converted = convert(bf16, source, TEXT, PROMPT, sampling_rate=16000, generator=0)
+    edited = edit(bf16, source, TEXT, "Hello world, this is a rest.", sampling_rate=16000, generator=0)
     for out in (converted, edited):
         assert out.audios.dtype == np.float32 and np.isfinite(out.audios).all()
     # outside the edited span the recording is kept sample for sample

@@ -1,9 +1,12 @@
+import json
 import math
 
 import pytest
 import torch
 
 from flashspeech_hf import FlashSpeechScheduler
+from flashspeech_hf.schedulers.scheduling_flashspeech import LEGACY_TRAINING_KEYS
+from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum
 
 
 def karras_by_hand(n, smin=0.002, smax=80.0, rho=7.0):
@@ -40,21 +43,21 @@ def test_explicit_and_invalid_sigmas():
 
 def test_curriculum_matches_formula():
     # s0 = 10, s1 = 1280, K = 650000: K' = floor(650000 / (log2(128) + 1)) = 81250
-    scheduler = FlashSpeechScheduler()
+    scheduler = ConsistencyTrainingCurriculum()
     assert scheduler.num_discretization_steps(0) == 11
     assert scheduler.num_discretization_steps(81249) == 11
     assert scheduler.num_discretization_steps(81250) == 21
     assert scheduler.num_discretization_steps(7 * 81250) == 1281
     assert scheduler.num_discretization_steps(650000) == 1281
     # the prosody stage: s1 = 160, K = 150k -> K' = floor(150000 / 5) = 30000
-    prosody = FlashSpeechScheduler(s1=160, total_training_steps=150000)
+    prosody = ConsistencyTrainingCurriculum(s1=160, total_training_steps=150000)
     assert prosody.num_discretization_steps(29999) == 11
     assert prosody.num_discretization_steps(30000) == 21
     assert prosody.num_discretization_steps(149999) == 161
 
 
 def test_training_levels_probabilities_and_weights():
-    scheduler = FlashSpeechScheduler()
+    scheduler = ConsistencyTrainingCurriculum.from_scheduler(FlashSpeechScheduler())
     sigmas = scheduler.training_sigmas(0)
     assert len(sigmas) == 11
     assert torch.allclose(sigmas, torch.tensor(karras_by_hand(11), dtype=torch.float64))
@@ -104,9 +107,69 @@ def test_add_noise_per_item():
 
 
 def test_save_load_round_trip(tmp_path):
-    scheduler = FlashSpeechScheduler(s1=160, total_training_steps=1000, two_step_sigma=1.5)
+    scheduler = FlashSpeechScheduler(two_step_sigma=1.5)
     scheduler.save_pretrained(tmp_path)
     loaded = FlashSpeechScheduler.from_pretrained(tmp_path)
     loaded.set_timesteps(2)
     assert loaded.sigmas.tolist() == [80.0, 1.5]
-    assert loaded.num_discretization_steps(999) == scheduler.num_discretization_steps(999)
+
+
+def test_old_config_with_training_keys_loads_and_saves_clean(tmp_path):
+    # configs saved before the iCT curriculum moved to training_utils (the bundled demo checkpoint's among them)
+    old = {"_class_name": "FlashSpeechScheduler", "sigma_min": 0.002, "sigma_max": 80.0, "sigma_data": 0.5,
+           "rho": 7.0, "two_step_sigma": 1.5, "s0": 10, "s1": 1280, "total_training_steps": 650000, "p_mean": -1.1,
+           "p_std": 2.0}  # fmt: skip
+    (tmp_path / "scheduler_config.json").write_text(json.dumps(old))
+    loaded = FlashSpeechScheduler.from_pretrained(tmp_path)
+    assert loaded.config.two_step_sigma == 1.5
+    assert not any(key in loaded.config for key in LEGACY_TRAINING_KEYS)
+    loaded.save_pretrained(tmp_path / "resaved")
+    resaved = json.loads((tmp_path / "resaved" / "scheduler_config.json").read_text())
+    assert not any(key in resaved for key in LEGACY_TRAINING_KEYS)
+    with pytest.raises(TypeError):
+        FlashSpeechScheduler(s1=160)  # training keys are not scheduler arguments
+
+
+def test_strength_starts_down_the_karras_scale():
+    scheduler = FlashSpeechScheduler()
+    scheduler.set_timesteps(2, strength=1.0)
+    assert scheduler.sigmas.tolist() == [80.0, 2.0]
+    starts = []
+    for strength in (0.2, 0.5, 0.7, 0.9):
+        scheduler.set_timesteps(1, strength=strength)
+        starts.append(float(scheduler.sigmas[0]))
+        expected = (0.002 ** (1 / 7) + strength * (80 ** (1 / 7) - 0.002 ** (1 / 7))) ** 7
+        assert math.isclose(starts[-1], expected, rel_tol=1e-6)
+    assert starts == sorted(starts)
+    scheduler.set_timesteps(2, strength=0.3)
+    assert len(scheduler.timesteps) == 1  # starts below the 2-step level: one evaluation
+    scheduler.set_timesteps(4, strength=0.7)
+    assert scheduler.sigmas[0] < 80 and (scheduler.sigmas[1:] < scheduler.sigmas[0]).all()
+    for bad in (0.0, 1.5, -1.0, True):
+        with pytest.raises(ValueError, match="strength"):
+            scheduler.set_timesteps(2, strength=bad)
+    with pytest.raises(ValueError, match="strength"):
+        scheduler.set_timesteps(sigmas=[10.0, 1.0], strength=0.5)
+
+
+def test_unknown_timestep_raises_and_begin_index():
+    scheduler = FlashSpeechScheduler()
+    scheduler.set_timesteps(3)
+    assert len(scheduler) == 3
+    sample = torch.zeros(1, 1, 2)
+    with pytest.raises(ValueError, match="not one of the scheduler's timesteps"):
+        scheduler.step(sample, 5.0, sample)
+    assert scheduler.index_for_timestep(scheduler.timesteps[1]) == 1
+    scheduler.set_begin_index(1)
+    scheduler.step(sample, 123.0, sample, noise=sample)  # the begin index wins over the value
+    assert scheduler.step_index == 2
+
+
+def test_scalings_and_noise_conditioning_follow_the_config():
+    scheduler = FlashSpeechScheduler(sigma_data=0.25)
+    sigma = torch.tensor([0.002, 1.0, 80.0])
+    c_skip, c_out = scheduler.get_scalings_for_boundary_condition(sigma)
+    assert torch.allclose(c_skip, 0.0625 / ((sigma - 0.002) ** 2 + 0.0625))
+    assert torch.allclose(c_out, (sigma - 0.002) * 0.25 / torch.sqrt(0.0625 + sigma**2))
+    assert c_skip[0] == 1 and c_out[0] == 0
+    assert torch.allclose(scheduler.sigma_to_t(sigma), 250 * torch.log(sigma))

@@ -3,7 +3,7 @@
 Trains FlashSpeech (Ye et al. 2024) on a dataset prepared by `training/prepare_dataset.py`, with Accelerate.
 
 * `--stage 1`: prior encoder + prosody regression (duration and pitch losses) + the latent consistency model, trained
-  from scratch with improved consistency training (iCT: the scheduler's N(k) curriculum, lognormal noise levels,
+  from scratch with improved consistency training (iCT: the N(k) curriculum of training_utils, lognormal noise levels,
   pseudo-Huber loss, stop-gradient teacher = the same model at the lower level, no EMA), in context: a random segment
   of each utterance is the prompt and the losses cover the rest. From `--adversarial_start_step` the one-step estimate
   and the ground truth are decoded by the frozen codec and scored by the SLM discriminator (frozen WavLM + trainable
@@ -80,7 +80,6 @@ from flashspeech_hf import (  # noqa: E402
     FlashSpeechPipeline,
     FlashSpeechPriorEncoder,
     FlashSpeechProsodyGenerator,
-    FlashSpeechScheduler,
     FlashSpeechTokenizer,
 )
 from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config  # noqa: E402
@@ -95,7 +94,11 @@ from flashspeech_hf.losses import (  # noqa: E402
 )
 from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator  # noqa: E402
 from flashspeech_hf.models.modeling_prosody import length_regulate  # noqa: E402
-from flashspeech_hf.training_utils import idle_cpu_count, sample_denoising_sigmas  # noqa: E402
+from flashspeech_hf.training_utils import (  # noqa: E402
+    ConsistencyTrainingCurriculum,
+    idle_cpu_count,
+    sample_denoising_sigmas,
+)
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -201,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="Share of items drawn at exactly sigma_max (where 1-step sampling starts) for --objective denoising.",
     )
     add("--huber_c", type=float, default=0.03, help="Pseudo-Huber constant c of the consistency loss.")
-    add("--s0", type=int, default=None, help="iCT initial discretization steps (default: the scheduler's).")
-    add("--s1", type=int, default=None, help="iCT final discretization steps (default: scheduler's; 160 in stage 2).")
+    add("--s0", type=int, default=None, help="iCT initial discretization steps (default 10).")
+    add("--s1", type=int, default=None, help="iCT final discretization steps (default 1280; 160 in stage 2).")
     add(
         "--curriculum_total_steps", type=int, default=None, help="K of the N(k) curriculum (default: max_train_steps)."
     )
@@ -922,13 +925,10 @@ def main(args_list: list[str] | None = None) -> dict:
     dataset = split_dataset_by_node(dataset, rank=accelerator.process_index, world_size=accelerator.num_processes)
 
     codec, scheduler = pipe.codec, pipe.scheduler
-    if args.s0 is not None or args.s1 is not None or args.stage == 2:
-        s1 = args.s1 if args.s1 is not None else (160 if args.stage == 2 else scheduler.config.s1)
-        ct_scheduler = FlashSpeechScheduler.from_config(
-            scheduler.config, s0=args.s0 if args.s0 is not None else scheduler.config.s0, s1=s1
-        )
-    else:
-        ct_scheduler = scheduler
+    curriculum_kwargs = {"s0": args.s0, "s1": args.s1 if args.s1 is not None else (160 if args.stage == 2 else None)}
+    ct_curriculum = ConsistencyTrainingCurriculum.from_scheduler(
+        scheduler, **{k: v for k, v in curriculum_kwargs.items() if v is not None}
+    )
     curriculum_steps = args.curriculum_total_steps or args.max_train_steps
 
     models = {name: getattr(pipe, name) for name in TRAINABLE_COMPONENTS}
@@ -1101,7 +1101,7 @@ def main(args_list: list[str] | None = None) -> dict:
                 generator,
                 p_mean=args.denoising_p_mean,
                 p_std=args.denoising_p_std,
-                sigma_max=float(ct_scheduler.config.sigma_max),
+                sigma_max=float(scheduler.config.sigma_max),
                 max_sigma_fraction=args.denoising_max_sigma_fraction,
             ).to(latents.device)
             (noisy,) = add_noise(latents, (sigma,), frame_mask, generator)
@@ -1118,7 +1118,7 @@ def main(args_list: list[str] | None = None) -> dict:
                 loss = loss + logs["denoising_loss"]
             denoiser_loss_name = "denoising_loss"
         else:
-            sigma_low, sigma_high, weights = ct_scheduler.sample_training_sigmas(
+            sigma_low, sigma_high, weights = ct_curriculum.sample_training_sigmas(
                 latents.shape[0], step, generator, total_training_steps=curriculum_steps
             )
             sigma_low, sigma_high = sigma_low.to(latents.device), sigma_high.to(latents.device)
@@ -1194,7 +1194,7 @@ def main(args_list: list[str] | None = None) -> dict:
             ("pitch", targets["pitch"], pitch_hidden, frame_mask, prosody_raw.refine_pitch),
         ):
             clean = residual[:, None, :]
-            sigma_low, sigma_high, weights = ct_scheduler.sample_training_sigmas(
+            sigma_low, sigma_high, weights = ct_curriculum.sample_training_sigmas(
                 clean.shape[0], step, generator, total_training_steps=curriculum_steps
             )
             sigma_low, sigma_high = sigma_low.to(clean.device), sigma_high.to(clean.device)
@@ -1253,7 +1253,7 @@ def main(args_list: list[str] | None = None) -> dict:
         global_step += 1
         progress_bar.update(1)
         step_logs["lr"] = lr_scheduler.get_last_lr()[0]
-        step_logs["num_discretization_steps"] = ct_scheduler.num_discretization_steps(
+        step_logs["num_discretization_steps"] = ct_curriculum.num_discretization_steps(
             global_step - 1, curriculum_steps
         )
         loss_history.append(dict(step_logs))

@@ -15,7 +15,15 @@ from .models import (
     FlashSpeechPriorEncoder,
     FlashSpeechProsodyGenerator,
 )
-from .pipelines import FlashSpeechAlignment, FlashSpeechEditOutput, FlashSpeechPipeline, FlashSpeechPipelineOutput
+from .pipelines import (
+    FlashSpeechAlignment,
+    FlashSpeechBasePipeline,
+    FlashSpeechEditOutput,
+    FlashSpeechEditPipeline,
+    FlashSpeechPipeline,
+    FlashSpeechPipelineOutput,
+    FlashSpeechVoiceConversionPipeline,
+)
 from .schedulers import FlashSpeechScheduler, FlashSpeechSchedulerOutput
 from .text import FlashSpeechTokenizer
 
@@ -25,8 +33,10 @@ __all__ = [
     "FlashSpeechAligner",
     "FlashSpeechDenoiser",
     "FlashSpeechAlignment",
+    "FlashSpeechBasePipeline",
     "FlashSpeechDiscriminator",
     "FlashSpeechEditOutput",
+    "FlashSpeechEditPipeline",
     "FlashSpeechPipeline",
     "FlashSpeechPipelineOutput",
     "FlashSpeechPriorEncoder",
@@ -34,6 +44,7 @@ __all__ = [
     "FlashSpeechScheduler",
     "FlashSpeechSchedulerOutput",
     "FlashSpeechTokenizer",
+    "FlashSpeechVoiceConversionPipeline",
     "MelCodec",
     "check_speech",
     "load_audio",

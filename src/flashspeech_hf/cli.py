@@ -28,12 +28,12 @@ from collections.abc import Callable, Sequence
 from .metrics.speaker import DEFAULT_SPEAKER_BACKEND
 
 
-def _load_pipeline(model: str, device: str | None):
+def _load_pipeline(model: str, device: str | None, pipeline_class=None):
     import torch
 
     from .pipelines import FlashSpeechPipeline
 
-    pipe = FlashSpeechPipeline.from_pretrained(model)
+    pipe = (pipeline_class or FlashSpeechPipeline).from_pretrained(model)
     if device:
         pipe = pipe.to(torch.device(device))
     pipe.set_progress_bar_config(disable=True)
@@ -212,8 +212,10 @@ def run_convert(args: argparse.Namespace) -> int:
     for flag, path in (("--source", args.source), ("--reference", args.reference)):
         if not os.path.isfile(path):
             raise SystemExit(f"error: {flag} file not found: {path}")
-    pipe = _load_pipeline(args.model, args.device)
-    out = pipe.voice_conversion(
+    from .pipelines import FlashSpeechVoiceConversionPipeline
+
+    pipe = _load_pipeline(args.model, args.device, FlashSpeechVoiceConversionPipeline)
+    out = pipe(
         args.source,
         args.source_text,
         args.reference,
@@ -248,8 +250,10 @@ def run_edit(args: argparse.Namespace) -> int:
 
     if not os.path.isfile(args.audio):
         raise SystemExit(f"error: --audio file not found: {args.audio}")
-    pipe = _load_pipeline(args.model, args.device)
-    out = pipe.edit(
+    from .pipelines import FlashSpeechEditPipeline
+
+    pipe = _load_pipeline(args.model, args.device, FlashSpeechEditPipeline)
+    out = pipe(
         args.audio,
         args.original_text,
         args.new_text,

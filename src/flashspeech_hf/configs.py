@@ -1,12 +1,15 @@
 """Named sizes of a FlashSpeech pipeline: `tiny` (tests, CPU), `demo` (the bundled CPU-trained checkpoint) and `paper` (the published NS2-like sizes).
 
-Each entry gives the config of every component; [`FlashSpeechPipeline.from_named_config`] builds a randomly
-initialised pipeline from it. The phoneme vocabulary size always comes from the tokenizer.
+Each entry gives the config of every component; [`build_pipeline_components`] builds randomly initialised components
+from it (what `FlashSpeechPipeline.from_named_config` and the other task pipelines' `from_named_config` pass to their
+constructor). The phoneme vocabulary size always comes from the tokenizer.
 """
 
 from __future__ import annotations
 
 import copy
+
+import torch
 
 PIPELINE_CONFIGS: dict[str, dict[str, dict]] = {
     "tiny": {
@@ -118,3 +121,87 @@ def get_pipeline_config(name: str) -> dict[str, dict]:
     if name not in PIPELINE_CONFIGS:
         raise ValueError(f"Unknown pipeline config {name!r}; choose one of {sorted(PIPELINE_CONFIGS)}.")
     return copy.deepcopy(PIPELINE_CONFIGS[name])
+
+
+def build_pipeline_components(
+    name: str, tokenizer=None, codec: torch.nn.Module | None = None, **overrides: dict | None
+) -> dict[str, object]:
+    """
+    Randomly initialised pipeline components of a named size, in eval mode.
+
+    Args:
+        name (`str`): One of `PIPELINE_CONFIGS`.
+        tokenizer ([`FlashSpeechTokenizer`], *optional*): Defaults to the built-in English phoneme tokenizer; it sets
+            the phoneme vocabulary.
+        codec (*optional*): A codec to use instead of the config's randomly initialised one; the latent size follows it.
+        **overrides (`dict`): Per-component config updates, e.g. `denoiser={"num_layers": 20}`; `aligner=None`
+            leaves out the optional aligner.
+
+    Returns:
+        `dict` of the keyword arguments of the pipelines' constructors (`tokenizer`, `codec`, `prior_encoder`,
+        `prosody_generator`, `denoiser`, `scheduler`, `aligner`).
+
+    Examples:
+
+    ```py
+    >>> from flashspeech_hf import FlashSpeechPipeline
+    >>> from flashspeech_hf.configs import build_pipeline_components
+
+    >>> components = build_pipeline_components("tiny", aligner=None)
+    >>> FlashSpeechPipeline(**components).aligner is None
+    True
+    ```
+    """
+    from . import codecs
+    from .models import FlashSpeechAligner, FlashSpeechDenoiser, FlashSpeechPriorEncoder, FlashSpeechProsodyGenerator
+    from .schedulers import FlashSpeechScheduler
+    from .text import FlashSpeechTokenizer
+
+    config = get_pipeline_config(name)
+    for component, update in overrides.items():
+        if component not in config:
+            raise ValueError(f"Unknown component {component!r}; components are {sorted(config)}.")
+        if update is None and component == "aligner":
+            config[component] = None
+        else:
+            config[component].update(update)
+    tokenizer = tokenizer if tokenizer is not None else FlashSpeechTokenizer()
+    codec = codec if codec is not None else _build_codec(codecs, config["codec"])
+    hidden = config["prior_encoder"].get("hidden_size", 512)
+    prior_encoder = FlashSpeechPriorEncoder(
+        vocab_size=len(tokenizer),
+        latent_dim=codec.latent_dim,
+        pad_token_id=tokenizer.pad_token_id,
+        **config["prior_encoder"],
+    )
+    prosody_generator = FlashSpeechProsodyGenerator(hidden_size=hidden, **config["prosody_generator"])
+    denoiser = FlashSpeechDenoiser(
+        latent_dim=codec.latent_dim, condition_dim=hidden, prompt_dim=hidden, **config["denoiser"]
+    )
+    scheduler = FlashSpeechScheduler(**config["scheduler"])
+    aligner = None
+    if config.get("aligner") is not None:
+        aligner = FlashSpeechAligner(
+            vocab_size=len(tokenizer),
+            latent_dim=codec.latent_dim,
+            pad_token_id=tokenizer.pad_token_id,
+            **config["aligner"],
+        ).eval()
+    # eval mode, as `from_pretrained` returns its models
+    return {
+        "tokenizer": tokenizer,
+        "codec": codec.eval(),
+        "prior_encoder": prior_encoder.eval(),
+        "prosody_generator": prosody_generator.eval(),
+        "denoiser": denoiser.eval(),
+        "scheduler": scheduler,
+        "aligner": aligner,
+    }
+
+
+def _build_codec(codecs, config: dict) -> torch.nn.Module:
+    config = dict(config)
+    class_name = config.pop("class_name")
+    if not hasattr(codecs, class_name):
+        raise ValueError(f"Unknown codec class {class_name!r} in the pipeline config.")
+    return getattr(codecs, class_name)(**config)

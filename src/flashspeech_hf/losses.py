@@ -30,7 +30,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .models.modeling_denoiser import consistency_scalings
+from .schedulers.scheduling_flashspeech import consistency_scalings
 
 __all__ = [
     "adaptive_adversarial_weight",

@@ -2,11 +2,139 @@
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["idle_cpu_count", "sample_denoising_sigmas"]
+from .schedulers.scheduling_flashspeech import karras_sigmas
+
+__all__ = ["ConsistencyTrainingCurriculum", "idle_cpu_count", "sample_denoising_sigmas"]
+
+
+@dataclass(frozen=True)
+class ConsistencyTrainingCurriculum:
+    """
+    The discretization curriculum and noise-level draws of improved consistency training (iCT, Song & Dhariwal 2023).
+
+    At training step k the Karras levels `sigma_1..sigma_N(k)` (from the sampling schedule's `sigma_min`,
+    `sigma_max` and `rho`) are used, with `N(k) = min(s0 * 2^floor(k / K'), s1) + 1` and
+    `K' = floor(K / (log2(floor(s1 / s0)) + 1))`; the index of an adjacent pair is drawn from a discretized lognormal
+    (`p_mean`, `p_std`) and the pair's loss weight is `1 / (sigma_{i+1} - sigma_i)`.
+
+    Args:
+        s0 (`int`, defaults to 10): Initial number of discretization steps.
+        s1 (`int`, defaults to 1280): Final number of discretization steps (160 for the prosody refinement stage).
+        total_training_steps (`int`, defaults to 650000): `K`, the number of training steps the curriculum spans.
+        p_mean (`float`, defaults to -1.1), p_std (`float`, defaults to 2.0): The lognormal over levels.
+        sigma_min (`float`, defaults to 0.002), sigma_max (`float`, defaults to 80.0), rho (`float`, defaults to 7.0):
+            The Karras scale; take them from the scheduler with [`~ConsistencyTrainingCurriculum.from_scheduler`].
+
+    Examples:
+
+    ```py
+    >>> import torch
+    >>> from flashspeech_hf import FlashSpeechScheduler
+    >>> from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum
+
+    >>> curriculum = ConsistencyTrainingCurriculum.from_scheduler(FlashSpeechScheduler(), s1=160)
+    >>> curriculum.num_discretization_steps(0)
+    11
+    >>> low, high, weights = curriculum.sample_training_sigmas(4, 0, torch.Generator().manual_seed(0))
+    >>> bool((high > low).all())
+    True
+    ```
+    """
+
+    s0: int = 10
+    s1: int = 1280
+    total_training_steps: int = 650000
+    p_mean: float = -1.1
+    p_std: float = 2.0
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+
+    def __post_init__(self):
+        if self.s0 < 1 or self.s1 < self.s0:
+            raise ValueError(f"Need 1 <= s0 <= s1, got s0={self.s0}, s1={self.s1}.")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"Need 0 < sigma_min < sigma_max, got {self.sigma_min} and {self.sigma_max}.")
+
+    @classmethod
+    def from_scheduler(cls, scheduler, **kwargs) -> ConsistencyTrainingCurriculum:
+        """The curriculum over `scheduler`'s Karras scale (`sigma_min`, `sigma_max`, `rho`); `kwargs` set the rest."""
+        config = scheduler.config
+        return cls(sigma_min=config.sigma_min, sigma_max=config.sigma_max, rho=config.rho, **kwargs)
+
+    def num_discretization_steps(self, training_step: int, total_training_steps: int | None = None) -> int:
+        """
+        `N(k) = min(s0 * 2^floor(k / K'), s1) + 1` with `K' = floor(K / (log2(floor(s1 / s0)) + 1))`.
+
+        Args:
+            training_step (`int`): k, the current optimizer step.
+            total_training_steps (`int`, *optional*): K; defaults to `self.total_training_steps`.
+
+        Returns:
+            `int`: the number of noise levels used at step k.
+        """
+        total = self.total_training_steps if total_training_steps is None else total_training_steps
+        k_prime = max(math.floor(total / (math.log2(math.floor(self.s1 / self.s0)) + 1)), 1)
+        return min(self.s0 * 2 ** math.floor(training_step / k_prime), self.s1) + 1
+
+    def training_sigmas(self, training_step: int, total_training_steps: int | None = None) -> torch.Tensor:
+        """Increasing Karras levels `sigma_1..sigma_N(k)` of shape `(N(k),)`, float64, used at step k."""
+        num_levels = self.num_discretization_steps(training_step, total_training_steps)
+        ramp = torch.linspace(0, 1, num_levels, dtype=torch.float64)
+        return karras_sigmas(ramp, self.sigma_min, self.sigma_max, self.rho)
+
+    def level_probabilities(self, sigmas: torch.Tensor) -> torch.Tensor:
+        """
+        Discretized lognormal over level pairs: `p(i) ∝ erf((ln s_{i+1} - P_mean) / (sqrt(2) P_std)) -
+        erf((ln s_i - P_mean) / (sqrt(2) P_std))` for i = 0..N-2.
+
+        Args:
+            sigmas (`torch.Tensor` of shape `(N,)`): Increasing levels.
+
+        Returns:
+            `torch.Tensor` of shape `(N - 1,)` summing to 1.
+        """
+        scale = math.sqrt(2.0) * self.p_std
+        cdf = torch.erf((torch.log(sigmas.double()) - self.p_mean) / scale)
+        weights = cdf[1:] - cdf[:-1]
+        return weights / weights.sum()
+
+    def sample_training_sigmas(
+        self,
+        batch_size: int,
+        training_step: int,
+        generator: torch.Generator | None = None,
+        total_training_steps: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Draws adjacent level pairs for a consistency-training batch.
+
+        Args:
+            batch_size (`int`): Number of items.
+            training_step (`int`): k, which fixes N(k).
+            generator (`torch.Generator`, *optional*): Random generator for the draw.
+            total_training_steps (`int`, *optional*): K; defaults to `self.total_training_steps`.
+
+        Returns:
+            `(sigma_i, sigma_{i+1}, weights)`, each a float32 tensor of shape `(batch_size,)`, with
+            `weights = 1 / (sigma_{i+1} - sigma_i)`.
+        """
+        sigmas = self.training_sigmas(training_step, total_training_steps)
+        probs = self.level_probabilities(sigmas)
+        indices = torch.multinomial(probs.float(), batch_size, replacement=True, generator=generator)
+        sigma_low, sigma_high = sigmas[indices], sigmas[indices + 1]
+        return sigma_low.float(), sigma_high.float(), self.loss_weights(sigma_low, sigma_high).float()
+
+    @staticmethod
+    def loss_weights(sigma_low: torch.Tensor, sigma_high: torch.Tensor) -> torch.Tensor:
+        """iCT loss weight `lambda(sigma_i) = 1 / (sigma_{i+1} - sigma_i)`, elementwise."""
+        return 1.0 / (sigma_high - sigma_low)
 
 
 def sample_denoising_sigmas(

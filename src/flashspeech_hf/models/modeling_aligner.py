@@ -28,6 +28,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from .model_utils import resize_embedding
@@ -450,6 +451,7 @@ class FlashSpeechAligner(ModelMixin, ConfigMixin):
         return ids, mask, order
 
     @torch.no_grad()
+    @apply_forward_hook
     def durations(
         self,
         input_ids: torch.Tensor,

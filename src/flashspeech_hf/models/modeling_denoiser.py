@@ -12,33 +12,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
-
-def consistency_scalings(
-    sigma: torch.Tensor, sigma_data: float, sigma_min: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """
-    EDM/consistency-model scalings with the boundary condition `f(x, sigma_min) = x`.
-
-    `c_skip = sigma_data^2 / ((sigma - sigma_min)^2 + sigma_data^2)`,
-    `c_out = (sigma - sigma_min) sigma_data / sqrt(sigma_data^2 + sigma^2)`, `c_in = 1 / sqrt(sigma^2 + sigma_data^2)`.
-
-    Args:
-        sigma (`torch.Tensor` of any shape): Noise levels.
-        sigma_data (`float`): Standard deviation of the data.
-        sigma_min (`float`): The boundary noise level.
-
-    Returns:
-        `(c_skip, c_out, c_in)`, each shaped like `sigma`.
-    """
-    c_skip = sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
-    c_out = (sigma - sigma_min) * sigma_data / torch.sqrt(sigma_data**2 + sigma**2)
-    c_in = 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
-    return c_skip, c_out, c_in
-
-
-def noise_conditioning(sigma: torch.Tensor) -> torch.Tensor:
-    """`c_noise = 1000 * 0.25 * ln(sigma)`: the iCT noise input, scaled by 1000 for the sinusoidal embedding."""
-    return 1000.0 * 0.25 * torch.log(sigma.clamp_min(1e-20))
+from ..schedulers.scheduling_flashspeech import apply_consistency_function
 
 
 class SinusoidalNoiseEmbedding(nn.Module):
@@ -211,30 +185,6 @@ class WaveNet(nn.Module):
             skips = skips + skip
         h = F.relu(self.skip_proj(skips / math.sqrt(len(self.layers)))) * m
         return self.out_proj(h) * m
-
-
-def apply_consistency_function(
-    backbone_out_fn, sample: torch.Tensor, sigma: torch.Tensor, sigma_data: float, sigma_min: float
-) -> torch.Tensor:
-    """
-    `f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))`.
-
-    Args:
-        backbone_out_fn (`Callable[[torch.Tensor, torch.Tensor], torch.Tensor]`): Maps `(c_in * x, c_noise)` to `F`.
-        sample (`torch.Tensor` of shape `(batch, channels, frames)`): Noisy input `x`.
-        sigma (`torch.Tensor` of shape `(batch,)` or a scalar tensor): Noise level per item.
-        sigma_data (`float`), sigma_min (`float`): Parametrization constants.
-
-    Returns:
-        `torch.Tensor` of shape `(batch, channels, frames)`, in the dtype of `sample` or of `F` if wider: with a
-        float32 `sample` the skip connection and scalings stay in float32 whatever precision `F` runs in.
-    """
-    sigma = torch.as_tensor(sigma, device=sample.device, dtype=torch.float32)
-    if sigma.ndim == 0:
-        sigma = sigma.expand(sample.shape[0])
-    c_skip, c_out, c_in = consistency_scalings(sigma, sigma_data, sigma_min)
-    c_skip, c_out, c_in = (c[:, None, None].to(sample.dtype) for c in (c_skip, c_out, c_in))
-    return c_skip * sample + c_out * backbone_out_fn(c_in * sample, noise_conditioning(sigma))
 
 
 @dataclass

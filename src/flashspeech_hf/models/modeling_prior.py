@@ -9,6 +9,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from .model_utils import resize_embedding
@@ -178,6 +179,7 @@ class FlashSpeechPriorEncoder(ModelMixin, ConfigMixin):
             ]
         )
 
+    @apply_forward_hook
     def encode_prompt(self, prompt_latents: torch.Tensor, prompt_mask: torch.Tensor | None = None) -> torch.Tensor:
         """
         Args:
@@ -202,6 +204,7 @@ class FlashSpeechPriorEncoder(ModelMixin, ConfigMixin):
             x = layer(x, prompt_mask)
         return x
 
+    @apply_forward_hook
     def encode_phonemes(
         self,
         input_ids: torch.Tensor,

@@ -7,10 +7,12 @@ import math
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from ..precision import KeepInFloat32Mixin
-from .modeling_denoiser import WaveNet, apply_consistency_function
+from ..schedulers.scheduling_flashspeech import apply_consistency_function
+from .modeling_denoiser import WaveNet
 
 
 def length_regulate(
@@ -207,6 +209,7 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
             persistent=False,
         )
 
+    @apply_forward_hook
     def predict_durations(
         self,
         phoneme_hidden: torch.Tensor,
@@ -229,6 +232,7 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
         """
         return self.duration_predictor(phoneme_hidden, phoneme_mask.bool(), prompt_hidden, prompt_mask)
 
+    @apply_forward_hook
     def predict_pitch(
         self,
         frame_hidden: torch.Tensor,
@@ -270,6 +274,7 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
         out = apply_consistency_function(backbone, sample, sigma, self.config.sigma_data, self.config.sigma_min)
         return out * mask[:, None, :].to(out.dtype)
 
+    @apply_forward_hook
     def refine_durations(
         self, sample: torch.Tensor, sigma: torch.Tensor | float, hidden: torch.Tensor, phoneme_mask: torch.Tensor
     ) -> torch.Tensor:
@@ -287,6 +292,7 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
         """
         return self._refine(self.duration_refiner, sample, sigma, hidden, phoneme_mask.bool())
 
+    @apply_forward_hook
     def refine_pitch(
         self, sample: torch.Tensor, sigma: torch.Tensor | float, hidden: torch.Tensor, frame_mask: torch.Tensor
     ) -> torch.Tensor:
@@ -314,10 +320,12 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
         frames = torch.round((torch.exp(log_durations.float()) - 1.0) / speed).long().clamp_min(min_frames)
         return frames * phoneme_mask.long()
 
+    @apply_forward_hook
     def quantize_pitch(self, log_pitch: torch.Tensor) -> torch.Tensor:
         """Bins `ln F0` `(batch, frames)` into `num_pitch_bins` log-spaced bins: `LongTensor (batch, frames)`."""
         return torch.bucketize(log_pitch.float(), self.pitch_bin_edges)
 
+    @apply_forward_hook
     def embed_pitch(self, log_pitch: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         """Pitch embedding `(batch, frames) -> (batch, frames, hidden_size)`, zero on padded frames."""
         return self.pitch_embedding(self.quantize_pitch(log_pitch)) * frame_mask[:, :, None].to(

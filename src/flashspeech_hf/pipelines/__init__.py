@@ -1,8 +1,15 @@
-from .pipeline_flashspeech import (
-    FlashSpeechAlignment,
-    FlashSpeechEditOutput,
-    FlashSpeechPipeline,
-    FlashSpeechPipelineOutput,
-)
+from .pipeline_flashspeech import FlashSpeechPipeline
+from .pipeline_flashspeech_base import FlashSpeechBasePipeline
+from .pipeline_flashspeech_edit import FlashSpeechEditPipeline
+from .pipeline_flashspeech_voice_conversion import FlashSpeechVoiceConversionPipeline
+from .pipeline_output import FlashSpeechAlignment, FlashSpeechEditOutput, FlashSpeechPipelineOutput
 
-__all__ = ["FlashSpeechAlignment", "FlashSpeechEditOutput", "FlashSpeechPipeline", "FlashSpeechPipelineOutput"]
+__all__ = [
+    "FlashSpeechAlignment",
+    "FlashSpeechBasePipeline",
+    "FlashSpeechEditOutput",
+    "FlashSpeechEditPipeline",
+    "FlashSpeechPipeline",
+    "FlashSpeechPipelineOutput",
+    "FlashSpeechVoiceConversionPipeline",
+]

@@ -1,14 +1,108 @@
-"""Consistency scheduler for FlashSpeech: Karras sigmas, 1/2/N-step sampling and improved consistency training."""
+"""Consistency scheduler for FlashSpeech: Karras sigmas, the consistency parametrization and 1/2/N-step sampling."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
+
+logger = logging.get_logger(__name__)
+
+LEGACY_TRAINING_KEYS = ("s0", "s1", "total_training_steps", "p_mean", "p_std")
+"""Keys of the improved-consistency-training curriculum that older `scheduler_config.json` files carry; the curriculum
+now lives in `flashspeech_hf.training_utils.ConsistencyTrainingCurriculum` and loading drops them."""
+
+
+def karras_sigmas(
+    ramp: torch.Tensor | float, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0
+) -> torch.Tensor:
+    """
+    The Karras noise schedule at positions `ramp` in [0, 1]: `(sigma_min^(1/rho) + ramp (sigma_max^(1/rho) -
+    sigma_min^(1/rho)))^rho`, so 0 maps to `sigma_min` and 1 to `sigma_max` (Karras et al. 2022, eq. 5).
+
+    Args:
+        ramp (`torch.Tensor` of any shape, or `float`): Positions in [0, 1].
+        sigma_min (`float`, defaults to 0.002), sigma_max (`float`, defaults to 80.0), rho (`float`, defaults to 7.0):
+            The schedule's ends and exponent.
+
+    Returns:
+        `torch.Tensor` shaped like `ramp`, float64.
+
+    Examples:
+
+    ```py
+    >>> import torch
+    >>> from flashspeech_hf.schedulers.scheduling_flashspeech import karras_sigmas
+
+    >>> [round(s, 6) for s in karras_sigmas(torch.linspace(0, 1, 3, dtype=torch.float64)).tolist()]
+    [0.002, 2.515219, 80.0]
+    ```
+    """
+    ramp = torch.as_tensor(ramp, dtype=torch.float64)
+    min_inv, max_inv = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return (min_inv + ramp * (max_inv - min_inv)) ** rho
+
+
+def consistency_scalings(
+    sigma: torch.Tensor, sigma_data: float, sigma_min: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    EDM/consistency-model scalings with the boundary condition `f(x, sigma_min) = x`.
+
+    `c_skip = sigma_data^2 / ((sigma - sigma_min)^2 + sigma_data^2)`,
+    `c_out = (sigma - sigma_min) sigma_data / sqrt(sigma_data^2 + sigma^2)`, `c_in = 1 / sqrt(sigma^2 + sigma_data^2)`.
+
+    Args:
+        sigma (`torch.Tensor` of any shape): Noise levels.
+        sigma_data (`float`): Standard deviation of the data.
+        sigma_min (`float`): The boundary noise level.
+
+    Returns:
+        `(c_skip, c_out, c_in)`, each shaped like `sigma`.
+    """
+    c_skip = sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
+    c_out = (sigma - sigma_min) * sigma_data / torch.sqrt(sigma_data**2 + sigma**2)
+    c_in = 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
+    return c_skip, c_out, c_in
+
+
+def noise_conditioning(sigma: torch.Tensor) -> torch.Tensor:
+    """`c_noise = 1000 * 0.25 * ln(sigma)`: the iCT noise input, scaled by 1000 for the sinusoidal embedding."""
+    return 1000.0 * 0.25 * torch.log(sigma.clamp_min(1e-20))
+
+
+def apply_consistency_function(
+    backbone_out_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    sample: torch.Tensor,
+    sigma: torch.Tensor | float,
+    sigma_data: float,
+    sigma_min: float,
+) -> torch.Tensor:
+    """
+    `f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))`: the consistency parametrization
+    shared by the latent denoiser, the prosody refiners and [`FlashSpeechScheduler`] (one definition of the maths).
+
+    Args:
+        backbone_out_fn (`Callable[[torch.Tensor, torch.Tensor], torch.Tensor]`): Maps `(c_in * x, c_noise)` to `F`.
+        sample (`torch.Tensor` of shape `(batch, channels, frames)`): Noisy input `x`.
+        sigma (`torch.Tensor` of shape `(batch,)`, a scalar tensor or `float`): Noise level per item.
+        sigma_data (`float`), sigma_min (`float`): Parametrization constants.
+
+    Returns:
+        `torch.Tensor` of shape `(batch, channels, frames)`, in the dtype of `sample` or of `F` if wider: with a
+        float32 `sample` the skip connection and scalings stay in float32 whatever precision `F` runs in.
+    """
+    sigma = torch.as_tensor(sigma, device=sample.device, dtype=torch.float32)
+    if sigma.ndim == 0:
+        sigma = sigma.expand(sample.shape[0])
+    c_skip, c_out, c_in = consistency_scalings(sigma, sigma_data, sigma_min)
+    c_skip, c_out, c_in = (c[:, None, None].to(sample.dtype) for c in (c_skip, c_out, c_in))
+    return c_skip * sample + c_out * backbone_out_fn(c_in * sample, noise_conditioning(sigma))
 
 
 @dataclass
@@ -30,13 +124,18 @@ class FlashSpeechSchedulerOutput(BaseOutput):
 
 class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
     """
-    Sampling and training schedule of the latent consistency model of FlashSpeech.
+    Sampling schedule and consistency parametrization of the latent consistency model of FlashSpeech.
 
     Noise levels are continuous EDM sigmas (no discrete DDPM alphas and no clamping of the denoised estimate: codec
-    latents are not bounded). The model given to [`~FlashSpeechScheduler.step`] is the consistency function itself:
-    its output is the denoised estimate `f(x, sigma)`. One-step sampling evaluates `f(sigma_max * z, sigma_max)`;
-    multistep sampling re-noises each estimate to the next sigma with `sqrt(sigma^2 - sigma_min^2) * z` and applies `f`
-    again (Song et al. 2023, Algorithm 1).
+    latents are not bounded); `timesteps` are the sigmas themselves. The consistency function is
+    `f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))` with the scalings of
+    [`~FlashSpeechScheduler.get_scalings_for_boundary_condition`] and `c_noise =`
+    [`~FlashSpeechScheduler.sigma_to_t`]; the models apply it through the same functions of this module
+    (`apply_consistency_function`), with the `sigma_data` and `sigma_min` that the pipeline checks agree with this
+    config. The model output given to [`~FlashSpeechScheduler.step`] is therefore already `f(x, sigma)`, the denoised
+    estimate, and [`~FlashSpeechScheduler.scale_model_input`] is the identity. One-step sampling evaluates
+    `f(sigma_max * z, sigma_max)`; multistep sampling re-noises each estimate to the next sigma with
+    `sqrt(sigma^2 - sigma_min^2) * z` and applies `f` again (Song et al. 2023, Algorithm 1).
 
     Sigmas for `num_inference_steps`:
         - 1: `[sigma_max]`.
@@ -44,10 +143,11 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
           The Karras level at the same rank (3 points, rho 7) is about 2.5, so the two choices nearly agree.
         - N > 2: the first N of N + 1 Karras levels from `sigma_max` down to `sigma_min`.
         - Any explicit decreasing list given as `sigmas`.
+        - With `strength` < 1 (voice conversion from a noised source), the first level moves down the Karras scale.
 
-    The training helpers implement improved consistency training (iCT, Song & Dhariwal 2023): the discretization
-    curriculum `N(k) = min(s0 * 2^floor(k / K'), s1) + 1` with `K' = floor(K / (log2(floor(s1 / s0)) + 1))`, Karras
-    training levels, level indices drawn from a discretized lognormal and the loss weight `1 / (sigma_{i+1} - sigma_i)`.
+    Training draws its noise levels elsewhere (`flashspeech_hf.training_utils`): this config holds only what sampling
+    needs. Configs saved by older versions with the training curriculum's keys (`s0`, `s1`, `total_training_steps`,
+    `p_mean`, `p_std`) still load; those keys are dropped.
 
     This scheduler inherits from [`SchedulerMixin`] and [`ConfigMixin`]: it saves and loads with `save_pretrained` and
     `from_pretrained`.
@@ -58,11 +158,6 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         sigma_data (`float`, defaults to 0.5): Standard deviation of the (normalized) data.
         rho (`float`, defaults to 7.0): Exponent of the Karras schedule.
         two_step_sigma (`float`, defaults to 2.0): Intermediate sigma of two-step sampling.
-        s0 (`int`, defaults to 10): Initial number of discretization steps of consistency training.
-        s1 (`int`, defaults to 1280): Final number of discretization steps (160 for the prosody refinement stage).
-        total_training_steps (`int`, defaults to 650000): `K`, the number of training steps the curriculum spans.
-        p_mean (`float`, defaults to -1.1): Mean of the lognormal that level indices are drawn from.
-        p_std (`float`, defaults to 2.0): Standard deviation of that lognormal.
 
     Examples:
 
@@ -74,8 +169,9 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
     >>> scheduler.set_timesteps(2)
     >>> scheduler.sigmas
     tensor([80.,  2.])
-    >>> scheduler.num_discretization_steps(0)
-    11
+    >>> scheduler.set_timesteps(2, strength=0.5)  # voice conversion: start from a noised source
+    >>> scheduler.sigmas
+    tensor([2.5152, 2.0000])
     ```
     """
 
@@ -89,34 +185,105 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         sigma_data: float = 0.5,
         rho: float = 7.0,
         two_step_sigma: float = 2.0,
-        s0: int = 10,
-        s1: int = 1280,
-        total_training_steps: int = 650000,
-        p_mean: float = -1.1,
-        p_std: float = 2.0,
     ):
         if not 0 < sigma_min < sigma_max:
             raise ValueError(f"Need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}.")
         if not sigma_min < two_step_sigma < sigma_max:
             raise ValueError(f"two_step_sigma={two_step_sigma} must lie strictly between sigma_min and sigma_max.")
-        if s0 < 1 or s1 < s0:
-            raise ValueError(f"Need 1 <= s0 <= s1, got s0={s0}, s1={s1}.")
+        if not sigma_data > 0:
+            raise ValueError(f"sigma_data must be positive, got {sigma_data}.")
         self.init_noise_sigma = sigma_max
         self.num_inference_steps: int | None = None
         self.sigmas = torch.tensor([sigma_max], dtype=torch.float32)
         self.timesteps = self.sigmas.clone()
         self._step_index: int | None = None
+        self._begin_index: int | None = None
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # configs saved before the training curriculum moved out carry its keys: drop them (not kept as hidden keys,
+        # so a re-saved config is clean)
+        legacy = sorted(key for key in LEGACY_TRAINING_KEYS if key in config_dict)
+        if legacy:
+            logger.info(
+                f"Ignoring the training-curriculum keys {legacy} of this scheduler config: they moved to "
+                "`flashspeech_hf.training_utils.ConsistencyTrainingCurriculum` and are no longer part of the scheduler."
+            )
+            config_dict = {k: v for k, v in config_dict.items() if k not in legacy}
+            if "_use_default_values" in config_dict:
+                config_dict["_use_default_values"] = [k for k in config_dict["_use_default_values"] if k not in legacy]
+        return super().extract_init_dict(config_dict, **kwargs)
+
+    def __len__(self) -> int:
+        """Number of noise levels currently set (`len(self.timesteps)`)."""
+        return len(self.timesteps)
 
     @property
     def step_index(self) -> int | None:
         """Index of the current sigma in `self.sigmas`; `None` before the first `step`."""
         return self._step_index
 
+    @property
+    def begin_index(self) -> int | None:
+        """Index of the first timestep, set by a pipeline with `set_begin_index`; `None` when not set."""
+        return self._begin_index
+
+    # Copied from diffusers.schedulers.scheduling_dpmsolver_multistep.DPMSolverMultistepScheduler.set_begin_index
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """
+        Sets the begin index for the scheduler. This function should be run from pipeline before the inference.
+
+        Args:
+            begin_index (`int`, defaults to `0`):
+                The begin index for the scheduler.
+        """
+        self._begin_index = begin_index
+
+    def index_for_timestep(
+        self, timestep: float | torch.Tensor, schedule_timesteps: torch.Tensor | None = None
+    ) -> int:
+        """
+        Index of `timestep` in the schedule (adapted from diffusers' `EulerDiscreteScheduler.index_for_timestep`, but
+        an unknown timestep raises instead of failing with an `IndexError`).
+
+        Args:
+            timestep (`float` or `torch.Tensor`): A sigma of the schedule.
+            schedule_timesteps (`torch.Tensor`, *optional*): The schedule to search; defaults to `self.timesteps`.
+
+        Returns:
+            `int`: its index (the second match if it occurs twice, as in diffusers).
+        """
+        if schedule_timesteps is None:
+            schedule_timesteps = self.timesteps
+        timestep = torch.as_tensor(timestep, device=schedule_timesteps.device, dtype=schedule_timesteps.dtype)
+        indices = (schedule_timesteps == timestep).nonzero()
+        if len(indices) == 0:
+            raise ValueError(
+                f"Timestep {float(timestep):g} is not one of the scheduler's timesteps {schedule_timesteps.tolist()}: "
+                "pass an element of `scheduler.timesteps` (after `set_timesteps`)."
+            )
+        pos = 1 if len(indices) > 1 else 0
+        return indices[pos].item()
+
+    # Copied from diffusers.schedulers.scheduling_euler_discrete.EulerDiscreteScheduler._init_step_index
+    def _init_step_index(self, timestep: float | torch.Tensor) -> None:
+        """
+        Initialize the step index for the scheduler based on the given timestep.
+
+        Args:
+            timestep (`float` or `torch.Tensor`):
+                The current timestep to initialize the step index from.
+        """
+        if self.begin_index is None:
+            if isinstance(timestep, torch.Tensor):
+                timestep = timestep.to(self.timesteps.device)
+            self._step_index = self.index_for_timestep(timestep)
+        else:
+            self._step_index = self._begin_index
+
     def karras_sigmas(self, num_levels: int) -> torch.Tensor:
         """
-        Karras noise levels from `sigma_min` to `sigma_max`, increasing.
-
-        `sigma_i = (sigma_min^(1/rho) + (i - 1) / (N - 1) * (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho`, i = 1..N.
+        `num_levels` Karras noise levels from `sigma_min` to `sigma_max`, increasing (see `karras_sigmas`).
 
         Args:
             num_levels (`int`): N, at least 2.
@@ -126,16 +293,33 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         """
         if num_levels < 2:
             raise ValueError(f"num_levels must be >= 2, got {num_levels}.")
-        rho = self.config.rho
         ramp = torch.linspace(0, 1, num_levels, dtype=torch.float64)
-        min_inv, max_inv = self.config.sigma_min ** (1 / rho), self.config.sigma_max ** (1 / rho)
-        return (min_inv + ramp * (max_inv - min_inv)) ** rho
+        return karras_sigmas(ramp, self.config.sigma_min, self.config.sigma_max, self.config.rho)
+
+    def get_scalings_for_boundary_condition(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        `c_skip` and `c_out` of the consistency parametrization (`f(x, sigma_min) = x`), as in diffusers'
+        `CMStochasticIterativeScheduler`.
+
+        Args:
+            sigma (`torch.Tensor` of any shape): Noise levels.
+
+        Returns:
+            `(c_skip, c_out)`, each shaped like `sigma`.
+        """
+        c_skip, c_out, _ = consistency_scalings(sigma, self.config.sigma_data, self.config.sigma_min)
+        return c_skip, c_out
+
+    def sigma_to_t(self, sigmas: float | torch.Tensor) -> torch.Tensor:
+        """The noise conditioning `c_noise = 1000 * 0.25 * ln(sigma)` that the networks are given, elementwise."""
+        return noise_conditioning(torch.as_tensor(sigmas, dtype=torch.float32))
 
     def set_timesteps(
         self,
         num_inference_steps: int | None = None,
         device: str | torch.device | None = None,
         sigmas: list[float] | None = None,
+        strength: float = 1.0,
     ) -> None:
         """
         Sets the decreasing sigmas to sample with (see the class docstring for the rule).
@@ -145,8 +329,18 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
             device (`str` or `torch.device`, *optional*): Where to put `sigmas` and `timesteps`.
             sigmas (`list[float]`, *optional*): Explicit strictly decreasing sigmas within `[sigma_min, sigma_max]`;
                 overrides `num_inference_steps`.
+            strength (`float`, defaults to 1.0): In `(0, 1]`, for sampling from a noised clean sample (voice
+                conversion). The first level moves down the Karras scale, linear in `sigma^(1/rho)`:
+                `sigma_start = (sigma_min^(1/rho) + strength (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho`, so
+                strength 1 starts at `sigma_max` and small strengths keep more of the sample (rho 7: 0.5 starts at
+                about 2.5, 0.7 at 12, 0.9 at 45). The later levels are the levels of `num_inference_steps` below
+                `sigma_start` (with 2 steps: `two_step_sigma`), so a low strength may use fewer evaluations.
         """
+        if isinstance(strength, bool) or not (isinstance(strength, (int, float)) and 0 < strength <= 1):
+            raise ValueError(f"`strength` must be a number in (0, 1], got {strength!r}.")
         if sigmas is not None:
+            if strength != 1.0:
+                raise ValueError("Pass either explicit `sigmas` or a `strength`, not both.")
             values = torch.tensor(list(sigmas), dtype=torch.float64)
             if values.ndim != 1 or len(values) == 0:
                 raise ValueError("`sigmas` must be a non-empty list of floats.")
@@ -162,13 +356,22 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
             values = torch.tensor([self.config.sigma_max, self.config.two_step_sigma], dtype=torch.float64)
         else:
             values = self.karras_sigmas(num_inference_steps + 1).flip(0)[:-1]
+        if strength != 1.0:
+            config = self.config
+            start = float(karras_sigmas(strength, config.sigma_min, config.sigma_max, config.rho))
+            later = values.float()[1:]
+            values = torch.cat([torch.tensor([start], dtype=torch.float64), later[later.double() < start].double()])
         self.num_inference_steps = len(values)
         self.sigmas = values.to(device=device, dtype=torch.float32)
         self.timesteps = self.sigmas.clone()
         self._step_index = None
+        self._begin_index = None
 
     def scale_model_input(self, sample: torch.Tensor, timestep: float | torch.Tensor | None = None) -> torch.Tensor:
-        """Identity: the consistency model applies `c_in` itself. Kept for interchangeability with other schedulers."""
+        """
+        Identity: the models scale their input by `c_in` themselves (through `apply_consistency_function`), so that
+        training and sampling call them the same way. Kept for interchangeability with other schedulers.
+        """
         return sample
 
     def add_noise(
@@ -205,7 +408,8 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         Args:
             model_output (`torch.Tensor` of shape `(batch_size, num_channels, num_frames)`):
                 The consistency function's output `f(sample, sigma)`, i.e. the denoised estimate.
-            timestep (`float` or `torch.Tensor`): The current sigma (an element of `self.timesteps`).
+            timestep (`float` or `torch.Tensor`): The current sigma (an element of `self.timesteps`; another value
+                raises a `ValueError`).
             sample (`torch.Tensor` of the same shape): The noisy input of this step (unused by the update itself,
                 which only re-noises the estimate; kept for the diffusers scheduler signature).
             noise (`torch.Tensor` of the same shape, *optional*): Standard Gaussian noise for re-noising. Pass it to
@@ -218,10 +422,8 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         """
         if self.num_inference_steps is None:
             raise ValueError("Call `set_timesteps` before `step`.")
-        if self._step_index is None:
-            matches = (self.timesteps - torch.as_tensor(timestep, dtype=self.timesteps.dtype).cpu()).abs() < 1e-6
-            matches = matches.nonzero()
-            self._step_index = int(matches[0]) if len(matches) else 0
+        if self.step_index is None:
+            self._init_step_index(timestep)
         denoised = model_output
         if self._step_index + 1 < len(self.sigmas):
             next_sigma = float(self.sigmas[self._step_index + 1])
@@ -237,74 +439,3 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         if not return_dict:
             return prev_sample, denoised
         return FlashSpeechSchedulerOutput(prev_sample=prev_sample, denoised=denoised)
-
-    # ----------------------------------------------------------------------------------------------------------------
-    # Improved consistency training (iCT)
-    # ----------------------------------------------------------------------------------------------------------------
-
-    def num_discretization_steps(self, training_step: int, total_training_steps: int | None = None) -> int:
-        """
-        `N(k) = min(s0 * 2^floor(k / K'), s1) + 1` with `K' = floor(K / (log2(floor(s1 / s0)) + 1))`.
-
-        Args:
-            training_step (`int`): k, the current optimizer step.
-            total_training_steps (`int`, *optional*): K; defaults to the config's `total_training_steps`.
-
-        Returns:
-            `int`: the number of noise levels used at step k.
-        """
-        total = self.config.total_training_steps if total_training_steps is None else total_training_steps
-        s0, s1 = self.config.s0, self.config.s1
-        k_prime = max(math.floor(total / (math.log2(math.floor(s1 / s0)) + 1)), 1)
-        return min(s0 * 2 ** math.floor(training_step / k_prime), s1) + 1
-
-    def training_sigmas(self, training_step: int, total_training_steps: int | None = None) -> torch.Tensor:
-        """Increasing Karras levels `sigma_1..sigma_N(k)` of shape `(N(k),)`, float64, used at step k."""
-        return self.karras_sigmas(self.num_discretization_steps(training_step, total_training_steps))
-
-    def level_probabilities(self, sigmas: torch.Tensor) -> torch.Tensor:
-        """
-        Discretized lognormal over level pairs: `p(i) ∝ erf((ln s_{i+1} - P_mean) / (sqrt(2) P_std)) -
-        erf((ln s_i - P_mean) / (sqrt(2) P_std))` for i = 0..N-2.
-
-        Args:
-            sigmas (`torch.Tensor` of shape `(N,)`): Increasing levels.
-
-        Returns:
-            `torch.Tensor` of shape `(N - 1,)` summing to 1.
-        """
-        scale = math.sqrt(2.0) * self.config.p_std
-        cdf = torch.erf((torch.log(sigmas.double()) - self.config.p_mean) / scale)
-        weights = cdf[1:] - cdf[:-1]
-        return weights / weights.sum()
-
-    def sample_training_sigmas(
-        self,
-        batch_size: int,
-        training_step: int,
-        generator: torch.Generator | None = None,
-        total_training_steps: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """
-        Draws adjacent level pairs for a consistency-training batch.
-
-        Args:
-            batch_size (`int`): Number of items.
-            training_step (`int`): k, which fixes N(k).
-            generator (`torch.Generator`, *optional*): Random generator for the draw.
-            total_training_steps (`int`, *optional*): K; defaults to the config's.
-
-        Returns:
-            `(sigma_i, sigma_{i+1}, weights)`, each a float32 tensor of shape `(batch_size,)`, with
-            `weights = 1 / (sigma_{i+1} - sigma_i)`.
-        """
-        sigmas = self.training_sigmas(training_step, total_training_steps)
-        probs = self.level_probabilities(sigmas)
-        indices = torch.multinomial(probs.float(), batch_size, replacement=True, generator=generator)
-        sigma_low, sigma_high = sigmas[indices], sigmas[indices + 1]
-        return sigma_low.float(), sigma_high.float(), self.loss_weights(sigma_low, sigma_high).float()
-
-    @staticmethod
-    def loss_weights(sigma_low: torch.Tensor, sigma_high: torch.Tensor) -> torch.Tensor:
-        """iCT loss weight `lambda(sigma_i) = 1 / (sigma_{i+1} - sigma_i)`, elementwise."""
-        return 1.0 / (sigma_high - sigma_low)

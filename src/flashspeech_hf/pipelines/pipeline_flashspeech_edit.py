@@ -1,0 +1,297 @@
+"""FlashSpeechEditPipeline: zero-shot speech editing with the FlashSpeech components."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+
+import torch
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.utils import replace_example_docstring
+
+from ..audio import AudioInput, check_audio_input
+from .pipeline_flashspeech_base import (
+    MAX_OUTPUT_SECONDS,
+    MIN_PROMPT_SECONDS,
+    FlashSpeechBasePipeline,
+    GeneratorInput,
+    _as_generators,
+    _check_callback,
+    _check_float,
+    _check_output_type,
+    _check_text_length,
+)
+from .pipeline_output import FlashSpeechEditOutput
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import soundfile as sf
+        >>> from flashspeech_hf import FlashSpeechEditPipeline
+
+        >>> pipe = FlashSpeechEditPipeline.from_pretrained("path/or/org/flashspeech")  # a checkpoint with an aligner
+        >>> out = pipe("speech.wav", "I saw a black cat today.", "I saw a big white dog today.")
+        >>> sf.write("edited.wav", out.audios[0], pipe.sampling_rate)
+        ```
+"""
+
+
+class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
+    r"""
+    Zero-shot speech editing with FlashSpeech (Ye et al. 2024, section 4.5): regenerates the words of a recording that
+    differ between its transcript and a new text, in context, and splices them in; the rest of the recording is kept
+    sample for sample.
+
+    It needs the `aligner` component. The components are those of [`FlashSpeechPipeline`]:
+    `FlashSpeechEditPipeline(**pipe.components)` shares them with a loaded text-to-speech pipeline.
+
+    Args:
+        tokenizer, codec, prior_encoder, prosody_generator, denoiser, scheduler, aligner: As in
+            [`FlashSpeechBasePipeline`].
+    """
+
+    def _edit_span(self, original: list[str], new: list[str]) -> tuple[int, int, int]:
+        """
+        The phoneme span to regenerate: `(start, original_end, new_end)` with `original[:start] == new[:start]` and
+        `original[original_end:] == new[new_end:]`.
+
+        Words are the phoneme groups between word-boundary tokens; `difflib` finds the changed words, and the span
+        covers them together with the boundary (pause) tokens on both sides, so that insertions and deletions
+        regenerate the junction too.
+        """
+        boundary = self.tokenizer.word_boundary
+
+        def words(tokens: list[str]) -> list[tuple[int, int]]:
+            spans, start = [], 0
+            for i, token in enumerate([*tokens, boundary]):
+                if token == boundary:
+                    spans.append((start, i))
+                    start = i + 1
+            return spans
+
+        spans_a, spans_b = words(original), words(new)
+        words_a = [tuple(original[s:e]) for s, e in spans_a]
+        words_b = [tuple(new[s:e]) for s, e in spans_b]
+        changes = [op for op in difflib.SequenceMatcher(None, words_a, words_b, autojunk=False).get_opcodes()]
+        changes = [op for op in changes if op[0] != "equal"]
+        if not changes:
+            raise ValueError(
+                "`new_text` is pronounced exactly like `original_text` (same phonemes): the edit changes nothing."
+            )
+        i1, i2, j1, j2 = changes[0][1], changes[-1][2], changes[0][3], changes[-1][4]
+        start = spans_a[i1 - 1][1] if i1 > 0 else 0
+        end_a = spans_a[i2][0] if i2 < len(spans_a) else len(original)
+        end_b = spans_b[j2][0] if j2 < len(spans_b) else len(new)
+        new_start = spans_b[j1 - 1][1] if j1 > 0 else 0
+        if new_start != start or original[end_a:] != new[end_b:]:  # cannot happen with equal words around the edit
+            raise RuntimeError("Internal error: inconsistent edit span.")
+        return start, end_a, end_b
+
+    def check_inputs(
+        self,
+        audio,
+        original_text,
+        new_text,
+        sampling_rate=None,
+        num_inference_steps=2,
+        prosody_alpha=0.2,
+        generator=None,
+        crossfade_ms=10.0,
+        output_type="np",
+        return_dict=True,
+        max_output_seconds=MAX_OUTPUT_SECONDS,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs=("latents",),
+    ) -> list[torch.Generator | None]:
+        """
+        Validates every argument of `__call__` before any work (no model runs, no audio is decoded).
+
+        Returns:
+            `list[torch.Generator | None]`: the one generator (or None) of the output waveform.
+        """
+        self._check_aligner()
+        if not isinstance(original_text, str) or not original_text.strip():
+            raise ValueError("The text of `audio` is empty: give the words spoken in it.")
+        self._check_common(num_inference_steps, prosody_alpha)
+        if not isinstance(new_text, str) or not new_text.strip():
+            raise ValueError("`new_text` is empty: give the sentence the edited recording should say.")
+        _check_float(crossfade_ms, "crossfade_ms", 0.0)
+        _check_output_type(output_type, return_dict, allowed=("np", "pt"))
+        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        _check_text_length(new_text, "new_text", max_output_seconds)
+        check_audio_input(audio, sampling_rate, "audio", max_output_seconds, "max_output_seconds")
+        _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        return _as_generators(generator, 1)
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        audio: AudioInput,
+        original_text: str,
+        new_text: str,
+        sampling_rate: int | None = None,
+        num_inference_steps: int = 2,
+        prosody_alpha: float = 0.2,
+        generator: GeneratorInput = None,
+        crossfade_ms: float = 10.0,
+        output_type: str = "np",
+        return_dict: bool = True,
+        max_output_seconds: float = MAX_OUTPUT_SECONDS,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> FlashSpeechEditOutput | tuple:
+        r"""
+        Zero-shot speech editing: changes the words of a recording that differ between `original_text` and
+        `new_text`, keeping the rest of the recording sample for sample.
+
+        The original is aligned (phoneme durations from the aligner); the changed words are found with `difflib` on
+        the phoneme words (groups between word-boundary tokens); durations are predicted for the new phonemes of the
+        span and kept from the alignment elsewhere. The whole new utterance is sampled with the rest of the original
+        latents fixed (the context is pasted into every denoised estimate) and as the speech prompt; the regenerated
+        span is decoded and spliced into the original waveform with a linear cross-fade of `crossfade_ms` on each
+        side, inside the unchanged context. Outside `[edit_start, edit_end)` the output equals the original (at
+        `self.sampling_rate`: audio at another rate is resampled first).
+
+        Args:
+            audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): The recording to edit.
+            original_text (`str`): What is said in `audio`.
+            new_text (`str`): What it should say.
+            sampling_rate (`int`, *optional*): Sample rate of an array `audio`.
+            num_inference_steps (`int`, defaults to 2): Consistency-model evaluations.
+            prosody_alpha (`float`, defaults to 0.2): Weight of the prosody refinement, in [0, 1].
+            generator (`torch.Generator` or `int`, *optional*): Controls every random draw; an `int` is a seed.
+            crossfade_ms (`float`, defaults to 10.0): Length of each cross-fade (shortened where the context is
+                shorter); 0 gives a hard splice.
+            output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
+            return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechEditOutput`] rather than a tuple.
+            max_output_seconds (`float`, defaults to 60.0): Longest recording, and longest edited output, accepted.
+
+        Returns:
+            [`FlashSpeechEditOutput`] or a tuple whose first element is the audio of shape `(1, num_samples)`.
+
+        Examples:
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
+        generators = self.check_inputs(
+            audio, original_text, new_text, sampling_rate, num_inference_steps, prosody_alpha, generator, crossfade_ms,
+            output_type, return_dict, max_output_seconds, callback_on_step_end, callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
+        new_phonemes = self.tokenizer.phonemize(new_text)[0]
+        alignment = self.align(audio, original_text, sampling_rate, "audio", max_output_seconds)
+        start, end, new_end = self._edit_span(alignment.phonemes, new_phonemes)
+
+        device, dtype = self._execution_device, self.denoiser.dtype
+        hop, rate = self.codec.hop_length, self.sampling_rate
+        durations, latents = alignment.durations.to(device), alignment.latents
+        num_frames = latents.shape[-1]
+        frame_start, frame_end = int(durations[:start].sum()), int(durations[:end].sum())
+        # The unchanged context is the speech prompt (the whole recording when the context is under a second).
+        context = torch.cat([latents[:, :frame_start], latents[:, frame_end:]], dim=1)
+        prompt = context if context.shape[-1] >= math.ceil(MIN_PROMPT_SECONDS * rate / hop) else latents
+        prompt_latents, prompt_mask = self._pad_frames([prompt], device, dtype)
+
+        input_ids = torch.tensor(self.tokenizer.convert_tokens_to_ids(new_phonemes), device=device)[None]
+        phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        phoneme_hidden, prompt_hidden = self.prior_encoder(
+            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
+        )
+        predicted = self.predict_durations(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            generators,
+        )[0]  # fmt: skip
+        new_durations = torch.cat([durations[:start], predicted[start:new_end], durations[end:]])[None]
+        new_durations, condition, frame_mask, log_pitch = self.predict_prosody(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            generators, durations=new_durations, max_output_seconds=max_output_seconds,
+        )  # fmt: skip
+        span_end = frame_start + int(predicted[start:new_end].sum())
+        total = span_end + num_frames - frame_end
+        known = torch.zeros(1, latents.shape[0], total, device=device, dtype=torch.float32)  # the sampler's dtype
+        known[0, :, :frame_start] = latents[:, :frame_start]
+        known[0, :, span_end:] = latents[:, frame_end:]
+        is_context = torch.ones(1, 1, total, dtype=torch.bool, device=device)
+        is_context[..., frame_start:span_end] = False
+
+        def consistency_fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            denoised = self.denoiser(x, sigma, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            return torch.where(is_context, known, denoised)
+
+        sample = self.sample_consistency(
+            consistency_fn,
+            self.denoiser.config.latent_dim,
+            frame_mask,
+            num_inference_steps,
+            generators,
+            start=known,
+            progress=True,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+        )
+        generated = self.codec.decode(sample)[0].float().cpu()
+        audio_out, edit_start, edit_end, original_end = _splice(
+            alignment.waveform.float().cpu(),
+            generated,
+            frame_start * hop,
+            frame_end * hop,
+            span_end * hop,
+            round(crossfade_ms * rate / 1000),
+        )
+        self.maybe_free_model_hooks()
+        audios = audio_out[None]
+        if output_type == "np":
+            audios = audios.numpy()
+        if not return_dict:
+            return (audios,)
+        return FlashSpeechEditOutput(
+            audios=audios,
+            audio_lengths=[audio_out.shape[-1]],
+            durations=[new_durations[0].cpu()],
+            log_pitch=[log_pitch[0].float().cpu()],
+            edit_start=edit_start,
+            edit_end=edit_end,
+            original_end=original_end,
+            original_phonemes=alignment.phonemes[start:end],
+            new_phonemes=new_phonemes[start:new_end],
+        )
+
+
+def _splice(
+    original: torch.Tensor, generated: torch.Tensor, start: int, original_end: int, generated_end: int, crossfade: int
+) -> tuple[torch.Tensor, int, int, int]:
+    """
+    Replaces `original[start:original_end]` by `generated[start:generated_end]`, with linear cross-fades of up to
+    `crossfade` samples just outside the replaced region, where `generated` re-synthesizes the unchanged context.
+
+    Args:
+        original (`torch.Tensor` of shape `(T,)`): The original waveform.
+        generated (`torch.Tensor` of shape `(T',)`): Decoded edited utterance, aligned with `original` before `start`
+            and with `original[original_end:]` from `generated_end` on. `start` may exceed `T` by less than a hop
+            (insertion at the end of a recording that does not fill its last latent frame).
+        start, original_end, generated_end (`int`): Sample positions (multiples of the hop length).
+        crossfade (`int`): Cross-fade length in samples.
+
+    Returns:
+        `(audio, edit_start, edit_end, original_end)`: `audio[:edit_start] == original[:edit_start]` and
+        `audio[edit_end:] == original[original_end:]`.
+    """
+    length = original.shape[-1]
+    left, right = min(start, length), min(original_end, length)
+    fade_left = min(crossfade, left)
+    fade_right = max(min(crossfade, length - right, generated.shape[-1] - generated_end), 0)
+    ramp_left = (torch.arange(fade_left, dtype=original.dtype) + 0.5) / max(fade_left, 1)
+    ramp_right = (torch.arange(fade_right, dtype=original.dtype) + 0.5) / max(fade_right, 1)
+    pieces = [
+        original[: left - fade_left],
+        (1 - ramp_left) * original[left - fade_left : left] + ramp_left * generated[left - fade_left : left],
+        generated[left:generated_end],
+        (1 - ramp_right) * generated[generated_end : generated_end + fade_right]
+        + ramp_right * original[right : right + fade_right],
+        original[right + fade_right :],
+    ]
+    audio = torch.cat(pieces)
+    edit_start = left - fade_left
+    return audio, edit_start, audio.shape[-1] - (length - right - fade_right), right + fade_right
