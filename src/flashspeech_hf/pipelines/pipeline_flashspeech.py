@@ -24,6 +24,7 @@ from ..models.modeling_prior import FlashSpeechPriorEncoder
 from ..models.modeling_prosody import FlashSpeechProsodyGenerator, length_regulate
 from ..precision import INT8_COMPONENTS, is_int8_quantized, quantize_dynamic_int8
 from ..schedulers.scheduling_flashspeech import FlashSpeechScheduler
+from .long_form import FlashSpeechLongFormMixin
 
 logger = logging.get_logger(__name__)
 
@@ -127,8 +128,8 @@ def _check_text_length(text: str, name: str, max_output_seconds: float) -> None:
     if len(text) > max_characters:
         raise ValueError(
             f"`{name}` has {len(text)} characters, more than can be spoken in `max_output_seconds`="
-            f"{max_output_seconds:g} s (at most {max_characters}): split it into sentences and synthesize them one at "
-            "a time, or raise `max_output_seconds`."
+            f"{max_output_seconds:g} s (at most {max_characters}): use `pipe.long_form(text, prompt_audio)`, which "
+            "splits it into sentences, or raise `max_output_seconds`."
         )
 
 
@@ -200,7 +201,7 @@ class FlashSpeechAlignment:
     waveform: torch.Tensor
 
 
-class FlashSpeechPipeline(DiffusionPipeline):
+class FlashSpeechPipeline(FlashSpeechLongFormMixin, DiffusionPipeline):
     r"""
     Zero-shot text-to-speech with FlashSpeech (Ye et al. 2024).
 
@@ -210,7 +211,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
     evaluations; the codec decodes them to a waveform.
 
     This pipeline inherits from [`DiffusionPipeline`]: `save_pretrained`, `from_pretrained` (local folders and Hub ids)
-    and `push_to_hub` handle every component.
+    and `push_to_hub` handle every component. Texts longer than a sentence: [`~FlashSpeechLongFormMixin.long_form`]
+    (one waveform) and [`~FlashSpeechLongFormMixin.stream`] (sentence by sentence).
 
     Args:
         tokenizer ([`FlashSpeechTokenizer`]): Text to phoneme ids.
@@ -609,8 +611,8 @@ class FlashSpeechPipeline(DiffusionPipeline):
             )
             raise ValueError(
                 f"The output{where} would be {length}, over `max_output_seconds`={max_output_seconds:g} s: "
-                "split the text into sentences and synthesize them one at a time, or raise `max_output_seconds` (time "
-                "and memory grow with the output length)."
+                "use `pipe.long_form(text, prompt_audio)`, which splits the text into sentences, or raise "
+                "`max_output_seconds` (time and memory grow with the output length)."
             )
 
     @staticmethod
