@@ -12,8 +12,8 @@ one row (empty text, missing or silent prompt, bad seed) is reported with the ro
 Examples:
 
 ```bash
-accelerate launch --num_processes 2 -m flashspeech_hf.cli synthesize --model checkpoints/flashspeech-demo \\
-    --input_csv rows.csv --output_dir out
+accelerate launch --multi_gpu --num_processes 2 -m flashspeech_hf.cli synthesize \\
+    --model checkpoints/flashspeech-demo --input_csv rows.csv --output_dir out
 ```
 
 ```python

@@ -8,8 +8,8 @@ Examples:
 ```bash
 flashspeech synthesize --model path/to/pipeline --text "Hello there." --prompt prompt.wav --output out.wav
 flashspeech synthesize --model path/to/pipeline --text_file book.txt --prompt prompt.wav --output book.wav
-accelerate launch --num_processes 2 -m flashspeech_hf.cli synthesize --model path/to/pipeline \
-    --input_csv rows.csv --output_dir out
+accelerate launch --multi_gpu --num_processes 2 -m flashspeech_hf.cli synthesize --model path/to/pipeline \
+    --input_csv rows.csv --output_dir out  # or: torchrun --nproc_per_node 2 -m flashspeech_hf.cli synthesize ...
 flashspeech convert --model path/to/pipeline --source source.wav --source_text "What the source says." \
     --reference reference.wav --output converted.wav
 flashspeech edit --model path/to/pipeline --audio speech.wav --original_text "I saw a black cat." \
@@ -72,7 +72,8 @@ def add_synthesize_arguments(parser: argparse.ArgumentParser) -> None:
         "--input_csv",
         help="Batch synthesis: CSV with columns text,prompt (optional id,seed; prompt paths relative to the CSV). "
         "Writes <id>.wav and metadata.csv to --output_dir (an audiofolder); a re-run skips rows already written. "
-        "Run under `accelerate launch --num_processes N -m flashspeech_hf.cli synthesize ...` to split the rows "
+        "Run under `accelerate launch --multi_gpu --num_processes N -m flashspeech_hf.cli synthesize ...` (also on a "
+        "CPU-only machine) or `torchrun --nproc_per_node N -m flashspeech_hf.cli synthesize ...` to split the rows "
         "across processes. A bad row is reported with its id and the other rows continue (exit status 1).",
     )
     source.add_argument(
@@ -150,10 +151,30 @@ def run_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partial_state(device: str | None):
+    """
+    The processes of `accelerate launch` / `torchrun` (one when launched plainly). On a machine without accelerators
+    (or with `--device cpu` or `ACCELERATE_USE_CPU`), the processes form a CPU (gloo) group, which
+    `accelerate.PartialState()` alone would not do: every process would then take every row.
+    """
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or (device or "").startswith("cpu")
+    cpu = cpu or (world_size > 1 and not torch.accelerator.is_available())
+    state = PartialState(cpu=cpu)
+    if state.num_processes != world_size:
+        raise RuntimeError(
+            f"Launched as {world_size} processes, but accelerate formed a group of {state.num_processes}; the rows "
+            "would be synthesized more than once. Set ACCELERATE_USE_CPU=1 to use the CPU."
+        )
+    return state
+
+
 def _run_batch_synthesize(args: argparse.Namespace) -> int:
     """Every row of `--input_csv` or `--dataset` into `--output_dir`, split across the `accelerate launch` processes."""
-    from accelerate import PartialState
-
     from .batch_synthesis import REPORT_FILE, rows_from_csv, rows_from_dataset, synthesize_rows
 
     if not args.output_dir:
@@ -162,7 +183,7 @@ def _run_batch_synthesize(args: argparse.Namespace) -> int:
         if getattr(args, flag[2:]):
             raise SystemExit(f"error: {flag} is for --text and --text_file; the rows give their own prompts")
     rows = rows_from_csv(args.input_csv) if args.input_csv else rows_from_dataset(_load_dataset(args), args.dataset)
-    state = PartialState()
+    state = _partial_state(args.device)
     pipe = _load_pipeline(args.model, args.device or str(state.device))
     report = synthesize_rows(pipe, rows, args.output_dir, state, seed=args.seed, **_long_form_kwargs(args))
     if not state.is_main_process:
