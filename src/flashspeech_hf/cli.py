@@ -140,10 +140,10 @@ def run_synthesize(args: argparse.Namespace) -> int:
     rate = pipe.sampling_rate
     # an int seed: sentence i uses seed + i, so a one-sentence text is exactly `pipe(text, generator=seed)`
     chunks = pipe.stream(text, args.prompt, generator=args.seed, **_long_form_kwargs(args))
+    total = len(pipe.split_text(text, args.max_sentence_characters))
     samples = 0
-    with open_audio_for_writing(args.output, rate) as handle, tqdm(unit="sentence", desc="synthesize") as bar:
+    with open_audio_for_writing(args.output, rate) as handle, tqdm(total=total, unit="sentence") as bar:
         for chunk in chunks:
-            bar.total = chunk.num_sentences
             handle.write(chunk.audio)
             samples += len(chunk.audio)
             bar.update()
