@@ -203,7 +203,7 @@ class FlashSpeechLongFormMixin:
             raise ValueError(f"`pause_seconds` must be a number of seconds in [0, 10], got {pause_seconds!r}.")
         sentences = self.split_text(text, max_sentence_characters)
         if len(sentences) == 1:
-            sentences = [text]  # exactly `__call__`'s input (normalization is idempotent: the same phonemes)
+            sentences = [text]  # exactly `__call__`'s input (the splitter may have added a final `.`)
         generators = _sentence_generators(generator, len(sentences))
         settings = dict(
             prompt_sampling_rate=prompt_sampling_rate, num_inference_steps=num_inference_steps,
