@@ -1,3 +1,4 @@
+from .long_form import FlashSpeechAudioChunk, FlashSpeechLongFormOutput
 from .pipeline_flashspeech import (
     FlashSpeechAlignment,
     FlashSpeechEditOutput,
@@ -5,4 +6,11 @@ from .pipeline_flashspeech import (
     FlashSpeechPipelineOutput,
 )
 
-__all__ = ["FlashSpeechAlignment", "FlashSpeechEditOutput", "FlashSpeechPipeline", "FlashSpeechPipelineOutput"]
+__all__ = [
+    "FlashSpeechAlignment",
+    "FlashSpeechAudioChunk",
+    "FlashSpeechEditOutput",
+    "FlashSpeechLongFormOutput",
+    "FlashSpeechPipeline",
+    "FlashSpeechPipelineOutput",
+]
