@@ -187,21 +187,21 @@ def rows_from_dataset(dataset, source: str = "The dataset") -> list[SynthesisRow
 
         return load
 
-    def name(index: int) -> str:
-        value = prompts[index]
-        if is_audio and isinstance(value, dict):
-            return os.path.basename(value.get("path") or "")
-        return "" if value is None else str(value)
-
+    if is_audio:  # the file names, without reading the audio bytes into Python objects
+        names = [os.path.basename(path or "") for path in dataset.select_columns(["prompt"]).flatten()["prompt.path"]]
+    else:
+        names = ["" if value is None else str(value) for value in dataset["prompt"]]
+    texts = table["text"]
+    seeds = table.get("seed") or [None] * len(ids)
     return [
         SynthesisRow(
             id=ids[i],
-            text="" if table["text"][i] is None else str(table["text"][i]),
-            prompt=name(i),
-            seed="" if table.get("seed", [None] * len(ids))[i] is None else str(table["seed"][i]).strip(),
+            text="" if texts[i] is None else str(texts[i]),
+            prompt=names[i],
+            seed="" if seeds[i] is None else str(seeds[i]).strip(),
             load_prompt=loader(i),
         )
-        for i in range(len(dataset))
+        for i in range(len(ids))
     ]
 
 
