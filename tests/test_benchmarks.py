@@ -51,3 +51,15 @@ def test_precision_options_build_the_pipeline():
     assert benchmark_inference.precision_label("bfloat16", "none") == " bfloat16"
     with pytest.raises(SystemExit):
         benchmark_inference.parse_args(["--quantization", "int8", "--dtype", "bfloat16"])
+
+
+def test_streaming_smoke_run_reports_first_audio_before_the_whole_text(tmp_path):
+    import benchmark_streaming
+
+    output = tmp_path / "streaming.md"
+    result = benchmark_streaming.main(["--smoke", "--repeats", "1", "--batch_sizes", "3", "--output", str(output)])
+    stream, batched = result["rows"]
+    assert result["num_sentences"] == 3 and stream["method"] == "stream, batch_size=1"
+    assert 0 < stream["first_audio_s"] < stream["total_s"] and batched["first_audio_s"] == batched["total_s"]
+    assert stream["audio_s"] == batched["audio_s"] > 0  # the same audio, streamed or whole
+    assert "| stream, batch_size=1 |" in output.read_text() and output.with_suffix(".json").is_file()

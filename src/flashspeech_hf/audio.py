@@ -1,15 +1,18 @@
-"""Audio input helpers: loading, resampling and validation of user-facing waveforms.
+"""Audio I/O helpers: loading, resampling and validation of user-facing waveforms, and atomic writing.
 
 Every waveform that enters the library goes through [`load_audio`] (paths, numpy arrays, tensors) and every change
-of sample rate goes through [`resample`], so that sample rates are checked in one place and never assumed.
+of sample rate goes through [`resample`], so that sample rates are checked in one place and never assumed. Every audio
+file the command line writes goes through [`open_audio_for_writing`], so that no half-written file is ever left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -256,3 +259,67 @@ def check_speech(
     rms = waveform.float().pow(2).mean().sqrt().item()
     if rms < silence_rms:
         raise ValueError(f"`{name}` is silent (RMS {rms:.2e}); it must contain speech.")
+
+
+def _audio_format(path: str | os.PathLike) -> str:
+    """The `soundfile` format of an output path, from its extension (`out.wav` -> `WAV`)."""
+    extension = os.path.splitext(os.fspath(path))[1].lstrip(".").upper()
+    if extension not in sf.available_formats():
+        raise ValueError(
+            f"Cannot write audio to {os.fspath(path)!r}: its extension is not an audio format soundfile writes (use "
+            ".wav, .flac or .ogg)."
+        )
+    return extension
+
+
+@contextlib.contextmanager
+def open_audio_for_writing(path: str | os.PathLike, sampling_rate: int) -> Iterator[sf.SoundFile]:
+    """
+    Opens a mono audio file for writing, atomically: the samples go to a hidden temporary file in the same folder,
+    which replaces `path` (`os.replace`) only when the block ends without an error and is deleted otherwise. Readers
+    never see a half-written `path`. The folder is created if needed; the format follows the extension.
+
+    Args:
+        path (`str` or `os.PathLike`): The final file (`.wav`, `.flac`, `.ogg`, ...).
+        sampling_rate (`int`): Sample rate in Hz.
+
+    Yields:
+        `soundfile.SoundFile`: Write float samples in [-1, 1] with `.write(samples)`, as many times as needed.
+
+    Examples:
+
+    ```python
+    >>> import numpy as np
+    >>> from flashspeech_hf.audio import open_audio_for_writing
+
+    >>> with open_audio_for_writing("out.wav", 16000) as f:
+    ...     f.write(np.zeros(1600, dtype=np.float32))
+    ```
+    """
+    path = os.path.abspath(os.fspath(path))
+    audio_format = _audio_format(path)
+    folder, name = os.path.split(path)
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.partial")
+    try:
+        with sf.SoundFile(temporary, "w", samplerate=int(sampling_rate), channels=1, format=audio_format) as handle:
+            yield handle
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sampling_rate: int) -> None:
+    """
+    Writes a mono waveform atomically (see [`open_audio_for_writing`]).
+
+    Args:
+        path (`str` or `os.PathLike`): Output file; the format follows the extension.
+        audio (`np.ndarray` or `torch.Tensor` of shape `(num_samples,)`): Float samples in [-1, 1].
+        sampling_rate (`int`): Sample rate in Hz.
+    """
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().float().cpu().numpy()
+    with open_audio_for_writing(path, sampling_rate) as handle:
+        handle.write(np.asarray(audio))

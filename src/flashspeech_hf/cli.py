@@ -7,6 +7,9 @@ Examples:
 
 ```bash
 flashspeech synthesize --model path/to/pipeline --text "Hello there." --prompt prompt.wav --output out.wav
+flashspeech synthesize --model path/to/pipeline --text_file book.txt --prompt prompt.wav --output book.wav
+accelerate launch --multi_gpu --num_processes 2 -m flashspeech_hf.cli synthesize --model path/to/pipeline \
+    --input_csv rows.csv --output_dir out  # or: torchrun --nproc_per_node 2 -m flashspeech_hf.cli synthesize ...
 flashspeech convert --model path/to/pipeline --source source.wav --source_text "What the source says." \
     --reference reference.wav --output converted.wav
 flashspeech edit --model path/to/pipeline --audio speech.wav --original_text "I saw a black cat." \
@@ -55,34 +58,143 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_synthesize_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
-    parser.add_argument("--text", required=True, help="The sentence to speak.")
-    parser.add_argument("--prompt", required=True, help="Speech prompt of the target voice (an audio file, >= 1 s).")
-    parser.add_argument("--output", required=True, help="Output WAV file.")
+    source = parser.add_argument_group("what to say (one of)").add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--text", help="Text to speak; several sentences are spoken one after another (as --text_file)."
+    )
+    source.add_argument(
+        "--text_file",
+        help="UTF-8 text file of any length (long-form): split into sentences after text normalization (blank lines "
+        "end paragraphs), synthesized in batches of --batch_size with the prompt encoded once, joined with pauses; "
+        "the output is written as it goes, under a temporary name renamed to --output at the end.",
+    )
+    source.add_argument(
+        "--input_csv",
+        help="Batch synthesis: CSV with columns text,prompt (optional id,seed; prompt paths relative to the CSV). "
+        "Writes <id>.wav and metadata.csv to --output_dir (an audiofolder); a re-run skips rows already written. "
+        "Run under `accelerate launch --multi_gpu --num_processes N -m flashspeech_hf.cli synthesize ...` (also on a "
+        "CPU-only machine) or `torchrun --nproc_per_node N -m flashspeech_hf.cli synthesize ...` to split the rows "
+        "across processes. A bad row is reported with its id and the other rows continue (exit status 1).",
+    )
+    source.add_argument(
+        "--dataset",
+        help="Batch synthesis from a `datasets` name or a save_to_disk folder with columns text,prompt (a path or "
+        "an Audio column; optional id,seed); as --input_csv.",
+    )
+    parser.add_argument(
+        "--prompt", help="Speech prompt of the target voice (an audio file, >= 1 s); for --text(_file)."
+    )
+    parser.add_argument("--output", help="Output audio file (.wav, .flac, .ogg); for --text and --text_file.")
+    parser.add_argument("--output_dir", help="Output audiofolder; for --input_csv and --dataset.")
+    parser.add_argument("--dataset_config", default=None, help="Configuration of --dataset.")
+    parser.add_argument("--split", default="train", help="Split of --dataset.")
     parser.add_argument("--speed", type=float, default=1.0, help="Speaking rate (1.5 = 1.5 times faster).")
+    parser.add_argument("--batch_size", type=int, default=8, help="Sentences synthesized together (long texts).")
+    parser.add_argument("--pause", type=float, default=0.3, help="Seconds of silence between sentences.")
+    parser.add_argument(
+        "--max_sentence_characters",
+        type=int,
+        default=200,
+        help="Longest piece of text synthesized at once; longer sentences are cut at clauses, then words.",
+    )
 
 
-def run_synthesize(args: argparse.Namespace) -> int:
-    """Synthesizes `--text` in the voice of `--prompt` and writes `--output` at the pipeline's sample rate."""
-    import soundfile as sf
-    import torch
-
-    if not os.path.isfile(args.prompt):
-        raise SystemExit(f"error: --prompt file not found: {args.prompt}")
-    pipe = _load_pipeline(args.model, args.device)
-    out = pipe(
-        args.text,
-        args.prompt,
+def _long_form_kwargs(args: argparse.Namespace) -> dict:
+    return dict(
         num_inference_steps=args.steps,
         prosody_alpha=args.alpha,
         speed=args.speed,
-        generator=torch.Generator().manual_seed(args.seed),
+        batch_size=args.batch_size,
+        pause_seconds=args.pause,
+        max_sentence_characters=args.max_sentence_characters,
     )
-    audio = out.audios[0, : out.audio_lengths[0]]
-    folder = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(folder, exist_ok=True)
-    sf.write(args.output, audio, pipe.sampling_rate)
-    print(f"Wrote {args.output} ({len(audio) / pipe.sampling_rate:.2f} s at {pipe.sampling_rate} Hz).")
+
+
+def run_synthesize(args: argparse.Namespace) -> int:
+    """
+    Synthesizes `--text` or `--text_file` in the voice of `--prompt` into `--output`, or every row of `--input_csv` /
+    `--dataset` into `--output_dir`.
+    """
+    if args.input_csv or args.dataset:
+        return _run_batch_synthesize(args)
+    from tqdm.auto import tqdm
+
+    from .audio import open_audio_for_writing
+
+    for flag in ("--prompt", "--output"):
+        if not getattr(args, flag[2:]):
+            raise SystemExit(f"error: {flag} is required with --text and --text_file")
+    if args.output_dir:
+        raise SystemExit("error: --output_dir is for --input_csv and --dataset; use --output")
+    if not os.path.isfile(args.prompt):
+        raise SystemExit(f"error: --prompt file not found: {args.prompt}")
+    text = args.text
+    if args.text_file:
+        if not os.path.isfile(args.text_file):
+            raise SystemExit(f"error: --text_file not found: {args.text_file}")
+        with open(args.text_file, encoding="utf-8") as handle:
+            text = handle.read()
+        if not text.strip():
+            raise SystemExit(f"error: --text_file is empty: {args.text_file}")
+    pipe = _load_pipeline(args.model, args.device)
+    rate = pipe.sampling_rate
+    # an int seed: sentence i uses seed + i, so a one-sentence text is exactly `pipe(text, generator=seed)`
+    chunks = pipe.stream(text, args.prompt, generator=args.seed, **_long_form_kwargs(args))
+    total = len(pipe.split_text(text, args.max_sentence_characters))
+    samples = 0
+    with open_audio_for_writing(args.output, rate) as handle, tqdm(total=total, unit="sentence") as bar:
+        for chunk in chunks:
+            handle.write(chunk.audio)
+            samples += len(chunk.audio)
+            bar.update()
+    print(f"Wrote {args.output} ({chunk.num_sentences} sentence(s), {samples / rate:.2f} s at {rate} Hz).")
     return 0
+
+
+def _partial_state(device: str | None):
+    """
+    The processes of `accelerate launch` / `torchrun` (one when launched plainly). On a machine without accelerators
+    (or with `--device cpu` or `ACCELERATE_USE_CPU`), the processes form a CPU (gloo) group, which
+    `accelerate.PartialState()` alone would not do: every process would then take every row.
+    """
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or (device or "").startswith("cpu")
+    cpu = cpu or (world_size > 1 and not torch.accelerator.is_available())
+    state = PartialState(cpu=cpu)
+    if state.num_processes != world_size:
+        raise RuntimeError(
+            f"Launched as {world_size} processes, but accelerate formed a group of {state.num_processes}; the rows "
+            "would be synthesized more than once. Set ACCELERATE_USE_CPU=1 to use the CPU."
+        )
+    return state
+
+
+def _run_batch_synthesize(args: argparse.Namespace) -> int:
+    """Every row of `--input_csv` or `--dataset` into `--output_dir`, split across the `accelerate launch` processes."""
+    from .batch_synthesis import REPORT_FILE, rows_from_csv, rows_from_dataset, synthesize_rows
+
+    if not args.output_dir:
+        raise SystemExit("error: --output_dir is required with --input_csv and --dataset")
+    for flag in ("--prompt", "--output"):
+        if getattr(args, flag[2:]):
+            raise SystemExit(f"error: {flag} is for --text and --text_file; the rows give their own prompts")
+    rows = rows_from_csv(args.input_csv) if args.input_csv else rows_from_dataset(_load_dataset(args), args.dataset)
+    state = _partial_state(args.device)
+    pipe = _load_pipeline(args.model, args.device or str(state.device))
+    report = synthesize_rows(pipe, rows, args.output_dir, state, seed=args.seed, **_long_form_kwargs(args))
+    if not state.is_main_process:
+        return 1 if report["failed"] else 0
+    for failure in report["failed"]:
+        print(f"error: row {failure['id']}: {failure['error']}", file=sys.stderr)
+    print(
+        f"{len(report['written'])} row(s) written, {len(report['skipped'])} already done, {len(report['failed'])} "
+        f"failed; {report['num_listed']} in {os.path.join(args.output_dir, 'metadata.csv')} (report: {REPORT_FILE})."
+    )
+    return 1 if report["failed"] else 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -277,7 +389,11 @@ def run_edit(args: argparse.Namespace) -> int:
 
 #: name -> (help, add_arguments, run)
 SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
-    "synthesize": ("Zero-shot text-to-speech from a speech prompt.", add_synthesize_arguments, run_synthesize),
+    "synthesize": (
+        "Zero-shot text-to-speech from a speech prompt: a text, a long text file, or a batch of rows (CSV/dataset).",
+        add_synthesize_arguments,
+        run_synthesize,
+    ),
     "convert": ("Zero-shot voice conversion to the voice of a reference.", add_convert_arguments, run_convert),
     "edit": ("Speech editing: replace words of a recording, keep the rest.", add_edit_arguments, run_edit),
     "evaluate": (

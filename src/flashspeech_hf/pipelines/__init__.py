@@ -1,3 +1,4 @@
+from .long_form import FlashSpeechAudioChunk, FlashSpeechLongFormOutput
 from .pipeline_flashspeech import FlashSpeechPipeline
 from .pipeline_flashspeech_base import FlashSpeechBasePipeline
 from .pipeline_flashspeech_edit import FlashSpeechEditPipeline
@@ -6,9 +7,11 @@ from .pipeline_output import FlashSpeechAlignment, FlashSpeechEditOutput, FlashS
 
 __all__ = [
     "FlashSpeechAlignment",
+    "FlashSpeechAudioChunk",
     "FlashSpeechBasePipeline",
     "FlashSpeechEditOutput",
     "FlashSpeechEditPipeline",
+    "FlashSpeechLongFormOutput",
     "FlashSpeechPipeline",
     "FlashSpeechPipelineOutput",
     "FlashSpeechVoiceConversionPipeline",

@@ -27,6 +27,7 @@ from .pipeline_flashspeech_base import (
     _check_output_type,
     _check_text_length,
 )
+from .long_form import FlashSpeechLongFormMixin
 from .pipeline_output import FlashSpeechPipelineOutput
 
 EXAMPLE_DOC_STRING = """
@@ -49,7 +50,7 @@ EXAMPLE_DOC_STRING = """
 """
 
 
-class FlashSpeechPipeline(FlashSpeechBasePipeline):
+class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
     r"""
     Zero-shot text-to-speech with FlashSpeech (Ye et al. 2024).
 

@@ -110,8 +110,8 @@ def _check_text_length(text: str, name: str, max_output_seconds: float) -> None:
     if len(text) > max_characters:
         raise ValueError(
             f"`{name}` has {len(text)} characters, more than can be spoken in `max_output_seconds`="
-            f"{max_output_seconds:g} s (at most {max_characters}): split it into sentences and synthesize them one at "
-            "a time, or raise `max_output_seconds`."
+            f"{max_output_seconds:g} s (at most {max_characters}): split it into sentences with "
+            "`pipe.long_form(text, prompt_audio)` (or synthesize them one at a time), or raise `max_output_seconds`."
         )
 
 
@@ -556,8 +556,8 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             )
             raise ValueError(
                 f"The output{where} would be {length}, over `max_output_seconds`={max_output_seconds:g} s: "
-                "split the text into sentences and synthesize them one at a time, or raise `max_output_seconds` (time "
-                "and memory grow with the output length)."
+                "split the text into sentences with `pipe.long_form(text, prompt_audio)` (or synthesize them one at a "
+                "time), or raise `max_output_seconds` (time and memory grow with the output length)."
             )
 
     @staticmethod
