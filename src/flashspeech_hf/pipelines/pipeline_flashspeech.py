@@ -10,6 +10,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
+from .long_form import FlashSpeechLongFormMixin
 from .pipeline_flashspeech_base import (
     MAX_BATCH_SIZE,
     MAX_INFERENCE_STEPS,
@@ -27,7 +28,6 @@ from .pipeline_flashspeech_base import (
     _check_output_type,
     _check_text_length,
 )
-from .long_form import FlashSpeechLongFormMixin
 from .pipeline_output import FlashSpeechPipelineOutput
 
 EXAMPLE_DOC_STRING = """
