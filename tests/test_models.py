@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from flashspeech_hf import FlashSpeechDenoiser, FlashSpeechPriorEncoder, FlashSpeechProsodyGenerator
@@ -75,6 +76,34 @@ def test_denoiser_rejects_wrong_shapes():
         assert "sample" in str(err)
     else:
         raise AssertionError("expected a ValueError")
+
+
+def test_denoiser_prepared_condition_is_exact_and_checked():
+    model = tiny_denoiser()
+    x, cond, prompt = torch.randn(2, 6, 9) * 5, torch.randn(2, 9, 8), torch.randn(2, 5, 8)
+    mask = torch.tensor([[True] * 9, [True] * 6 + [False] * 3])
+    prompt_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    prepared = model.prepare_condition(cond, prompt, mask, prompt_mask)
+    assert len(prepared.cond_terms) == 3 and prepared.query_tokens.shape[0] == 2
+    for sigma in (0.5, 5.0, 80.0):
+        assert torch.equal(model(x, sigma, prepared).sample, model(x, sigma, cond, prompt, mask, prompt_mask).sample)
+    with pytest.raises(ValueError, match="prepared condition"):
+        model(torch.randn(2, 6, 10), 1.0, prepared)
+    with pytest.raises(ValueError, match="condition"):
+        model.prepare_condition(torch.randn(2, 9, 7))
+
+
+def test_pipeline_projects_the_condition_once_per_call(pipe):
+    calls = []
+    hooks = [
+        layer.cond_proj.register_forward_hook(lambda *_: calls.append(1)) for layer in pipe.denoiser.backbone.layers
+    ]
+    try:
+        pipe("Hello world.", torch.randn(16000) * 0.1, prompt_sampling_rate=16000, num_inference_steps=4, generator=0)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(calls) == len(pipe.denoiser.backbone.layers)  # not 4 times: the condition does not depend on x
 
 
 def test_prior_encoder_padding_and_prompt_conditioning():

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from ..schedulers.scheduling_flashspeech import apply_consistency_function
@@ -86,12 +87,13 @@ class WaveNetLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        cond: torch.Tensor,
+        cond_term: torch.Tensor,
         noise_emb: torch.Tensor,
         mask: torch.Tensor,
         query_tokens: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.conv(self.dropout(x)) + self.cond_proj(cond) + self.noise_proj(noise_emb)[:, :, None]
+        """`cond_term` is `self.cond_proj(cond)`, `(batch, 2 * hidden_size, frames)`: it does not depend on `x`."""
+        h = self.conv(self.dropout(x)) + cond_term + self.noise_proj(noise_emb)[:, :, None]
         if self.film_attn is not None and query_tokens is not None:
             attended, _ = self.film_attn(x.transpose(1, 2), query_tokens, query_tokens, need_weights=False)
             scale, shift = self.film_proj(attended).transpose(1, 2).chunk(2, dim=1)
@@ -100,6 +102,23 @@ class WaveNetLayer(nn.Module):
         y = torch.tanh(filt) * torch.sigmoid(gate)
         residual, skip = self.out_proj(y).chunk(2, dim=1)
         return (x + residual) * mask / math.sqrt(2.0), skip * mask
+
+
+@dataclass
+class WaveNetCondition:
+    """
+    What a [`WaveNet`] pass computes from its condition alone ([`WaveNet.prepare_condition`]).
+
+    Args:
+        cond_terms (`list[torch.Tensor]`): Per layer, `(batch, 2 * hidden_size, frames)`: its condition projection.
+        mask (`torch.Tensor` of shape `(batch, 1, frames)`): 1 on valid frames, in the weights' dtype.
+        query_tokens (`torch.Tensor` of shape `(batch, num_query_tokens, hidden_size)`, *optional*): The prompt
+            summarized by the learned queries (FiLM keys and values).
+    """
+
+    cond_terms: list[torch.Tensor]
+    mask: torch.Tensor
+    query_tokens: torch.Tensor | None = None
 
 
 class WaveNet(nn.Module):
@@ -149,12 +168,42 @@ class WaveNet(nn.Module):
         nn.init.zeros_(self.out_proj.weight)
         nn.init.zeros_(self.out_proj.bias)
 
+    def prepare_condition(
+        self,
+        cond: torch.Tensor,
+        mask: torch.Tensor,
+        prompt_hidden: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+    ) -> WaveNetCondition:
+        """
+        The part of the forward pass that does not depend on the noisy input: each layer's condition projection and
+        the prompt query tokens. Sampling computes it once per call and reuses it at every step.
+
+        Args:
+            cond (`torch.Tensor` of shape `(batch, cond_size, frames)`): Frame-aligned condition.
+            mask (`torch.Tensor` of shape `(batch, frames)`): True on valid frames.
+            prompt_hidden (`torch.Tensor` of shape `(batch, prompt_frames, prompt_dim)`, *optional*): Prompt features.
+            prompt_mask (`torch.Tensor` of shape `(batch, prompt_frames)`, *optional*): True on valid prompt frames.
+
+        Returns:
+            [`WaveNetCondition`].
+        """
+        # inputs of any float dtype run in the weights' dtype (the pipeline samples in float32 for bf16 models)
+        m = mask[:, None, :].to(self.in_proj.weight.dtype)
+        cond = cond.to(m.dtype) * m
+        queries = None
+        if self.prompt_queries is not None and prompt_hidden is not None:
+            queries = self.prompt_queries(prompt_hidden, prompt_mask)
+        return WaveNetCondition(
+            cond_terms=[layer.cond_proj(cond) for layer in self.layers], mask=m, query_tokens=queries
+        )
+
     def forward(
         self,
         sample: torch.Tensor,
         c_noise: torch.Tensor,
-        cond: torch.Tensor,
-        mask: torch.Tensor,
+        cond: torch.Tensor | WaveNetCondition,
+        mask: torch.Tensor | None = None,
         prompt_hidden: torch.Tensor | None = None,
         prompt_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -162,26 +211,23 @@ class WaveNet(nn.Module):
         Args:
             sample (`torch.Tensor` of shape `(batch, in_channels, frames)`): Scaled noisy input `c_in * x`.
             c_noise (`torch.Tensor` of shape `(batch,)`): Noise conditioning.
-            cond (`torch.Tensor` of shape `(batch, cond_size, frames)`): Frame-aligned condition.
-            mask (`torch.Tensor` of shape `(batch, frames)`): True on valid frames.
+            cond (`torch.Tensor` of shape `(batch, cond_size, frames)` or [`WaveNetCondition`]): Frame-aligned
+                condition, or its [`~WaveNet.prepare_condition`] (then `mask` and the prompt arguments are unused).
+            mask (`torch.Tensor` of shape `(batch, frames)`): True on valid frames (required with a tensor `cond`).
             prompt_hidden (`torch.Tensor` of shape `(batch, prompt_frames, prompt_dim)`, *optional*): Prompt features.
             prompt_mask (`torch.Tensor` of shape `(batch, prompt_frames)`, *optional*): True on valid prompt frames.
 
         Returns:
             `torch.Tensor` of shape `(batch, in_channels, frames)` in the dtype of the weights, zero on padded frames.
         """
-        # inputs of any float dtype run in the weights' dtype (the pipeline samples in float32 for bf16 models)
-        dtype = self.in_proj.weight.dtype
-        m = mask[:, None, :].to(dtype)
-        x = self.in_proj(sample.to(dtype)) * m
-        cond = cond.to(dtype) * m
+        if not isinstance(cond, WaveNetCondition):
+            cond = self.prepare_condition(cond, mask, prompt_hidden, prompt_mask)
+        m = cond.mask
+        x = self.in_proj(sample.to(m.dtype)) * m
         noise_emb = self.noise_embedding(c_noise)
-        queries = None
-        if self.prompt_queries is not None and prompt_hidden is not None:
-            queries = self.prompt_queries(prompt_hidden, prompt_mask)
         skips = 0
-        for layer in self.layers:
-            x, skip = layer(x, cond, noise_emb, m, queries)
+        for layer, cond_term in zip(self.layers, cond.cond_terms):
+            x, skip = layer(x, cond_term, noise_emb, m, cond.query_tokens)
             skips = skips + skip
         h = F.relu(self.skip_proj(skips / math.sqrt(len(self.layers)))) * m
         return self.out_proj(h) * m
@@ -282,11 +328,55 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
         """The output projection's weight, where training measures gradient norms for the adaptive GAN weight."""
         return self.backbone.out_proj.weight
 
+    @apply_forward_hook
+    def prepare_condition(
+        self,
+        condition: torch.Tensor,
+        prompt_hidden: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+    ) -> WaveNetCondition:
+        """
+        Everything of a forward pass that does not depend on the noisy latents (each layer's projection of the
+        condition, the prompt's query tokens), computed once to be passed as `condition` at every sampling step.
+
+        Args:
+            condition (`torch.Tensor` of shape `(batch_size, num_frames, condition_dim)`): As in `forward`.
+            prompt_hidden (`torch.Tensor` of shape `(batch_size, prompt_frames, prompt_dim)`, *optional*),
+            mask (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*),
+            prompt_mask (`torch.Tensor` of shape `(batch_size, prompt_frames)`, *optional*): As in `forward`.
+
+        Returns:
+            [`WaveNetCondition`]: `forward(sample, sigma, prepared)` equals `forward(sample, sigma, condition,
+            prompt_hidden, mask, prompt_mask)` exactly.
+
+        Examples:
+
+        ```py
+        >>> import torch
+        >>> from flashspeech_hf import FlashSpeechDenoiser
+
+        >>> model = FlashSpeechDenoiser(latent_dim=8, condition_dim=16, prompt_dim=16, hidden_size=16, num_layers=3)
+        >>> condition, prompt = torch.randn(1, 50, 16), torch.randn(1, 20, 16)
+        >>> prepared = model.prepare_condition(condition, prompt)
+        >>> x = torch.randn(1, 8, 50) * 80
+        >>> torch.equal(model(x, 80.0, prepared).sample, model(x, 80.0, condition, prompt).sample)
+        True
+        ```
+        """
+        if condition.ndim != 3 or condition.shape[2] != self.config.condition_dim:
+            raise ValueError(
+                f"`condition` must have shape (batch, frames, {self.config.condition_dim}), got {tuple(condition.shape)}."
+            )
+        if mask is None:
+            mask = torch.ones(condition.shape[:2], dtype=torch.bool, device=condition.device)
+        return self.backbone.prepare_condition(condition.transpose(1, 2), mask, prompt_hidden, prompt_mask)
+
     def forward(
         self,
         sample: torch.Tensor,
         sigma: torch.Tensor | float,
-        condition: torch.Tensor,
+        condition: torch.Tensor | WaveNetCondition,
         prompt_hidden: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         prompt_mask: torch.Tensor | None = None,
@@ -296,8 +386,10 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
         Args:
             sample (`torch.Tensor` of shape `(batch_size, latent_dim, num_frames)`): Noisy latents `x`.
             sigma (`torch.Tensor` of shape `(batch_size,)` or `float`): Noise level of each item.
-            condition (`torch.Tensor` of shape `(batch_size, num_frames, condition_dim)`):
-                Length-regulated phoneme features plus pitch embedding.
+            condition (`torch.Tensor` of shape `(batch_size, num_frames, condition_dim)` or [`WaveNetCondition`]):
+                Length-regulated phoneme features plus pitch embedding, or their
+                [`~FlashSpeechDenoiser.prepare_condition`] (which then holds the prompt and the mask: the three
+                arguments below are ignored).
             prompt_hidden (`torch.Tensor` of shape `(batch_size, prompt_frames, prompt_dim)`, *optional*):
                 Prompt encoder output.
             mask (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*): True on valid frames.
@@ -311,24 +403,27 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
             raise ValueError(
                 f"`sample` must have shape (batch, {self.config.latent_dim}, frames), got {tuple(sample.shape)}."
             )
-        if (
-            condition.shape[:2] != (sample.shape[0], sample.shape[2])
-            or condition.shape[2] != self.config.condition_dim
-        ):
-            raise ValueError(
-                f"`condition` must have shape ({sample.shape[0]}, {sample.shape[2]}, {self.config.condition_dim}), "
-                f"got {tuple(condition.shape)}."
-            )
-        if mask is None:
-            mask = torch.ones(sample.shape[0], sample.shape[2], dtype=torch.bool, device=sample.device)
-        cond = condition.transpose(1, 2)
+        if isinstance(condition, WaveNetCondition):
+            prepared = condition
+            if prepared.mask.shape != (sample.shape[0], 1, sample.shape[2]):
+                raise ValueError(
+                    f"The prepared condition is for (batch, frames) = {tuple(prepared.mask.shape[::2])}, but `sample` "
+                    f"has shape {tuple(sample.shape)}."
+                )
+        else:
+            if condition.shape[:2] != (sample.shape[0], sample.shape[2]):
+                raise ValueError(
+                    f"`condition` must have shape ({sample.shape[0]}, {sample.shape[2]}, "
+                    f"{self.config.condition_dim}), got {tuple(condition.shape)}."
+                )
+            prepared = self.prepare_condition(condition, prompt_hidden, mask, prompt_mask)
 
         def backbone(scaled: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-            return self.backbone(scaled, c_noise, cond, mask, prompt_hidden, prompt_mask)
+            return self.backbone(scaled, c_noise, prepared)
 
         denoised = apply_consistency_function(
             backbone, sample, sigma, self.config.sigma_data, self.config.sigma_min
-        ) * mask[:, None, :].to(sample.dtype)
+        ) * (prepared.mask > 0).to(sample.dtype)
         if not return_dict:
             return (denoised,)
         return FlashSpeechDenoiserOutput(sample=denoised)

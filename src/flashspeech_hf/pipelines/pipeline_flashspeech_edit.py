@@ -216,8 +216,10 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         is_context = torch.ones(1, 1, total, dtype=torch.bool, device=device)
         is_context[..., frame_start:span_end] = False
 
+        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+
         def consistency_fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            denoised = self.denoiser(x, sigma, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            denoised = self.denoiser(x, sigma, prepared).sample
             return torch.where(is_context, known, denoised)
 
         sample = self.sample_consistency(
