@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .metrics.speaker import DEFAULT_SPEAKER_BACKEND
+from .metrics.speaker_embeddings import DEFAULT_SPEAKER_BACKEND
 
 
 def _load_pipeline(model: str, device: str | None):
