@@ -43,8 +43,12 @@ def _load_pipeline(model: str, device: str | None):
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="A saved FlashSpeechPipeline folder or a Hub repository id.")
     parser.add_argument("--device", default=None, help="Torch device of the pipeline, e.g. `cuda` (default: cpu).")
-    parser.add_argument("--steps", type=int, default=2, help="Consistency-model evaluations (2 in the paper).")
-    parser.add_argument("--alpha", type=float, default=0.2, help="Prosody refinement weight (0.2 in the paper).")
+    parser.add_argument(
+        "--num_inference_steps", type=int, default=2, help="Consistency-model evaluations (2 in the paper)."
+    )
+    parser.add_argument(
+        "--prosody_alpha", type=float, default=0.2, help="Prosody refinement weight (0.2 in the paper)."
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of every random draw.")
 
 
@@ -59,29 +63,45 @@ def add_synthesize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", required=True, help="Speech prompt of the target voice (an audio file, >= 1 s).")
     parser.add_argument("--output", required=True, help="Output WAV file.")
     parser.add_argument("--speed", type=float, default=1.0, help="Speaking rate (1.5 = 1.5 times faster).")
+    parser.add_argument(
+        "--num_waveforms_per_prompt",
+        type=int,
+        default=1,
+        help="Renditions with different prosody and noise (waveform i uses seed --seed + i); more than one writes "
+        "OUTPUT-<i>.wav.",
+    )
+
+
+def synthesize_output_paths(args: argparse.Namespace) -> list[str]:
+    """The files `synthesize` writes: `--output`, or `<stem>-<i><ext>` per waveform with `--num_waveforms_per_prompt`."""
+    if args.num_waveforms_per_prompt == 1:
+        return [args.output]
+    stem, ext = os.path.splitext(args.output)
+    return [f"{stem}-{i}{ext or '.wav'}" for i in range(args.num_waveforms_per_prompt)]
 
 
 def run_synthesize(args: argparse.Namespace) -> int:
     """Synthesizes `--text` in the voice of `--prompt` and writes `--output` at the pipeline's sample rate."""
-    import soundfile as sf
     import torch
 
     if not os.path.isfile(args.prompt):
         raise SystemExit(f"error: --prompt file not found: {args.prompt}")
+    if args.num_waveforms_per_prompt < 1:
+        raise SystemExit(f"error: --num_waveforms_per_prompt must be >= 1, got {args.num_waveforms_per_prompt}.")
     pipe = _load_pipeline(args.model, args.device)
     out = pipe(
         args.text,
         args.prompt,
-        num_inference_steps=args.steps,
-        prosody_alpha=args.alpha,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
         speed=args.speed,
-        generator=torch.Generator().manual_seed(args.seed),
+        num_waveforms_per_prompt=args.num_waveforms_per_prompt,
+        generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_waveforms_per_prompt)],
     )
-    audio = out.audios[0, : out.audio_lengths[0]]
-    folder = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(folder, exist_ok=True)
-    sf.write(args.output, audio, pipe.sampling_rate)
-    print(f"Wrote {args.output} ({len(audio) / pipe.sampling_rate:.2f} s at {pipe.sampling_rate} Hz).")
+    for i, path in enumerate(synthesize_output_paths(args)):
+        audio = out.audios[i, : out.audio_lengths[i]]
+        _write(path, audio, pipe.sampling_rate)
+        print(f"Wrote {path} ({len(audio) / pipe.sampling_rate:.2f} s at {pipe.sampling_rate} Hz).")
     return 0
 
 
@@ -170,8 +190,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.output_dir,
         asr_backend=args.asr_backend,
         speaker_backend=args.speaker_backend,
-        num_inference_steps=args.steps,
-        prosody_alpha=args.alpha,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
         prompt_seconds=prompt_seconds,
         seed=args.seed,
         device=args.device,
@@ -218,8 +238,8 @@ def run_convert(args: argparse.Namespace) -> int:
         args.source_text,
         args.reference,
         strength=args.strength,
-        num_inference_steps=args.steps,
-        prosody_alpha=args.alpha,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
         generator=torch.Generator().manual_seed(args.seed),
     )
     audio = out.audios[0, : out.audio_lengths[0]]
@@ -254,8 +274,8 @@ def run_edit(args: argparse.Namespace) -> int:
         args.original_text,
         args.new_text,
         crossfade_ms=args.crossfade_ms,
-        num_inference_steps=args.steps,
-        prosody_alpha=args.alpha,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
         generator=torch.Generator().manual_seed(args.seed),
     )
     rate = pipe.sampling_rate
