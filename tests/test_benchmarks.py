@@ -51,3 +51,28 @@ def test_precision_options_build_the_pipeline():
     assert benchmark_inference.precision_label("bfloat16", "none") == " bfloat16"
     with pytest.raises(SystemExit):
         benchmark_inference.parse_args(["--quantization", "int8", "--dtype", "bfloat16"])
+
+
+@pytest.mark.parametrize("nfe", [1, 2])
+def test_component_timer_times_the_real_call_through_hooks(nfe):
+    """The split comes from hooks on the pipeline's own call: every component is seen, once per network evaluation."""
+    pipe = benchmark_inference.build_pipeline("tiny", torch.device("cpu"))
+    prompt = benchmark_inference.make_prompt(3.0, benchmark_inference.PROMPT_SR)
+    timer = benchmark_inference.ComponentTimer(pipe, torch.device("cpu"))
+    with torch.inference_mode():
+        timer.time_call(
+            lambda: pipe("the quick brown fox", prompt, prompt_sampling_rate=16000, num_inference_steps=nfe),
+            record=True,
+        )
+    assert [module for module, _, _ in timer.calls["denoiser"]] == [pipe.denoiser] * nfe
+    assert {type(module).__name__ for module, _, _ in timer.calls["prosody"]} >= {"ProsodyPredictor", "Embedding"}
+    assert timer.calls["codec_decode"] and not timer.calls["codec_encode"]  # the mel codec's encode is an STFT
+    # the prior encoder is called through its methods (`encode_prompt`, ...): the hooks see its submodules' calls
+    prior_modules = set(pipe.prior_encoder.modules())
+    assert timer.calls["prior"] and all(module in prior_modules for module, _, _ in timer.calls["prior"])
+    for name in ("prior", "prosody", "denoiser", "codec_decode", "other"):
+        assert timer.seconds[name] > 0, name
+    # a recorded call replays alone on its inputs
+    module, args, kwargs = timer.calls["denoiser"][0]
+    with torch.inference_mode():
+        assert module(*args, **kwargs).sample.shape == args[0].shape
