@@ -40,21 +40,17 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from peer_flow_matching import FlowMatchingPeer
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from peer_flow_matching import FlowMatchingPeer  # noqa: E402
-
-from flashspeech_hf import FlashSpeechPipeline  # noqa: E402
-from flashspeech_hf.audio import resample  # noqa: E402
-from flashspeech_hf.training_utils import idle_cpu_count  # noqa: E402
+from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf.audio import resample
+from flashspeech_hf.training_utils import idle_cpu_count
 
 WORDS = (
     "the quick brown fox jumps over a lazy dog while seven bright children sing under the old bridge near the river "

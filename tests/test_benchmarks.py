@@ -1,15 +1,9 @@
 import json
-import os
-import sys
 
+import benchmark_inference
 import pytest
 import torch
-
-BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
-sys.path.insert(0, BENCHMARKS)
-
-import benchmark_inference  # noqa: E402
-from peer_flow_matching import F5_BASE_SIZE, FlowMatchingPeer  # noqa: E402
+from peer_flow_matching import F5_BASE_SIZE, FlowMatchingPeer
 
 
 def test_peer_has_f5_base_size_and_samples_with_guidance():
