@@ -163,9 +163,10 @@ class FlashSpeechTrainingModule(nn.Module):
     ...     TrainingLossConfig(stage=1), train_components=["prior_encoder", "prosody_generator", "denoiser"],
     ...     pad_token_id=pipe.tokenizer.pad_token_id, curriculum_steps=1000,
     ... )
-    >>> output = module(batch, step=0, generator=torch.Generator().manual_seed(0))  # a collate_prepared batch
-    >>> output.loss.backward()
-    >>> sorted(output.losses)
+    >>> batch = next(iter(loader))  # doctest: +SKIP  (a `data_utils.collate_prepared` batch of a prepared dataset)
+    >>> output = module(batch, step=0, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
+    >>> output.loss.backward()  # doctest: +SKIP
+    >>> sorted(output.losses)  # doctest: +SKIP
     ['ct_loss', 'duration_loss', 'pitch_loss']
     ```
     """
