@@ -2,11 +2,13 @@
 
 For each named pipeline size (`FlashSpeechPipeline.from_named_config`), batch size, output length and number of
 function evaluations (NFE), the script times the pipeline's own `__call__` end to end (median of repeats after
-warm-up, under `torch.inference_mode`) and, in a second instrumented pass through the same pipeline methods, the split
-into text (tokenizer), prompt (load + codec encode), prior encoder, prosody generator, denoiser sampling and codec
-decode. It also times the *floor* of DESIGN §6 (the denoiser's passes, the prosody generator and one batched codec
-decode, each alone on the same input) and reports `overhead = end-to-end / floor - 1`, peak memory (CUDA peak
-allocation, or the peak resident set size of the process on CPU) and parameters.
+warm-up, under `torch.inference_mode`) and, in further calls of the same `__call__` with forward hooks on every module
+of the components ([`ComponentTimer`]), the split into codec encode (the prompt), prior encoder, prosody generator,
+denoiser, codec decode and the rest (tokenizer, prompt loading and resampling, the prompt's STFT and other non-module
+arithmetic). It also times the *floor* of DESIGN §6 (the denoiser's, the prosody generator's and the codec decode's
+module calls of that pipeline call, recorded by the hooks and replayed alone on the same inputs) and reports
+`overhead = end-to-end / floor - 1`, peak memory (CUDA peak allocation, or the peak resident set size of the process
+on CPU) and parameters.
 
 The output length is set by forcing durations: the duration predictor's output layer is replaced by a constant so that
 every phoneme lasts the same number of frames, and the text has as many phonemes as the target length needs.
@@ -38,22 +40,17 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from peer_flow_matching import FlowMatchingPeer
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from peer_flow_matching import FlowMatchingPeer  # noqa: E402
-
-from flashspeech_hf import FlashSpeechPipeline  # noqa: E402
-from flashspeech_hf.audio import resample  # noqa: E402
-from flashspeech_hf.metrics import RealTimeFactorTimer  # noqa: E402
-from flashspeech_hf.training_utils import idle_cpu_count  # noqa: E402
+from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf.audio import resample
+from flashspeech_hf.training_utils import idle_cpu_count
 
 WORDS = (
     "the quick brown fox jumps over a lazy dog while seven bright children sing under the old bridge near the river "
@@ -62,7 +59,7 @@ WORDS = (
 FRAMES_PER_PHONEME = 6
 PROMPT_SECONDS = 3.0
 PROMPT_SR = 16000
-SPLIT = ("text", "prompt", "prior", "prosody", "denoiser", "codec_decode")
+SPLIT = ("codec_encode", "prior", "prosody", "denoiser", "codec_decode", "other")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -196,67 +193,82 @@ class Row:
     throughput: float = 0.0  # audio seconds per wall second
 
 
-def instrumented_call(pipe, texts, prompt, nfe, generators, timer: RealTimeFactorTimer):
-    """The steps of `FlashSpeechPipeline.__call__` (alpha 0.2), each under a timer section; returns intermediates."""
-    device = pipe._execution_device
-    with timer("prompt"):
-        waveforms = [pipe.load_prompt(prompt, PROMPT_SR) for _ in texts]
-        prompt_latents, prompt_mask = pipe.encode_audio(waveforms)
-    with timer("text"):
-        tokens = pipe.tokenizer(texts, padding=True, return_tensors="pt")
-        input_ids = tokens["input_ids"].to(device)
-        phoneme_mask = tokens["attention_mask"].to(device).bool()
-    with timer("prior"):
-        phoneme_hidden, prompt_hidden = pipe.prior_encoder(
-            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
-        )
-    with timer("prosody"):
-        durations, condition, frame_mask, log_pitch = pipe.predict_prosody(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, 0.2, 1.0, nfe, generators
-        )
-    with timer("denoiser"):
-        latents = pipe.sample_consistency(
-            lambda x, s: pipe.denoiser(x, s, condition, prompt_hidden, frame_mask, prompt_mask).sample,
-            pipe.denoiser.config.latent_dim,
-            frame_mask,
-            nfe,
-            generators,
-        )
-    with timer("codec_decode"):
-        pipe._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, "np", True)
-    return {
-        "phoneme_hidden": phoneme_hidden,
-        "phoneme_mask": phoneme_mask,
-        "prompt_hidden": prompt_hidden,
-        "prompt_mask": prompt_mask,
-        "condition": condition,
-        "frame_mask": frame_mask,
-        "latents": latents,
-    }
+class ComponentTimer:
+    """
+    Times the pipeline's components inside real `pipe(...)` calls, with forward pre-hooks and forward hooks on every
+    module of each component (the component itself and all its submodules), whatever pipeline method calls them.
+
+    A component's time is the wall time of its outermost module calls (a call nested in another call of the same
+    component is inside that interval). Codec calls before the first denoiser call of a pipeline call encode the
+    prompt (`codec_encode`), later ones decode (`codec_decode`); `other` is the rest of the call (tokenizer, loading
+    and resampling the prompt, non-module arithmetic such as the prompt's STFT and the sampler's updates). With
+    `record=True` the inputs of every outermost call are kept, so that the calls can be replayed alone (the floor).
+    """
+
+    COMPONENTS = {"prior_encoder": "prior", "prosody_generator": "prosody", "denoiser": "denoiser", "codec": "codec"}
+
+    def __init__(self, pipe: FlashSpeechPipeline, device: torch.device):
+        self.pipe, self.device = pipe, device
+        self.seconds: dict[str, float] = dict.fromkeys(SPLIT, 0.0)
+        self.calls: dict[str, list[tuple[torch.nn.Module, tuple, dict]]] = {name: [] for name in SPLIT}
+
+    def _label(self, component: str) -> str:
+        label = self.COMPONENTS[component]
+        if label == "codec":
+            return "codec_decode" if self._denoiser_called else "codec_encode"
+        return label
+
+    def _hooks(self, component: str, record: bool):
+        def pre_hook(module, args, kwargs):
+            if self._depth[component] == 0:
+                _sync(self.device)
+                self._start[component] = time.perf_counter()
+                if record:
+                    self.calls[self._label(component)].append((module, args, kwargs))
+            self._depth[component] += 1
+
+        def post_hook(module, args, kwargs, output):
+            self._depth[component] -= 1
+            if self._depth[component] == 0:
+                _sync(self.device)
+                self.seconds[self._label(component)] += time.perf_counter() - self._start[component]
+                self._denoiser_called |= component == "denoiser"
+
+        return pre_hook, post_hook
+
+    def time_call(self, call: Callable[[], object], record: bool = False) -> None:
+        """Runs `call()` (a pipeline call) with the hooks in place and adds its times to `seconds`."""
+        self._depth, self._start, self._denoiser_called = dict.fromkeys(self.COMPONENTS, 0), {}, False
+        handles = []
+        for component in self.COMPONENTS:
+            pre_hook, post_hook = self._hooks(component, record)
+            for module in getattr(self.pipe, component).modules():
+                handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+                handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
+        before = dict(self.seconds)
+        try:
+            _sync(self.device)
+            start = time.perf_counter()
+            call()
+            _sync(self.device)
+            total = time.perf_counter() - start
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.seconds["other"] += total - sum(self.seconds[k] - before[k] for k in SPLIT if k != "other")
 
 
-def floor_seconds(pipe, state: dict, nfe: int, device, repeats: int, warmup: int) -> float:
-    """Denoiser passes + prosody generator + one batched codec decode, each timed alone on the same input."""
-    generators = [torch.Generator().manual_seed(0) for _ in range(state["frame_mask"].shape[0])]
-    x = torch.randn_like(state["latents"])
-    sigma = torch.full((x.shape[0],), 80.0, device=x.device, dtype=x.dtype)
+def floor_seconds(timer: ComponentTimer, device, repeats: int, warmup: int) -> float:
+    """The recorded denoiser, prosody generator and codec decode module calls, each group replayed alone."""
 
-    def denoise():
-        for _ in range(nfe):
-            pipe.denoiser(
-                x, sigma, state["condition"], state["prompt_hidden"], state["frame_mask"], state["prompt_mask"]
-            )
+    def replay(name):
+        def run():
+            for module, args, kwargs in timer.calls[name]:
+                module(*args, **kwargs)
 
-    def prosody():
-        pipe.predict_prosody(
-            state["phoneme_hidden"], state["phoneme_mask"], state["prompt_hidden"], state["prompt_mask"], 0.2, 1.0,
-            nfe, generators,
-        )  # fmt: skip
+        return run
 
-    def decode():
-        pipe.codec.decode(state["latents"])
-
-    return sum(median_time(fn, device, repeats, warmup) for fn in (denoise, prosody, decode))
+    return sum(median_time(replay(name), device, repeats, warmup) for name in ("denoiser", "prosody", "codec_decode"))
 
 
 def measure_flashspeech(pipe, name, texts, prompt, nfe, device, repeats, warmup) -> Row:
@@ -271,13 +283,13 @@ def measure_flashspeech(pipe, name, texts, prompt, nfe, device, repeats, warmup)
     e2e_seconds = median_time(e2e, device, repeats, warmup)
     peak = peak_memory_mb(device)
     audio_seconds = sum(outputs["out"].audio_lengths) / pipe.sampling_rate
-    timer = RealTimeFactorTimer(synchronize=device.type == "cuda")
-    state = None
-    for _ in range(max(repeats, 1)):
-        state = instrumented_call(pipe, texts, prompt, nfe, generators(), timer)
-    timer.add_audio(audio_seconds * max(repeats, 1))
-    split = timer.compute()["rtf_per_component"]
-    floor = floor_seconds(pipe, state, nfe, device, repeats, warmup)
+    # the split: the same call again, its components timed by hooks (the last call's module inputs kept for the floor)
+    timer = ComponentTimer(pipe, device)
+    runs = max(repeats, 1)
+    for run in range(runs):
+        timer.time_call(e2e, record=run == runs - 1)
+    split = {k: v / (audio_seconds * runs) for k, v in timer.seconds.items()}
+    floor = floor_seconds(timer, device, repeats, warmup)
     return Row(
         system=f"FlashSpeech {name}",
         batch_size=len(texts),
@@ -286,7 +298,7 @@ def measure_flashspeech(pipe, name, texts, prompt, nfe, device, repeats, warmup)
         audio_seconds=audio_seconds / len(texts),
         e2e_seconds=e2e_seconds,
         rtf=e2e_seconds / audio_seconds,
-        split_rtf={k: split.get(k, 0.0) for k in SPLIT},
+        split_rtf=split,
         floor_rtf=floor / audio_seconds,
         overhead=e2e_seconds / floor - 1.0,
         peak_memory_mb=peak,

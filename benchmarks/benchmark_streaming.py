@@ -99,8 +99,8 @@ def measure(args: argparse.Namespace) -> dict:
     text = " ".join(sentences)
     with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
         prompt = speak_prompt(folder)
-        time_stream(pipe, text, prompt, args.steps, 1)  # warm-up
-        runs = [time_stream(pipe, text, prompt, args.steps, 1) for _ in range(args.repeats)]
+        time_stream(pipe, text, prompt, args.num_inference_steps, 1)  # warm-up
+        runs = [time_stream(pipe, text, prompt, args.num_inference_steps, 1) for _ in range(args.repeats)]
         rows = [
             {
                 "method": "stream, batch_size=1",
@@ -110,7 +110,9 @@ def measure(args: argparse.Namespace) -> dict:
             }
         ]
         for batch_size in args.batch_sizes:
-            times = [time_long_form(pipe, text, prompt, args.steps, batch_size) for _ in range(args.repeats)]
+            times = [
+                time_long_form(pipe, text, prompt, args.num_inference_steps, batch_size) for _ in range(args.repeats)
+            ]
             rows.append(
                 {
                     "method": f"long_form, batch_size={batch_size}",
@@ -125,7 +127,7 @@ def measure(args: argparse.Namespace) -> dict:
         "model": "tiny (random)" if args.smoke else os.path.relpath(args.model, Path(__file__).parents[1]),
         "num_sentences": len(sentences),
         "num_characters": len(text),
-        "steps": args.steps,
+        "steps": args.num_inference_steps,
         "threads": args.threads,
         "repeats": args.repeats,
         "machine": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), torch "
@@ -155,7 +157,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEMO_CHECKPOINT), help="Saved pipeline (default: the demo checkpoint).")
     parser.add_argument("--smoke", action="store_true", help="A random tiny pipeline and 3 sentences (seconds).")
-    parser.add_argument("--steps", type=int, default=2, help="Consistency steps.")
+    parser.add_argument("--num_inference_steps", type=int, default=2, help="Consistency steps.")
     parser.add_argument("--batch_sizes", nargs="+", type=int, default=[1, 10], help="long_form batch sizes.")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads.")
     parser.add_argument("--repeats", type=int, default=3)

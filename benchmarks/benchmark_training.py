@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
 import json, resource, sys, time
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {training!r}]
 from pathlib import Path
 import test_training as tt
 cfg, steps, adv, tmp, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", Path(sys.argv[4]), sys.argv[5]
@@ -45,7 +45,7 @@ print("RESULT", json.dumps({{"frames_per_second": summary["frames_per_second"],
 
 def run(config: str, steps: int, adversarial: bool, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        code = CHILD.format(tests=str(ROOT / "tests"))
+        code = CHILD.format(tests=str(ROOT / "tests"), training=str(ROOT / "training"))
         out = subprocess.run(
             [sys.executable, "-c", code, config, str(steps), "1" if adversarial else "0", tmp, str(threads)],
             capture_output=True, text=True, check=False,

@@ -1,8 +1,15 @@
-"""Plumbing shared by the example scripts: common arguments, the default model, and spoken default audio."""
+"""Plumbing shared by the example scripts: each example is the `flashspeech` command line with defaults.
+
+An example takes the flags of its `flashspeech` subcommand (the pipeline's argument names: `--num_inference_steps`,
+`--prosody_alpha`, `--seed`, ...), none of them required: a missing model is the bundled demo checkpoint, missing
+audio is spoken by flite (or espeak-ng) into `--output_dir`. It prints the equivalent `flashspeech` command and runs it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,45 +17,73 @@ from pathlib import Path
 import torch
 
 from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf.cli import SUBCOMMANDS
+from flashspeech_hf.cli import main as flashspeech
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "flashspeech-demo"
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, prosody_alpha: float = 0.2) -> None:
-    """Adds `--model`, `--num_inference_steps`, `--prosody_alpha`, `--seed`, `--device` and `--output_dir`."""
-    parser.add_argument(
-        "--model", default=None, help="Saved pipeline folder or Hub id (default: the bundled demo checkpoint)."
-    )
-    parser.add_argument("--num_inference_steps", type=int, default=2, help="Consistency steps (paper: 2).")
-    parser.add_argument(
-        "--prosody_alpha", type=float, default=prosody_alpha, help="Prosody refinement weight (paper: 0.2)."
-    )
-    parser.add_argument("--seed", type=int, default=0, help="Random seed.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output_dir", default="outputs", help="Where to write the audio.")
+def _subcommand_options(command: str) -> list[argparse.Action]:
+    parser = argparse.ArgumentParser(add_help=False)
+    SUBCOMMANDS[command][1](parser)
+    return [action for action in parser._actions if action.option_strings]
 
 
-def load_pipeline(model: str | None, seed: int, device: str, pipeline_class=FlashSpeechPipeline):
+def build_parser(command: str, description: str, **defaults) -> argparse.ArgumentParser:
     """
-    Loads `model` as `pipeline_class` (text-to-speech, voice conversion or editing); without one, the bundled demo
-    checkpoint, or (when it is missing) a random `tiny` pipeline. Says plainly which it is and what to expect of it.
+    The arguments of `flashspeech <command>`, none required, with the example's `defaults`, plus `--output_dir`.
     """
-    if model is None and (DEMO_CHECKPOINT / "model_index.json").is_file():
+    parser = argparse.ArgumentParser(
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"Every other flag is the one of `flashspeech {command}`.",
+    )
+    SUBCOMMANDS[command][1](parser)
+    for action in parser._actions:
+        action.required = False
+    for group in parser._mutually_exclusive_groups:
+        group.required = False
+    output_dir = next((a for a in parser._actions if "--output_dir" in a.option_strings), None)
+    if output_dir is None:
+        parser.add_argument("--output_dir", help="Where the example writes its audio.")
+    else:  # `synthesize` has one for batch synthesis; here it is the example's folder
+        output_dir.help = "Where the example writes its audio."
+    parser.set_defaults(output_dir="outputs", **defaults)
+    return parser
+
+
+def run_cli(command: str, args: argparse.Namespace) -> None:
+    """Runs `flashspeech <command>` with the values of `args` (but `--output_dir`, the example's folder)."""
+    argv = [command]
+    for action in _subcommand_options(command):
+        value = getattr(args, action.dest, None) if action.dest != "output_dir" else None
+        if value is not None:
+            argv += [action.option_strings[0], str(value)]
+    print("$ flashspeech " + shlex.join(argv))
+    status = flashspeech(argv)
+    if status:
+        raise SystemExit(status)
+
+
+def default_model(output_dir: str, seed: int = 0) -> str:
+    """
+    The bundled demo checkpoint; when it is missing, a randomly initialised `tiny` pipeline saved in `output_dir`.
+    Says plainly which it is and what to expect of it.
+    """
+    if (DEMO_CHECKPOINT / "model_index.json").is_file():
         print(
             f"No --model given: using the bundled demo checkpoint {DEMO_CHECKPOINT}, a small model trained on a CPU "
             "(its measured word error rates and speaker similarity: checkpoints/README.md)."
         )
-        model = str(DEMO_CHECKPOINT)
-    if model is None:
-        print(
-            f"No --model given and the bundled checkpoint {DEMO_CHECKPOINT} is missing: using the randomly "
-            "initialised 'tiny' pipeline. The output has the right length and format but is noise, not speech."
-        )
-        torch.manual_seed(seed)
-        pipe = pipeline_class.from_named_config("tiny")
-    else:
-        pipe = pipeline_class.from_pretrained(model)
-    return pipe.to(device)
+        return str(DEMO_CHECKPOINT)
+    print(
+        f"No --model given and the bundled checkpoint {DEMO_CHECKPOINT} is missing: using a randomly initialised "
+        "'tiny' pipeline. The output has the right length and format but is noise, not speech."
+    )
+    torch.manual_seed(seed)
+    path = os.path.join(output_dir, "random-tiny-pipeline")
+    FlashSpeechPipeline.from_named_config("tiny").save_pretrained(path)
+    return path
 
 
 def speak(path: str, text: str, voice: str = "rms") -> str:
@@ -56,6 +91,7 @@ def speak(path: str, text: str, voice: str = "rms") -> str:
     Writes `text` spoken by Debian's flite `voice` (`rms` is a voice the demo checkpoint never heard in training) or,
     without flite, by espeak-ng, so the examples run without any audio of the user's. Returns `path`.
     """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if shutil.which("flite") is not None:
         subprocess.run(["flite", "-voice", voice, "-t", text, "-o", path], check=True)
     elif shutil.which("espeak-ng") is not None:
@@ -65,11 +101,14 @@ def speak(path: str, text: str, voice: str = "rms") -> str:
     return path
 
 
-def what_whisper_hears(audio, sampling_rate: int, text: str) -> str | None:
+def what_whisper_hears(path: str, text: str) -> str | None:
     """
-    Transcribes `audio` with the offline Whisper tiny.en judge and returns a line with the text, what Whisper heard
-    and the word error rate; `None` (with the reason printed) when the `eval` extra is not installed.
+    Transcribes the audio file `path` with the offline Whisper tiny.en judge and returns a line with the text, what
+    Whisper heard and the word error rate; `None` (with the reason printed) when the `eval` extra is not installed.
     """
+    import soundfile as sf
+
+    audio, sampling_rate = sf.read(path, dtype="float32")
     try:
         from flashspeech_hf.metrics import load_metric, transcribe
 
@@ -78,4 +117,4 @@ def what_whisper_hears(audio, sampling_rate: int, text: str) -> str | None:
         print(f"(Whisper is not installed, so the output is not transcribed: {err})")
         return None
     wer = load_metric("wer").compute(predictions=[heard], references=[text])["wer"]
-    return f"Text:           {text}\nWhisper hears:  {heard}\nWord error rate: {wer:.2f}"
+    return f"Text:            {text}\nWhisper hears:   {heard}\nWord error rate: {wer:.2f}"

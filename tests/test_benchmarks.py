@@ -1,15 +1,9 @@
 import json
-import os
-import sys
 
+import benchmark_inference
 import pytest
 import torch
-
-BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
-sys.path.insert(0, BENCHMARKS)
-
-import benchmark_inference  # noqa: E402
-from peer_flow_matching import F5_BASE_SIZE, FlowMatchingPeer  # noqa: E402
+from peer_flow_matching import F5_BASE_SIZE, FlowMatchingPeer
 
 
 def test_peer_has_f5_base_size_and_samples_with_guidance():
@@ -63,3 +57,33 @@ def test_streaming_smoke_run_reports_first_audio_before_the_whole_text(tmp_path)
     assert 0 < stream["first_audio_s"] < stream["total_s"] and batched["first_audio_s"] == batched["total_s"]
     assert stream["audio_s"] == batched["audio_s"] > 0  # the same audio, streamed or whole
     assert "| stream, batch_size=1 |" in output.read_text() and output.with_suffix(".json").is_file()
+
+
+@pytest.mark.parametrize("nfe", [1, 2])
+def test_component_timer_times_the_real_call_through_hooks(nfe):
+    """The split comes from hooks on the pipeline's own call: every component is seen, once per network evaluation."""
+    pipe = benchmark_inference.build_pipeline("tiny", torch.device("cpu"))
+    prompt = benchmark_inference.make_prompt(3.0, benchmark_inference.PROMPT_SR)
+    timer = benchmark_inference.ComponentTimer(pipe, torch.device("cpu"))
+    with torch.inference_mode():
+        timer.time_call(
+            lambda: pipe("the quick brown fox", prompt, prompt_sampling_rate=16000, num_inference_steps=nfe),
+            record=True,
+        )
+    # one pass per network evaluation, plus the submodule calls of `prepare_condition` (once per call)
+    passes = [call for call in timer.calls["denoiser"] if call[0] is pipe.denoiser]
+    assert len(passes) == nfe
+    assert all(module in set(pipe.denoiser.modules()) for module, _, _ in timer.calls["denoiser"])
+    prepared = [module for module, _, _ in timer.calls["denoiser"] if module is not pipe.denoiser]
+    assert len(prepared) == len(pipe.denoiser.backbone.layers) + 1  # each layer's cond_proj, the prompt queries
+    assert {type(module).__name__ for module, _, _ in timer.calls["prosody"]} >= {"ProsodyPredictor", "Embedding"}
+    assert timer.calls["codec_decode"] and not timer.calls["codec_encode"]  # the mel codec's encode is an STFT
+    # the prior encoder is called through its methods (`encode_prompt`, ...): the hooks see its submodules' calls
+    prior_modules = set(pipe.prior_encoder.modules())
+    assert timer.calls["prior"] and all(module in prior_modules for module, _, _ in timer.calls["prior"])
+    for name in ("prior", "prosody", "denoiser", "codec_decode", "other"):
+        assert timer.seconds[name] > 0, name
+    # a recorded call replays alone on its inputs
+    module, args, kwargs = passes[0]
+    with torch.inference_mode():
+        assert module(*args, **kwargs).sample.shape == args[0].shape

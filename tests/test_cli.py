@@ -63,7 +63,7 @@ def _required_args(name):
 def test_synthesize_writes_wav_at_model_rate(saved_pipeline, prompt_file, tmp_path):
     out = tmp_path / "sub" / "out.wav"
     argv = ["synthesize", "--model", saved_pipeline, "--text", "Hello world.", "--prompt", prompt_file]
-    assert main([*argv, "--output", str(out), "--steps", "2", "--seed", "3"]) == 0
+    assert main([*argv, "--output", str(out), "--num_inference_steps", "2", "--seed", "3"]) == 0
     audio, rate = sf.read(out)
     assert rate == 16000
     assert audio.ndim == 1 and len(audio) > 0 and len(audio) % 200 == 0  # whole frames of hop 200
@@ -72,9 +72,37 @@ def test_synthesize_writes_wav_at_model_rate(saved_pipeline, prompt_file, tmp_pa
     again = tmp_path / "again.wav"
     fast = tmp_path / "fast.wav"
     assert main([*argv, "--output", str(again), "--seed", "3"]) == 0
-    assert main([*argv, "--output", str(fast), "--seed", "3", "--speed", "2", "--alpha", "0"]) == 0
+    assert main([*argv, "--output", str(fast), "--seed", "3", "--speed", "2", "--prosody_alpha", "0"]) == 0
     np.testing.assert_array_equal(sf.read(again)[0], audio)
     assert len(sf.read(fast)[0]) < len(audio)
+
+
+def test_synthesize_several_waveforms_one_file_and_seed_each(saved_pipeline, prompt_file, tmp_path):
+    argv = ["synthesize", "--model", saved_pipeline, "--text", "Hello world.", "--prompt", prompt_file, "--seed", "3"]
+    assert main([*argv, "--output", str(tmp_path / "many.wav"), "--num_waveforms_per_prompt", "2"]) == 0
+    first, second = (sf.read(tmp_path / f"many-{i}.wav")[0] for i in (0, 1))
+    assert not (tmp_path / "many.wav").exists()
+    assert len(first) != len(second) or not np.array_equal(first, second)
+    # waveform i is what a single synthesis with seed + i gives
+    assert main([*argv[:-1], "4", "--output", str(tmp_path / "one.wav")]) == 0
+    np.testing.assert_allclose(sf.read(tmp_path / "one.wav")[0], second, atol=1e-4)
+
+
+def test_example_runs_the_cli_with_the_pipeline_flag_names(saved_pipeline, prompt_file, tmp_path, capsys):
+    import zero_shot_tts
+
+    path = zero_shot_tts.main(["--model", saved_pipeline, "--prompt", prompt_file, "--output_dir", str(tmp_path),
+                               "--num_inference_steps", "1", "--prosody_alpha", "0", "--seed", "5"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "$ flashspeech synthesize " in printed and "--num_inference_steps 1 --prosody_alpha 0.0 --seed 5" in printed
+    # the example's audio is the command line's
+    assert main(["synthesize", "--model", saved_pipeline, "--prompt", prompt_file, "--text", zero_shot_tts.DEFAULT_TEXT,
+                 "--output", str(tmp_path / "cli.wav"), "--num_inference_steps", "1", "--prosody_alpha", "0",
+                 "--seed", "5"]) == 0  # fmt: skip
+    np.testing.assert_array_equal(sf.read(path)[0], sf.read(tmp_path / "cli.wav")[0])
+    assert "Whisper hears:" in printed or "Whisper is not installed" in printed
+    with pytest.raises(SystemExit):
+        zero_shot_tts.main(["--steps", "2"])  # one set of flag names: the pipeline's
 
 
 def test_synthesize_reports_bad_input(saved_pipeline, tmp_path, capsys):

@@ -2,17 +2,14 @@
 
 import csv
 import json
-import sys
 from pathlib import Path
 
+import make_demo_corpus
 import pytest
 import soundfile as sf
+from make_demo_corpus import clean_sentence, exclude_heldout, load_harvard
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))
-
-import make_demo_corpus  # noqa: E402
-from make_demo_corpus import clean_sentence, exclude_heldout, load_harvard  # noqa: E402
 
 SENTENCES = [
     "The birch canoe slid on the smooth planks.",  # a Harvard sentence: held out

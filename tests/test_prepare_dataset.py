@@ -2,29 +2,25 @@
 transcript is far too long)."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from data_utils import PREPARED_COLUMNS, collate_prepared, frame_budget_batches, load_prepared_dataset
 from datasets import Audio, Dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from data_utils import PREPARED_COLUMNS, collate_prepared, frame_budget_batches, load_prepared_dataset  # noqa: E402
-from prepare_dataset import (  # noqa: E402
+from prepare_dataset import (
     DatasetPreparationError,
     main,
     parse_args,
     prepare_dataset,
     silent_token_ids,
 )
-from speech_data import CORRUPT_FILE, SILENT_FILE, make_speech_audiofolder, speaker_voices  # noqa: E402
+from speech_data import CORRUPT_FILE, SILENT_FILE, make_speech_audiofolder, speaker_voices
 
-from flashspeech_hf import load_audio  # noqa: E402
+from flashspeech_hf import load_audio
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # tiny sizes; a high learning rate so that 30 full-batch steps visibly train the aligner
 BASE_ARGS = ["--pipeline_config", "tiny", "--aligner_steps", "30", "--aligner_learning_rate", "1e-2"]

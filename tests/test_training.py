@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import train_flashspeech as train
+from data_utils import collate_prepared, split_prompt_from_target
 from datasets import Array2D, Dataset, Features, Sequence, Value, load_from_disk
 from speech_data import make_prompt
 
@@ -28,17 +29,6 @@ from flashspeech_hf.models.modeling_prosody import length_regulate
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "training" / "train_flashspeech.py"
 TINY_CONFIG = ROOT / "training" / "configs" / "tiny.json"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_flashspeech", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train = load_script()
-from data_utils import collate_prepared, split_prompt_from_target  # noqa: E402  (the script put training/ on sys.path)
 
 
 def make_prepared_dir(
@@ -226,12 +216,13 @@ def test_resume_continues_at_the_same_step_with_the_same_state(prepared, tmp_pat
 
 
 def test_two_processes_see_disjoint_data(prepared, tmp_path):
+    """Two processes train on disjoint rows, the second step with the adversarial loss (two DDP models)."""
     out = tmp_path / "ddp"
     # torch.distributed's launcher (gloo); ACCELERATE_USE_CPU makes Accelerate use the CPU process group
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(SCRIPT),
         *base_args(prepared, out, "--max_train_steps", "2", "--train_batch_size", "2", "--checkpointing_steps", "100",
-                   "--adversarial_start_step", "1000", "--log_sample_ids"),
+                   "--adversarial_start_step", "1", "--log_sample_ids"),
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -239,6 +230,92 @@ def test_two_processes_see_disjoint_data(prepared, tmp_path):
     rows = [set(json.loads((out / f"sample_ids_rank{r}.json").read_text())) for r in (0, 1)]
     assert rows[0] and rows[1] and not rows[0] & rows[1]
     FlashSpeechPipeline.from_pretrained(out)
+
+
+# Run under torch.distributed.run (2 processes, gloo): the training module in DDP, each rank on its own rows.
+DDP_GRADIENT_CHILD = """
+import sys
+import torch
+import torch.distributed as dist
+from data_utils import collate_prepared, load_prepared_dataset
+from train_flashspeech import TINY_SLM_CONFIG
+from training_module import FlashSpeechTrainingModule, TrainingLossConfig
+
+from flashspeech_hf import FlashSpeechPipeline
+from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator
+from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+prepared, stage = sys.argv[1], int(sys.argv[2])
+torch.manual_seed(0)  # the same models on every rank
+pipe = FlashSpeechPipeline.from_named_config("tiny")
+disc = FlashSpeechDiscriminator(slm_config=dict(TINY_SLM_CONFIG), input_sampling_rate=pipe.codec.sampling_rate,
+                                hidden_channels=8) if stage == 1 else None
+components = ["prior_encoder", "prosody_generator", "denoiser"] if stage == 1 else ["prosody_generator"]
+module = FlashSpeechTrainingModule(
+    pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
+    ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler), TrainingLossConfig(stage=stage, adversarial_start_step=0), components, pipe.tokenizer.pad_token_id, 100,
+)
+for refiner in (pipe.prosody_generator.duration_refiner, pipe.prosody_generator.pitch_refiner):
+    torch.nn.init.normal_(refiner.out_proj.weight, std=0.1)  # zero-initialised: their inputs would get no gradient
+data = load_prepared_dataset(prepared).dataset
+batch = collate_prepared([data[i] for i in range(4 * rank, 4 * rank + 4)], pipe.tokenizer.pad_token_id)
+batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+params = module.trainable_parameters()
+
+
+def gradients(model):
+    output = model(batch, step=0, generator=torch.Generator().manual_seed(rank), discriminator=disc)
+    torch.autograd.backward(output.loss, inputs=params)
+    grads = [p.grad for p in params]
+    assert all(g is not None for g in grads), "a trainable parameter got no gradient"
+    flat = torch.cat([g.flatten() for g in grads])
+    for p in params:
+        p.grad = None
+    return flat
+
+
+local = gradients(module)
+ddp = gradients(torch.nn.parallel.DistributedDataParallel(module))
+every_local, every_ddp = [torch.empty_like(local) for _ in range(world)], [torch.empty_like(ddp) for _ in range(world)]
+dist.all_gather(every_local, local)
+dist.all_gather(every_ddp, ddp)
+assert not torch.allclose(every_local[0], every_local[1]), "the ranks' own gradients should differ"
+assert torch.equal(every_ddp[0], every_ddp[1]), "DDP left gradients that differ between ranks"
+torch.testing.assert_close(ddp, torch.stack(every_local).mean(0), rtol=1e-4, atol=1e-7)
+print("OK", len(params))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_ddp_reduces_the_gradient_of_every_trained_parameter(prepared, tmp_path, stage):
+    """
+    Every model call of a step happens in the training module's forward (the prosody generator's methods included),
+    so DDP averages every trained parameter's gradient over the processes: stage 1 with the adversarial loss, stage 2
+    (the refiners, called through `refine_durations`/`refine_pitch`).
+    """
+    child = tmp_path / "ddp_child.py"
+    child.write_text(DDP_GRADIENT_CHILD)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        str(child),
+        str(prepared),
+        str(stage),
+    ]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "training"), os.environ.get("PYTHONPATH", "")]),
+    )
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert result.stdout.count("OK") == 2
 
 
 def test_frame_budget_batches_and_no_aligner(tmp_path):
@@ -465,9 +542,20 @@ def test_validation_speaks_the_rows_and_logs_a_word_error_rate(prepared, tmp_pat
     )
     summary = train.main(base_args(prepared, tmp_path / "out", "--max_train_steps", "2", "--checkpointing_steps", "100",
                                    "--adversarial_start_step", "1000", "--validation_file", str(tmp_path / "val.csv"),
-                                   "--validation_steps", "1"))  # fmt: skip
+                                   "--validation_steps", "1", "--report_to", "tensorboard"))  # fmt: skip
     history = summary["loss_history"]
     assert all(0.0 <= h["val_wer"] and h["val_seconds"] > 0 for h in history)
+    # the trackers get each spoken clip and its mel-spectrogram image at every validation step, next to the WER
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = tmp_path / "out" / "logs" / "flashspeech"  # --logging_dir / --tracker_project_name
+    board = EventAccumulator(str(events), size_guidance={"audio": 0, "images": 0, "scalars": 0}).Reload()
+    assert board.Tags()["audio"] == ["validation/000", "validation/001"]  # the refused row has no audio
+    assert board.Tags()["images"] == ["validation_mel/000", "validation_mel/001"]
+    assert [e.step for e in board.Audio("validation/001")] == [1, 2] and board.Audio("validation/000")[0].length_frames
+    image = board.Images("validation_mel/000")[0]
+    assert image.height == 80 and image.width > 10
+    assert [e.step for e in board.Scalars("val_wer")] == [1, 2] and "loss" in board.Tags()["scalars"]
     for step in (1, 2):
         folder = tmp_path / "out" / "validation" / f"step-{step}"
         assert sorted(p.name for p in folder.iterdir()) == ["000.wav", "001.wav", "transcripts.json"]
@@ -492,6 +580,7 @@ def slow_save(*args, **kwargs):
     return _save(*args, **kwargs)
 torch.save = slow_save
 sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as `python SCRIPT` does
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
@@ -629,13 +718,6 @@ def test_numeric_flags_are_checked_before_the_first_step(prepared, tmp_path, fla
     assert not (tmp_path / "out").exists()
 
 
-def load_vocoder_script():
-    spec = importlib.util.spec_from_file_location("train_vocoder", ROOT / "training" / "train_vocoder.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -651,13 +733,15 @@ def load_vocoder_script():
     ],
 )
 def test_vocoder_flags_are_checked_before_the_first_step(tmp_path, flags, message):
-    vocoder = load_vocoder_script()
+    import train_vocoder as vocoder
+
     with pytest.raises(ValueError, match=re.escape(message)):
         vocoder.parse_args(["--audio_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), *flags])
 
 
 def test_vocoder_saves_atomically(tmp_path):
-    vocoder = load_vocoder_script()
+    import train_vocoder as vocoder
+
     config = get_pipeline_config("tiny")["codec"]
     config.pop("class_name")
     codec = MelCodec(**config)

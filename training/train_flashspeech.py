@@ -16,6 +16,11 @@ Trains FlashSpeech (Ye et al. 2024) on a dataset prepared by `training/prepare_d
 * The saved pipeline carries an aligner (for `pipe.align`, voice conversion and editing): the prepared data's
   `aligner/`, else the pretrained pipeline's (see `select_aligner`).
 
+The losses of a step are computed by `training_module.FlashSpeechTrainingModule`, one `nn.Module` that
+`accelerator.prepare` wraps (the discriminator, trained by its own optimizer, is prepared beside it). Checkpoints hold
+one diffusers-format folder per trained model (`prior_encoder/`, `prosody_generator/`, `denoiser/`, `discriminator/`)
+and the optimizer's parameters in that component order, as earlier versions of this script wrote them.
+
 Examples:
 
 ```bash
@@ -57,58 +62,33 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
+from arg_checks import check_numeric_flags
+from checkpointing import checkpoint_problem, latest_complete_checkpoint, save_checkpoint
+from data_utils import FrameBudgetBatchSampler, collate_prepared, load_prepared_dataset
 from datasets import Dataset, IterableDataset
 from datasets.distributed import split_dataset_by_node
 from diffusers.optimization import get_scheduler
 from huggingface_hub import create_repo, upload_folder
 from torch import nn
 from tqdm.auto import tqdm
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/data_utils.py, also when loaded by path
-from arg_checks import check_numeric_flags  # noqa: E402
-from checkpointing import checkpoint_problem, latest_complete_checkpoint, save_checkpoint  # noqa: E402
-from data_utils import (  # noqa: E402
-    FrameBudgetBatchSampler,
-    collate_prepared,
-    load_prepared_dataset,
-    split_prompt_from_target,
+from training_module import (
+    TRAINABLE_COMPONENTS,
+    FlashSpeechTrainingModule,
+    TrainingLossConfig,
+    discriminator_step_loss,
 )
 
-from flashspeech_hf import (  # noqa: E402
+from flashspeech_hf import (
     FlashSpeechAligner,
-    FlashSpeechDenoiser,
     FlashSpeechPipeline,
-    FlashSpeechPriorEncoder,
-    FlashSpeechProsodyGenerator,
     FlashSpeechTokenizer,
 )
-from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config  # noqa: E402
-from flashspeech_hf.losses import (  # noqa: E402
-    adaptive_adversarial_weight,
-    consistency_training_loss,
-    denoising_loss,
-    discriminator_loss,
-    duration_loss,
-    generator_adversarial_loss,
-    pitch_loss,
-)
-from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator  # noqa: E402
-from flashspeech_hf.models.modeling_prosody import length_regulate  # noqa: E402
-from flashspeech_hf.training_utils import (  # noqa: E402
-    ConsistencyTrainingCurriculum,
-    idle_cpu_count,
-    sample_denoising_sigmas,
-)
+from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config
+from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator
+from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum, idle_cpu_count
 
 logger = get_logger(__name__, log_level="INFO")
 
-TRAINABLE_COMPONENTS = ("prior_encoder", "prosody_generator", "denoiser")
-MODEL_CLASSES = {
-    "prior_encoder": FlashSpeechPriorEncoder,
-    "prosody_generator": FlashSpeechProsodyGenerator,
-    "denoiser": FlashSpeechDenoiser,
-    "discriminator": FlashSpeechDiscriminator,
-}
 LORA_COMPONENTS = ("prior_encoder", "denoiser")
 # A tiny random WavLM for tests and CPU smoke runs (`--slm_config tiny`).
 TINY_SLM_CONFIG = {
@@ -624,38 +604,6 @@ def add_lora_adapters(models: dict[str, nn.Module], args) -> dict:
     return peft_models
 
 
-def adaptive_weight_parameter(denoiser: FlashSpeechDenoiser) -> torch.Tensor:
-    """
-    The trainable tensor where the adaptive adversarial weight compares gradient norms: the denoiser's last layer
-    weight, or, with LoRA (the base weight frozen), that layer's LoRA `B` matrix.
-    """
-    weight = denoiser.last_layer_weight
-    if weight.requires_grad:
-        return weight
-    for module in denoiser.modules():
-        if hasattr(module, "lora_B") and module.get_base_layer().weight is weight:
-            return next(iter(module.lora_B.values())).weight
-    raise ValueError(
-        "The adversarial loss weighs its gradient at the denoiser's last layer, which is frozen and has no LoRA "
-        "adapter: add `backbone.out_proj` to --lora_target_modules or disable the adversarial loss."
-    )
-
-
-def set_training_modes(models: dict[str, nn.Module], trained: list[str]) -> None:
-    """
-    Puts the trained components in train mode and every frozen module (one whose parameters all have
-    `requires_grad=False`, e.g. the regression predictors in stage 2) in eval mode, so that the frozen parts compute
-    what they compute at inference (no dropout) in every stage.
-    """
-    for name, model in models.items():
-        model.train(name in trained)
-        if name in trained:
-            for module in model.modules():
-                params = list(module.parameters())
-                if params and not any(p.requires_grad for p in params):
-                    module.eval()
-
-
 def build_discriminator(args, sampling_rate: int) -> FlashSpeechDiscriminator:
     head = {
         "input_sampling_rate": sampling_rate,
@@ -695,28 +643,6 @@ def check_resume_path(args) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Losses of one batch
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def gather_segments(latents: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor):
-    """Crops `latents (B, C, F)` to `[starts, starts + lengths)` per item, right-padded: `(B, C, max_len)`, mask."""
-    max_len = int(lengths.max())
-    offsets = torch.arange(max_len)[None] + starts[:, None]
-    mask = torch.arange(max_len)[None] < lengths[:, None]
-    index = offsets.clamp(max=latents.shape[-1] - 1).to(latents.device)
-    out = torch.gather(latents, 2, index[:, None, :].expand(-1, latents.shape[1], -1))
-    return out * mask[:, None, :].to(latents.device, latents.dtype), mask.to(latents.device)
-
-
-def add_noise(clean, sigmas, mask, generator):
-    """`(clean + sigma z) * mask` for each of `sigmas` (each `(B,)`), all with the same draw `z`."""
-    noise = torch.randn(clean.shape, generator=generator).to(clean.device, clean.dtype)
-    m = mask[:, None, :].to(clean.dtype)
-    return tuple((clean + sigma[:, None, None] * noise) * m for sigma in sigmas)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Validation
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -738,10 +664,15 @@ def load_validation_rows(path: str) -> list[dict[str, str]]:
 
 
 @torch.no_grad()
-def validate(pipe: FlashSpeechPipeline, rows: list[dict[str, str]], folder: str, asr_backend: str | None) -> dict:
+def validate(
+    pipe: FlashSpeechPipeline, rows: list[dict[str, str]], folder: str, asr_backend: str | None
+) -> tuple[dict[str, float], list[np.ndarray | None]]:
     """
-    Speaks each validation row with `pipe` (2 steps, seed = row index), writes the audio to `folder` and returns
-    `{"val_wer": ..., "val_seconds": ...}` (word error rate of `asr_backend` on the outputs).
+    Speaks each validation row with `pipe` (2 steps, seed = row index) and writes the audio to `folder`.
+
+    Returns:
+        `(logs, audios)`: `{"val_wer": ..., "val_seconds": ...}` (word error rate of `asr_backend` on the outputs) and
+        each row's waveform `(num_samples,)`, None for a row the pipeline refused.
     """
     import soundfile as sf
 
@@ -769,7 +700,68 @@ def validate(pipe: FlashSpeechPipeline, rows: list[dict[str, str]], folder: str,
         json.dumps([{"text": r["text"], "heard": t, "error": e} for r, t, e in zip(rows, texts, errors)], indent=1)
     )
     wer = load_metric("wer").compute(predictions=texts, references=[r["text"] for r in rows])["wer"]
-    return {"val_wer": float(wer), "val_seconds": float(sum(len(a) for a in spoken) / pipe.sampling_rate)}
+    logs = {"val_wer": float(wer), "val_seconds": float(sum(len(a) for a in spoken) / pipe.sampling_rate)}
+    return logs, audios
+
+
+def log_mel_image(audio: np.ndarray, sampling_rate: int, num_mels: int = 80) -> np.ndarray:
+    """
+    The log-mel spectrogram of `audio` `(num_samples,)` as a grayscale image `(1, num_mels, num_frames)` in `[0, 1]`:
+    80 dB of range, low frequencies at the bottom, 25 ms Hann windows every 10 ms.
+    """
+    from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+
+    frame_length, hop = int(0.025 * sampling_rate), max(int(0.01 * sampling_rate), 1)
+    n_fft = 1 << (frame_length - 1).bit_length()
+    filters = mel_filter_bank(n_fft // 2 + 1, num_mels, 0.0, sampling_rate / 2, sampling_rate, mel_scale="slaney")
+    db = spectrogram(
+        np.asarray(audio, dtype=np.float32),
+        window_function(frame_length, "hann"),
+        frame_length=frame_length,
+        hop_length=hop,
+        fft_length=n_fft,
+        power=2.0,
+        mel_filters=filters,
+        log_mel="dB",
+        db_range=80.0,
+    )
+    image = (db - db.min()) / max(float(db.max() - db.min()), 1e-6)
+    return np.ascontiguousarray(image[None, ::-1], dtype=np.float32)
+
+
+def log_validation_media(
+    accelerator: Accelerator,
+    rows: list[dict[str, str]],
+    audios: list[np.ndarray | None],
+    sampling_rate: int,
+    step: int,
+) -> None:
+    """Sends each validation clip and its log-mel spectrogram image to the trackers (TensorBoard, Weights & Biases)."""
+    clips = [(index, audio) for index, audio in enumerate(audios) if audio is not None]
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            writer = tracker.writer
+            for index, audio in clips:
+                clip = torch.as_tensor(audio).clamp(-1.0, 1.0)[None]  # (1, num_samples)
+                writer.add_audio(f"validation/{index:03d}", clip, step, sample_rate=sampling_rate)
+                writer.add_image(f"validation_mel/{index:03d}", log_mel_image(audio, sampling_rate), step)
+            writer.flush()
+        elif tracker.name == "wandb":
+            import wandb
+
+            tracker.log(
+                {
+                    "validation": [
+                        wandb.Audio(audio, sample_rate=sampling_rate, caption=rows[index]["text"])
+                        for index, audio in clips
+                    ],
+                    "validation_mel": [
+                        wandb.Image(log_mel_image(audio, sampling_rate)[0], caption=rows[index]["text"])
+                        for index, audio in clips
+                    ],
+                },
+                step=step,
+            )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -893,10 +885,12 @@ def main(args_list: list[str] | None = None) -> dict:
         if not same_latent_statistics:
             scale = (codec.latent_std / pipe.codec.latent_std).numpy()
             shift = ((codec.latent_mean - pipe.codec.latent_mean) / pipe.codec.latent_std).numpy()
-            dataset = dataset.map(
-                lambda ex: {"latents": np.asarray(ex["latents"]) * scale + shift}, desc="Renormalizing"
-            )
-    dataset, unknown, added = remap_vocabulary(dataset, data_tokenizer, tokenizer, args.extend_vocabulary)
+            with accelerator.main_process_first():  # the main process writes datasets' cache, the others read it
+                dataset = dataset.map(
+                    lambda ex: {"latents": np.asarray(ex["latents"]) * scale + shift}, desc="Renormalizing"
+                )
+    with accelerator.main_process_first():
+        dataset, unknown, added = remap_vocabulary(dataset, data_tokenizer, tokenizer, args.extend_vocabulary)
     if unknown and not added:
         logger.warning(
             f"{sum(unknown.values())} phoneme occurrences ({len(unknown)} symbols) are not in the vocabulary and train "
@@ -913,7 +907,8 @@ def main(args_list: list[str] | None = None) -> dict:
         same_latent_statistics,
     )
     if args.max_train_frames is not None:
-        dataset = dataset.filter(lambda n: len(n) <= args.max_train_frames, input_columns="log_pitch")
+        with accelerator.main_process_first():
+            dataset = dataset.filter(lambda n: len(n) <= args.max_train_frames, input_columns="log_pitch")
         if len(dataset) == 0:
             raise ValueError(f"No utterance has at most --max_train_frames={args.max_train_frames} frames.")
     num_rows = len(dataset)
@@ -931,71 +926,82 @@ def main(args_list: list[str] | None = None) -> dict:
     )
     curriculum_steps = args.curriculum_total_steps or args.max_train_steps
 
-    models = {name: getattr(pipe, name) for name in TRAINABLE_COMPONENTS}
-    trained = list(args.train_components)
-    for name, model in models.items():
-        model.requires_grad_(name in trained)
-    prosody = models["prosody_generator"]
-    if args.stage == 1:
-        # the refiners are trained in stage 2
-        prosody.duration_refiner.requires_grad_(False)
-        prosody.pitch_refiner.requires_grad_(False)
-    else:
-        prosody.requires_grad_(False)
-        prosody.duration_refiner.requires_grad_(True)
-        prosody.pitch_refiner.requires_grad_(True)
-    # LoRA: adapters injected into the models in place (their base weights frozen); `peft_models` save and merge them
-    peft_models = add_lora_adapters({n: models[n] for n in trained}, args) if args.use_lora else {}
-    use_adv = args.stage == 1 and args.adversarial_start_step is not None and "denoiser" in trained
-    adaptive_layer_weight = adaptive_weight_parameter(models["denoiser"]) if use_adv else None
-    discriminator = build_discriminator(args, codec.sampling_rate) if use_adv else None
-
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
-    codec.requires_grad_(False).eval().to(accelerator.device)
-    for model in models.values():
-        model.to(accelerator.device)
-    set_training_modes(models, trained)
+    model = FlashSpeechTrainingModule(
+        pipe.prior_encoder,
+        pipe.prosody_generator,
+        pipe.denoiser,
+        codec,
+        ct_curriculum,
+        TrainingLossConfig.from_args(args),
+        train_components=args.train_components,
+        pad_token_id=tokenizer.pad_token_id,
+        curriculum_steps=curriculum_steps,
+        weight_dtype=weight_dtype,
+    )
+    trained = model.train_components
+    # LoRA: adapters injected into the models in place (their base weights frozen); `peft_models` save and merge them
+    peft_models = add_lora_adapters({n: model.components[n] for n in trained}, args) if args.use_lora else {}
+    use_adv = args.stage == 1 and args.adversarial_start_step is not None and "denoiser" in trained
+    if use_adv:
+        model.adaptive_weight_parameter()  # raises now if LoRA left nothing trainable at the denoiser's last layer
+    discriminator = build_discriminator(args, codec.sampling_rate) if use_adv else None
+    model.to(accelerator.device).train()
     if weight_dtype != torch.float32:
-        for model in [codec] + [m for n, m in models.items() if n not in trained]:
-            model.to(dtype=weight_dtype)
+        for frozen in [codec] + [m for n, m in model.components.items() if n not in trained]:
+            frozen.to(dtype=weight_dtype)
 
-    # ---------------- checkpoint hooks: checkpoints hold diffusers-format folders
+    # ---------------- checkpoint hooks: checkpoints hold one diffusers-format folder per trained model
     def save_model_hook(hook_models, weights, output_dir):
         if accelerator.is_main_process:
-            for model in hook_models:
-                unwrapped = accelerator.unwrap_model(model)
-                name = next(n for n, cls in MODEL_CLASSES.items() if isinstance(unwrapped, cls))
-                if name in peft_models:  # only the adapter: the base weights stay the pretrained ones
-                    peft_models[name].save_pretrained(os.path.join(output_dir, name))
+            for hooked in hook_models:
+                unwrapped = accelerator.unwrap_model(hooked)
+                if isinstance(unwrapped, FlashSpeechTrainingModule):
+                    for name in unwrapped.train_components:
+                        if name in peft_models:  # only the adapter: the base weights stay the pretrained ones
+                            peft_models[name].save_pretrained(os.path.join(output_dir, name))
+                        else:
+                            unwrapped.components[name].save_pretrained(os.path.join(output_dir, name))
                 else:
-                    unwrapped.save_pretrained(os.path.join(output_dir, name))
+                    unwrapped.save_pretrained(os.path.join(output_dir, "discriminator"))
                 if weights:
                     weights.pop()
 
+    def load_component(component: nn.Module, name: str, input_dir: str) -> None:
+        folder = os.path.join(input_dir, name)
+        if not os.path.isdir(folder):
+            raise ValueError(
+                f"The checkpoint {input_dir} has no {name}/ folder: it was saved by a run that did not train the "
+                f"{name} (resume with that run's --stage and --train_components)."
+            )
+        if name in peft_models:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            adapter = load_file(os.path.join(folder, "adapter_model.safetensors"))
+            result = set_peft_model_state_dict(peft_models[name], adapter)
+            if result.unexpected_keys:
+                raise ValueError(f"The checkpoint's {name} adapter does not fit: {result.unexpected_keys[:5]}")
+            return
+        loaded = type(component).from_pretrained(folder)
+        component.register_to_config(**loaded.config)
+        component.load_state_dict(loaded.state_dict())
+        del loaded
+
     def load_model_hook(hook_models, input_dir):
         while hook_models:
-            model = accelerator.unwrap_model(hook_models.pop())
-            name = next(n for n, cls in MODEL_CLASSES.items() if isinstance(model, cls))
-            if name in peft_models:
-                from peft import set_peft_model_state_dict
-                from safetensors.torch import load_file
-
-                adapter = load_file(os.path.join(input_dir, name, "adapter_model.safetensors"))
-                result = set_peft_model_state_dict(peft_models[name], adapter)
-                if result.unexpected_keys:
-                    raise ValueError(f"The checkpoint's {name} adapter does not fit: {result.unexpected_keys[:5]}")
-                continue
-            loaded = type(model).from_pretrained(os.path.join(input_dir, name))
-            model.register_to_config(**loaded.config)
-            model.load_state_dict(loaded.state_dict())
-            del loaded
+            unwrapped = accelerator.unwrap_model(hook_models.pop())
+            if isinstance(unwrapped, FlashSpeechTrainingModule):
+                for name in unwrapped.train_components:
+                    load_component(unwrapped.components[name], name, input_dir)
+            else:
+                load_component(unwrapped, "discriminator", input_dir)
 
     accelerator.register_save_state_pre_hook(save_model_hook)
     accelerator.register_load_state_pre_hook(load_model_hook)
 
-    # ---------------- optimizers
-    trainable_models = [models[n] for n in TRAINABLE_COMPONENTS if n in trained]
-    params = [p for m in trainable_models for p in m.parameters() if p.requires_grad]
+    # ---------------- optimizers: the parameters in component order, as checkpoints of earlier versions hold them
+    params = model.trainable_parameters()
     optimizer = torch.optim.AdamW(
         params,
         lr=args.learning_rate,
@@ -1009,11 +1015,9 @@ def main(args_list: list[str] | None = None) -> dict:
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=args.max_train_steps * accelerator.num_processes,
     )
-    prepared = accelerator.prepare(*trainable_models, optimizer, lr_scheduler)
-    wrapped = dict(zip([n for n in TRAINABLE_COMPONENTS if n in trained], prepared[: len(trainable_models)]))
-    optimizer, lr_scheduler = prepared[len(trainable_models) :]
-    for name in TRAINABLE_COMPONENTS:
-        wrapped.setdefault(name, models[name])
+    model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+    raw_model = accelerator.unwrap_model(model)
+    raw_discriminator = discriminator
     if discriminator is not None:
         discriminator.to(accelerator.device)
         d_optimizer = torch.optim.AdamW(
@@ -1053,201 +1057,39 @@ def main(args_list: list[str] | None = None) -> dict:
     )
     loss_history: list[dict[str, float]] = []
     seen_rows: list[int] = []
-    denoiser_raw = accelerator.unwrap_model(wrapped["denoiser"])
     start_time, frames_trained = time.perf_counter(), 0
 
-    def sync_direct_call_gradients():
-        """
-        Averages the gradients of the prosody generator over processes: it is called through its methods
-        (`predict_durations`, `refine_pitch`, ...), not its DDP wrapper's `forward`, so DDP does not reduce them.
-        """
-        if accelerator.num_processes == 1 or "prosody_generator" not in trained:
-            return
-        for p in models["prosody_generator"].parameters():
-            if p.requires_grad:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                torch.distributed.all_reduce(p.grad)
-                p.grad /= accelerator.num_processes
-
-    def split_batch(batch):
-        """The target (the model's sequence) and the prompt (only the prompt encoder sees it) of each utterance."""
-        return split_prompt_from_target(
-            batch, args.prompt_ratio_min, args.prompt_ratio_max, generator, pad_token_id=tokenizer.pad_token_id
-        )
-
-    def stage1_losses(batch, step):
-        logs = {}
-        batch = split_batch(batch)
-        latents, frame_mask, phoneme_mask = batch["latents"], batch["latent_mask"], batch["attention_mask"]
-        prompt_latents, prompt_mask = batch["prompt_latents"], batch["prompt_mask"]
-        phoneme_hidden, prompt_hidden = wrapped["prior_encoder"](
-            batch["input_ids"], phoneme_mask, prompt_latents, prompt_mask, return_dict=False
-        )
-        prosody_raw = accelerator.unwrap_model(wrapped["prosody_generator"])
-        log_dur, _ = prosody_raw.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask)
-        frame_hidden, _ = length_regulate(phoneme_hidden, batch["durations"], max_frames=latents.shape[-1])
-        log_pitch_pred, _ = prosody_raw.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
-        loss = 0.0
-        if "prosody_generator" in trained or "prior_encoder" in trained:
-            logs["duration_loss"] = duration_loss(log_dur, batch["durations"], phoneme_mask)
-            logs["pitch_loss"] = pitch_loss(log_pitch_pred, batch["log_pitch"], frame_mask)
-            loss = args.lambda_duration * logs["duration_loss"] + args.lambda_pitch * logs["pitch_loss"]
-        condition = frame_hidden + prosody_raw.embed_pitch(batch["log_pitch"], frame_mask)
-
-        if args.objective == "denoising":
-            sigma = sample_denoising_sigmas(
-                latents.shape[0],
-                generator,
-                p_mean=args.denoising_p_mean,
-                p_std=args.denoising_p_std,
-                sigma_max=float(scheduler.config.sigma_max),
-                max_sigma_fraction=args.denoising_max_sigma_fraction,
-            ).to(latents.device)
-            (noisy,) = add_noise(latents, (sigma,), frame_mask, generator)
-            student = wrapped["denoiser"](noisy, sigma, condition, prompt_hidden, frame_mask, prompt_mask).sample
-            if "denoiser" in trained or "prior_encoder" in trained:
-                logs["denoising_loss"] = denoising_loss(
-                    student.float(),
-                    latents.float(),
-                    sigma,
-                    sigma_data=denoiser_raw.config.sigma_data,
-                    sigma_min=denoiser_raw.config.sigma_min,
-                    mask=frame_mask,
-                )
-                loss = loss + logs["denoising_loss"]
-            denoiser_loss_name = "denoising_loss"
-        else:
-            sigma_low, sigma_high, weights = ct_curriculum.sample_training_sigmas(
-                latents.shape[0], step, generator, total_training_steps=curriculum_steps
-            )
-            sigma_low, sigma_high = sigma_low.to(latents.device), sigma_high.to(latents.device)
-            x_high, x_low = add_noise(latents, (sigma_high, sigma_low), frame_mask, generator)
-            student = wrapped["denoiser"](x_high, sigma_high, condition, prompt_hidden, frame_mask, prompt_mask).sample
-            with torch.no_grad():
-                teacher = denoiser_raw(
-                    x_low, sigma_low, condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
-                ).sample
-            if "denoiser" in trained or "prior_encoder" in trained:
-                logs["ct_loss"] = consistency_training_loss(
-                    student.float(), teacher.float().detach(), weights.to(latents.device), frame_mask, c=args.huber_c
-                )
-                loss = loss + logs["ct_loss"]
-            denoiser_loss_name = "ct_loss"
-
-        adv = None
-        if use_adv and step >= args.adversarial_start_step:
-            adv = adversarial_inputs(student, latents, frame_mask, prompt_latents, prompt_mask)
-            disc_raw = accelerator.unwrap_model(discriminator)
-            fake_out = disc_raw(adv["fake"], prompt_features=adv["prompt_features"])
-            logs["generator_adv_loss"] = generator_adversarial_loss(fake_out.logits, fake_out.mask)
-            adaptive = adaptive_adversarial_weight(
-                logs[denoiser_loss_name], logs["generator_adv_loss"], adaptive_layer_weight
-            )
-            logs["adv_weight"] = adaptive * args.lambda_adv
-            loss = loss + logs["adv_weight"] * logs["generator_adv_loss"]
-        return loss, logs, adv
-
-    def adversarial_inputs(student, latents, frame_mask, prompt_latents, prompt_mask):
-        """Decodes a random window of the target frames (one-step estimate and ground truth) and the prompt."""
-        frames = frame_mask.sum(dim=1).cpu()
-        window = int(min(args.adv_segment_frames, int(frames.min())))
-        if window < 2:
-            raise ValueError("Utterances are too short for the adversarial loss: a target has < 2 frames.")
-        window_starts = (torch.rand(len(frames), generator=generator) * (frames - window + 1).float()).long()
-        window_lengths = torch.full_like(window_starts, window)
-        fake_latents, _ = gather_segments(student, window_starts, window_lengths)
-        real_latents, _ = gather_segments(latents, window_starts, window_lengths)
-        fake = codec.decode(fake_latents.to(weight_dtype)).float()
-        with torch.no_grad():
-            real = codec.decode(real_latents.to(weight_dtype)).float()
-            prompt = codec.decode(prompt_latents.to(weight_dtype)).float()
-            prompt_samples = prompt_mask.sum(dim=1) * codec.hop_length
-            prompt_wave_mask = torch.arange(prompt.shape[-1], device=prompt.device)[None] < prompt_samples[:, None]
-            disc_raw = accelerator.unwrap_model(discriminator)
-            features = disc_raw.encode_prompt(prompt, prompt_wave_mask) if disc_raw.prompt_proj is not None else None
-        return {"fake": fake, "real": real, "prompt_features": features}
-
-    def stage2_losses(batch, step):
-        batch = split_batch(batch)
-        latents, frame_mask, phoneme_mask = batch["latents"], batch["latent_mask"], batch["attention_mask"]
-        prompt_latents, prompt_mask = batch["prompt_latents"], batch["prompt_mask"]
-        prosody_raw = accelerator.unwrap_model(wrapped["prosody_generator"])
-        with torch.no_grad():  # the frozen stage-1 models, in eval mode: the residual targets carry no dropout
-            phoneme_hidden, prompt_hidden = models["prior_encoder"](
-                batch["input_ids"], phoneme_mask, prompt_latents.to(weight_dtype), prompt_mask, return_dict=False
-            )
-            log_dur, dur_hidden = prosody_raw.predict_durations(
-                phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask
-            )
-            frame_hidden, _ = length_regulate(phoneme_hidden, batch["durations"], max_frames=latents.shape[-1])
-            log_pitch_pred, pitch_hidden = prosody_raw.predict_pitch(
-                frame_hidden, frame_mask, prompt_hidden, prompt_mask
-            )
-        targets = {
-            "duration": (torch.log1p(batch["durations"].float()) - log_dur.float()) * phoneme_mask,
-            "pitch": (batch["log_pitch"] - log_pitch_pred.float()) * frame_mask,
-        }
-        logs, loss = {}, 0.0
-        for name, residual, hidden, mask, refine in (
-            ("duration", targets["duration"], dur_hidden, phoneme_mask, prosody_raw.refine_durations),
-            ("pitch", targets["pitch"], pitch_hidden, frame_mask, prosody_raw.refine_pitch),
-        ):
-            clean = residual[:, None, :]
-            sigma_low, sigma_high, weights = ct_curriculum.sample_training_sigmas(
-                clean.shape[0], step, generator, total_training_steps=curriculum_steps
-            )
-            sigma_low, sigma_high = sigma_low.to(clean.device), sigma_high.to(clean.device)
-            x_high, x_low = add_noise(clean, (sigma_high, sigma_low), mask, generator)
-            student = refine(x_high, sigma_high, hidden, mask)
-            with torch.no_grad():
-                teacher = refine(x_low, sigma_low, hidden, mask)
-            logs[f"{name}_refine_loss"] = consistency_training_loss(
-                student.float(), teacher.float(), weights.to(clean.device), mask, c=args.huber_c
-            )
-            loss = loss + logs[f"{name}_refine_loss"]
-        return loss, logs, None
-
     while global_step < args.max_train_steps:
-        step_logs: dict[str, float] = collections.defaultdict(float)
+        step_logs: dict[str, torch.Tensor] = collections.defaultdict(float)
         generator.manual_seed(args.seed * 1_000_003 + accelerator.process_index * 7919 + global_step)
         for _ in range(args.gradient_accumulation_steps):
             batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
             if args.log_sample_ids:
                 seen_rows.extend(batch["row_id"].tolist())
             frames_trained += int(batch["latent_mask"].sum())
-            accumulate = [wrapped[n] for n in trained] + ([discriminator] if discriminator is not None else [])
-            with accelerator.accumulate(*accumulate):
+            with accelerator.accumulate(model, *([discriminator] if discriminator is not None else [])):
                 with accelerator.autocast():
-                    if args.stage == 1:
-                        loss, logs, adv = stage1_losses(batch, global_step)
-                    else:
-                        loss, logs, adv = stage2_losses(batch, global_step)
+                    output = model(batch, step=global_step, generator=generator, discriminator=raw_discriminator)
+                losses = dict(output.losses, loss=output.loss)
                 # with the adversarial loss, the generator's backward must not reach the discriminator's heads
-                accelerator.backward(loss, inputs=params if adv is not None else None)
-                if accelerator.sync_gradients:
-                    sync_direct_call_gradients()
-                    if args.max_grad_norm:
-                        accelerator.clip_grad_norm_(params, args.max_grad_norm)
+                accelerator.backward(output.loss, inputs=params if output.adversarial is not None else None)
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, args.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                if adv is not None:
-                    # real and fake in one forward (one DDP pass), scored against the same prompt
+                if output.adversarial is not None:
                     with accelerator.autocast():
-                        features = adv["prompt_features"]
-                        out = discriminator(
-                            torch.cat([adv["real"], adv["fake"].detach()]),
-                            prompt_features=None if features is None else torch.cat([features, features]),
-                        )
-                        real_logits, fake_logits = out.logits.chunk(2)
-                        logs["discriminator_loss"] = discriminator_loss(real_logits, fake_logits, out.mask.chunk(2)[0])
-                    accelerator.backward(logs["discriminator_loss"])
+                        losses["discriminator_loss"] = discriminator_step_loss(discriminator, output.adversarial)
+                    accelerator.backward(losses["discriminator_loss"])
                     d_optimizer.step()
                     d_optimizer.zero_grad(set_to_none=True)
-            for k, v in logs.items():
-                step_logs[k] += float(torch.as_tensor(v).detach()) / args.gradient_accumulation_steps
-            step_logs["loss"] += float(torch.as_tensor(loss).detach()) / args.gradient_accumulation_steps
+            for k, v in losses.items():
+                step_logs[k] += torch.as_tensor(v).detach().float() / args.gradient_accumulation_steps
+        # the logged losses are the means over processes (each process computes the same names)
+        names = sorted(step_logs)
+        means = accelerator.reduce(torch.stack([step_logs[k] for k in names]).to(accelerator.device), "mean")
+        step_logs = dict(zip(names, means.tolist()))
         if not math.isfinite(step_logs["loss"]):
             raise FloatingPointError(f"The loss became {step_logs['loss']} at step {global_step}.")
         global_step += 1
@@ -1270,13 +1112,14 @@ def main(args_list: list[str] | None = None) -> dict:
             and accelerator.is_main_process
             and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps)
         ):
-            current = {n: accelerator.unwrap_model(wrapped[n]).eval() for n in TRAINABLE_COMPONENTS}
+            current = {name: component.eval() for name, component in raw_model.components.items()}
             pipe_now = FlashSpeechPipeline(tokenizer=tokenizer, codec=codec, scheduler=scheduler, **current)
             folder = os.path.join(args.output_dir, "validation", f"step-{global_step}")
-            val_logs = validate(pipe_now, validation_rows, folder, args.validation_asr_backend)
-            set_training_modes(models, trained)
+            val_logs, audios = validate(pipe_now, validation_rows, folder, args.validation_asr_backend)
+            model.train()
             loss_history[-1].update(val_logs)
             accelerator.log(val_logs, step=global_step)
+            log_validation_media(accelerator, validation_rows, audios, pipe_now.sampling_rate, global_step)
             logger.info(f"Validation at step {global_step}: {val_logs}")
 
     elapsed = time.perf_counter() - start_time
@@ -1299,7 +1142,7 @@ def main(args_list: list[str] | None = None) -> dict:
         "output_dir": args.output_dir,
     }
     if accelerator.is_main_process:
-        final = {n: accelerator.unwrap_model(wrapped[n]).eval() for n in TRAINABLE_COMPONENTS}
+        final = {name: component.eval() for name, component in raw_model.components.items()}
         if peft_models:
             save_lora_adapters(peft_models, args.output_dir)
             final.update({n: peft_model.merge_and_unload().eval() for n, peft_model in peft_models.items()})

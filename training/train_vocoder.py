@@ -21,7 +21,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,14 +28,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
+from arg_checks import check_numeric_flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/arg_checks.py, also when loaded by path
-from arg_checks import check_numeric_flags  # noqa: E402
-
-from flashspeech_hf import MelCodec  # noqa: E402
-from flashspeech_hf.audio import load_audio  # noqa: E402
-from flashspeech_hf.configs import get_pipeline_config  # noqa: E402
-from flashspeech_hf.training_utils import idle_cpu_count  # noqa: E402
+from flashspeech_hf import MelCodec
+from flashspeech_hf.audio import load_audio
+from flashspeech_hf.configs import get_pipeline_config
+from flashspeech_hf.training_utils import idle_cpu_count
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 # flag -> (type, accepted interval, whether None is allowed); see `arg_checks.check_numeric_flags`

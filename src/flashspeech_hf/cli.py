@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .metrics.speaker import DEFAULT_SPEAKER_BACKEND
+from .metrics.speaker_embeddings import DEFAULT_SPEAKER_BACKEND
 
 
 def _load_pipeline(model: str, device: str | None, pipeline_class=None):
@@ -46,8 +46,12 @@ def _load_pipeline(model: str, device: str | None, pipeline_class=None):
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="A saved FlashSpeechPipeline folder or a Hub repository id.")
     parser.add_argument("--device", default=None, help="Torch device of the pipeline, e.g. `cuda` (default: cpu).")
-    parser.add_argument("--steps", type=int, default=2, help="Consistency-model evaluations (2 in the paper).")
-    parser.add_argument("--alpha", type=float, default=0.2, help="Prosody refinement weight (0.2 in the paper).")
+    parser.add_argument(
+        "--num_inference_steps", type=int, default=2, help="Consistency-model evaluations (2 in the paper)."
+    )
+    parser.add_argument(
+        "--prosody_alpha", type=float, default=0.2, help="Prosody refinement weight (0.2 in the paper)."
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of every random draw.")
 
 
@@ -97,12 +101,27 @@ def add_synthesize_arguments(parser: argparse.ArgumentParser) -> None:
         default=200,
         help="Longest piece of text synthesized at once; longer sentences are cut at clauses, then words.",
     )
+    parser.add_argument(
+        "--num_waveforms_per_prompt",
+        type=int,
+        default=1,
+        help="Renditions with different prosody and noise (waveform i uses seed --seed + i); more than one writes "
+        "OUTPUT-<i>.wav.",
+    )
+
+
+def synthesize_output_paths(args: argparse.Namespace) -> list[str]:
+    """The files `synthesize` writes: `--output`, or `<stem>-<i><ext>` per waveform with `--num_waveforms_per_prompt`."""
+    if args.num_waveforms_per_prompt == 1:
+        return [args.output]
+    stem, ext = os.path.splitext(args.output)
+    return [f"{stem}-{i}{ext or '.wav'}" for i in range(args.num_waveforms_per_prompt)]
 
 
 def _long_form_kwargs(args: argparse.Namespace) -> dict:
     return dict(
-        num_inference_steps=args.steps,
-        prosody_alpha=args.alpha,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
         speed=args.speed,
         batch_size=args.batch_size,
         pause_seconds=args.pause,
@@ -136,8 +155,12 @@ def run_synthesize(args: argparse.Namespace) -> int:
             text = handle.read()
         if not text.strip():
             raise SystemExit(f"error: --text_file is empty: {args.text_file}")
+    if args.num_waveforms_per_prompt < 1:
+        raise SystemExit(f"error: --num_waveforms_per_prompt must be >= 1, got {args.num_waveforms_per_prompt}.")
     pipe = _load_pipeline(args.model, args.device)
     rate = pipe.sampling_rate
+    if args.num_waveforms_per_prompt > 1:
+        return _synthesize_renditions(pipe, text, args)
     # an int seed: sentence i uses seed + i, so a one-sentence text is exactly `pipe(text, generator=seed)`
     chunks = pipe.stream(text, args.prompt, generator=args.seed, **_long_form_kwargs(args))
     total = len(pipe.split_text(text, args.max_sentence_characters))
@@ -148,6 +171,27 @@ def run_synthesize(args: argparse.Namespace) -> int:
             samples += len(chunk.audio)
             bar.update()
     print(f"Wrote {args.output} ({chunk.num_sentences} sentence(s), {samples / rate:.2f} s at {rate} Hz).")
+    return 0
+
+
+def _synthesize_renditions(pipe, text: str, args: argparse.Namespace) -> int:
+    """`--num_waveforms_per_prompt` renditions of one text (diverse sampling): waveform i uses seed `--seed + i`."""
+    import torch
+
+    n = args.num_waveforms_per_prompt
+    out = pipe(
+        text,
+        args.prompt,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
+        speed=args.speed,
+        num_waveforms_per_prompt=n,
+        generator=[torch.Generator().manual_seed(args.seed + i) for i in range(n)],
+    )
+    for i, path in enumerate(synthesize_output_paths(args)):
+        audio = out.audios[i, : out.audio_lengths[i]]
+        _write(path, audio, pipe.sampling_rate)
+        print(f"Wrote {path} ({len(audio) / pipe.sampling_rate:.2f} s at {pipe.sampling_rate} Hz).")
     return 0
 
 
@@ -282,8 +326,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.output_dir,
         asr_backend=args.asr_backend,
         speaker_backend=args.speaker_backend,
-        num_inference_steps=args.steps,
-        prosody_alpha=args.alpha,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
         prompt_seconds=prompt_seconds,
         seed=args.seed,
         device=args.device,
@@ -311,10 +355,10 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _write(path: str, audio, sampling_rate: int) -> None:
-    import soundfile as sf
+    from .audio import write_audio
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sf.write(path, audio, sampling_rate)
+    write_audio(path, audio, sampling_rate)
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -332,8 +376,8 @@ def run_convert(args: argparse.Namespace) -> int:
         args.source_text,
         args.reference,
         strength=args.strength,
-        num_inference_steps=args.steps,
-        prosody_alpha=args.alpha,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
         generator=torch.Generator().manual_seed(args.seed),
     )
     audio = out.audios[0, : out.audio_lengths[0]]
@@ -370,8 +414,8 @@ def run_edit(args: argparse.Namespace) -> int:
         args.original_text,
         args.new_text,
         crossfade_ms=args.crossfade_ms,
-        num_inference_steps=args.steps,
-        prosody_alpha=args.alpha,
+        num_inference_steps=args.num_inference_steps,
+        prosody_alpha=args.prosody_alpha,
         generator=torch.Generator().manual_seed(args.seed),
     )
     rate = pipe.sampling_rate

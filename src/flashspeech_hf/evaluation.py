@@ -36,9 +36,9 @@ import torch
 from .audio import check_speech, load_audio
 from .metrics import RealTimeFactorTimer, load_metric, transcribe
 from .metrics.asr import default_asr_backend
-from .metrics.prosody import extract_pitch, jensen_shannon_divergence, pitch_histogram
-from .metrics.quality import DNSMOS_KEYS, load_dnsmos_predictor, mean_dnsmos
-from .metrics.speaker import DEFAULT_SPEAKER_BACKEND
+from .metrics.dnsmos_predictor import DNSMOS_KEYS, load_dnsmos_predictor, mean_dnsmos
+from .metrics.prosody_statistics import extract_pitch, jensen_shannon_divergence, pitch_histogram
+from .metrics.speaker_embeddings import DEFAULT_SPEAKER_BACKEND
 
 TEST_LIST_COLUMNS = ("text", "prompt_audio", "reference_audio")
 PITCH_FIGURE = "pitch_distributions.png"

@@ -6,9 +6,19 @@ P.808) that speech synthesis papers quote for quality. Each metric is an `evalua
 loaded by path (the Hub copies of `evaluate` scripts need network access): [`load_metric`] does it by name, and
 [`METRIC_PATHS`] maps every name to its script for `evaluate.load(path)` directly.
 
-Audio-to-text ([`transcribe`]), speaker embeddings ([`SpeakerEncoder`]), pitch ([`extract_pitch`]), predicted MOS
-([`DNSMOSPredictor`], [`predict_dnsmos`]) and timing ([`RealTimeFactorTimer`]) are plain functions and classes here,
-usable without `evaluate`.
+Two kinds of files live here. The `evaluate` scripts are named after their metric and are loaded by `evaluate`, never
+imported; each computes its scores with a backend module, named after the model or tool it wraps, whose functions and
+classes are this package's importable API (usable without `evaluate`):
+
+| metric (`evaluate` script) | backend                 | what the backend provides                                        |
+|----------------------------|-------------------------|------------------------------------------------------------------|
+| `wer.py`                   | `asr.py`                | [`transcribe`], [`SpeechRecognizer`], [`normalize_text`]          |
+| `speaker_similarity.py`    | `speaker_embeddings.py` | [`SpeakerEncoder`] (WavLM x-vector or Resemblyzer embeddings)     |
+| `prosody_jsd.py`           | `prosody_statistics.py` | [`extract_pitch`], [`pitch_histogram`], [`jensen_shannon_divergence`] |
+| `dnsmos.py`                | `dnsmos_predictor.py`   | [`DNSMOSPredictor`], [`predict_dnsmos`]                           |
+| `rtf.py`                   | `timing.py`             | [`RealTimeFactorTimer`]                                           |
+
+`utils.py` holds the audio loading and error bookkeeping that the scripts share.
 """
 
 from __future__ import annotations
@@ -16,9 +26,9 @@ from __future__ import annotations
 import os
 
 from .asr import SpeechRecognizer, default_asr_backend, normalize_text, transcribe
-from .prosody import extract_pitch, jensen_shannon_divergence, pitch_histogram
-from .quality import DNSMOS_KEYS, DNSMOSPredictor, predict_dnsmos
-from .speaker import SpeakerEncoder
+from .dnsmos_predictor import DNSMOS_KEYS, DNSMOSPredictor, predict_dnsmos
+from .prosody_statistics import extract_pitch, jensen_shannon_divergence, pitch_histogram
+from .speaker_embeddings import SpeakerEncoder
 from .timing import RealTimeFactorTimer
 
 _METRICS_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -1,4 +1,4 @@
-"""Speech recognition for intelligibility (WER) evaluation, and the text normalization applied before scoring.
+"""Speech recognition and text normalization for intelligibility: the backend of the `wer.py` metric.
 
 The paper transcribes synthesized speech with HuBERT-large fine-tuned on LibriSpeech 960 h for CTC
 (`facebook/hubert-large-ls960-ft`) and reports the word error rate against the input text. Any transformers speech

@@ -5,7 +5,7 @@ import math
 import datasets
 import evaluate
 
-from flashspeech_hf.metrics.quality import DNSMOS_KEYS, load_dnsmos_predictor, mean_dnsmos
+from flashspeech_hf.metrics.dnsmos_predictor import DNSMOS_KEYS, load_dnsmos_predictor, mean_dnsmos
 from flashspeech_hf.metrics.utils import FLASHSPEECH_CITATION, load_audio_items
 
 _CITATION = (

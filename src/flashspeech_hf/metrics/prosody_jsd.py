@@ -7,7 +7,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from flashspeech_hf.metrics.prosody import (
+from flashspeech_hf.metrics.prosody_statistics import (
     duration_bin_edges,
     duration_histogram,
     extract_pitch,

@@ -7,7 +7,7 @@ import datasets
 import evaluate
 import torch
 
-from flashspeech_hf.metrics.speaker import DEFAULT_SPEAKER_BACKEND, load_speaker_encoder
+from flashspeech_hf.metrics.speaker_embeddings import DEFAULT_SPEAKER_BACKEND, load_speaker_encoder
 from flashspeech_hf.metrics.utils import FLASHSPEECH_CITATION, load_audio_items, merge_errors
 
 _DESCRIPTION = """\

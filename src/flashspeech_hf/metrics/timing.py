@@ -1,4 +1,4 @@
-"""Wall-clock timing of synthesis, end to end and per component, reported as real-time factors.
+"""Wall-clock timing of synthesis, end to end and per component: the backend of the `rtf.py` metric.
 
 The real-time factor (RTF) is the processing time divided by the duration of the audio produced: 0.02 (the paper's
 FlashSpeech on a V100) means one second of speech takes 20 ms to synthesize, and anything under 1 is faster than real

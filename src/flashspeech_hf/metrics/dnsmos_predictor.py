@@ -1,4 +1,4 @@
-"""Non-intrusive speech quality (predicted MOS) with DNSMOS, whose ONNX models ship in the `speechmos` wheel.
+"""Predicted MOS with DNSMOS (ONNX models from the `speechmos` wheel): the backend of the `dnsmos.py` metric.
 
 DNSMOS (Reddy et al., ICASSP 2022) predicts, from the audio alone, the mean opinion scores that listeners would give
 under ITU-T P.835: SIG (speech signal distortion), BAK (background noise intrusiveness) and OVRL (overall quality),

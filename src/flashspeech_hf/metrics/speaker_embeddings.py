@@ -1,4 +1,4 @@
-"""Speaker embeddings for speaker similarity (Sim-O / Sim-R) evaluation.
+"""Speaker embeddings for speaker similarity (Sim-O / Sim-R): the backend of the `speaker_similarity.py` metric.
 
 The paper scores speaker similarity with WavLM-TDNN, a WavLM-large speaker verification model from the UniSpeech
 repository that is not on the Hugging Face Hub. The closest Hub model is `microsoft/wavlm-base-plus-sv` (WavLM base+

@@ -1,4 +1,4 @@
-"""Prosody statistics for the prosody JSD metric: pitch extraction, quantized histograms and Jensen-Shannon divergence.
+"""Prosody statistics, the backend of the `prosody_jsd.py` metric: pitch, quantized histograms, Jensen-Shannon divergence.
 
 The paper compares the distribution of pitch (and of phoneme durations) in synthesized speech with that of the ground
 truth by their Jensen-Shannon divergence: lower means the generated prosody covers the real distribution better.
