@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import urllib.parse
@@ -25,7 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from speech_data import speak
 
-from flashspeech_hf.app import FlashSpeechDemo, build_app, load_app_pipeline, plot_spectrogram_and_pitch
+from flashspeech_hf.app import FlashSpeechDemo, launch_app, load_app_pipeline, plot_spectrogram_and_pitch
 from flashspeech_hf.cli import main
 
 TEXT = "The little boy found a silver key."
@@ -44,7 +45,11 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--window-size=1280,900",
+    # a microphone that plays a test tone, granted without asking
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 )
+MICROPHONE = "microphone"
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +80,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(pipe, tmp_path_factory):
-    """The app served on a free localhost port from a thread of this process; closed after the module."""
+def app_url(tmp_path_factory):
+    """
+    The app as `flashspeech app --port PORT` serves it (bundled checkpoint), on a free localhost port from a thread of
+    this process; closed after the module.
+    """
     previous = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))  # uploads and outputs land here
-    demo = build_app(pipe)
     port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo = launch_app(port=port, block=False)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
     if previous is None:
@@ -111,21 +118,46 @@ def browser(tmp_path_factory):
     chrome.quit()
 
 
+def _recorded_seconds(browser) -> int:
+    """Seconds shown by the prompt's recording timer (`m:ss`; the last one shown is the recording's length)."""
+    times = re.findall(
+        r"(\d+):(\d\d)", " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, "#tts-prompt time"))
+    )
+    return max((60 * int(m) + int(s) for m, s in times), default=0)
+
+
 def _open_tts_tab(browser, url: str, text: str, prompt: str) -> None:
-    """Loads the page, types `text` and uploads `prompt` in the TTS tab, and waits until the upload is shown."""
+    """
+    Loads the page, types `text`, gives the prompt (uploads the file `prompt`, or records 2 s from the microphone for
+    `MICROPHONE`), waits until the prompt is shown and clicks Synthesize.
+    """
     browser.get(url)
     wait = WebDriverWait(browser, PAGE_TIMEOUT)
     upload = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tts-prompt input[type=file]"))[0]
     if text:
         browser.find_element(By.CSS_SELECTOR, "#tts-text textarea").send_keys(text)
-    upload.send_keys(prompt)
-    # once uploaded, the prompt component shows a player for the file
+    if prompt == MICROPHONE:
+        browser.find_element(By.CSS_SELECTOR, "#tts-prompt button[aria-label='Record audio']").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tts-prompt button.record-button"))[0].click()
+        WebDriverWait(browser, RUN_TIMEOUT).until(lambda d: _recorded_seconds(d) >= 2)
+        browser.find_element(By.CSS_SELECTOR, "#tts-prompt button.stop-button").click()
+    else:
+        upload.send_keys(prompt)
+    # once uploaded (a recording is uploaded when it stops), the prompt component shows a player for the file
     WebDriverWait(browser, RUN_TIMEOUT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tts-prompt audio"))
     browser.find_element(By.ID, "tts-run").click()
 
 
 def _error_messages(browser) -> list[str]:
     return [e.text for e in browser.find_elements(By.CSS_SELECTOR, "[data-testid=toast-text]") if e.text]
+
+
+def _failed(browser) -> bool:
+    """Whether the TTS call has ended in an error: a notice, or the output's status showing one."""
+    status = browser.find_elements(By.CSS_SELECTOR, "#tts-output [data-testid=status-tracker]")
+    return bool(browser.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")) or any(
+        "Error" in e.text for e in status
+    )
 
 
 def _fetch(url: str) -> bytes:
@@ -135,8 +167,9 @@ def _fetch(url: str) -> bytes:
         return response.read()
 
 
-def test_tts_tab_speaks_in_the_browser(browser, app_url, prompt_path, pipe, tmp_path):
-    _open_tts_tab(browser, app_url, TEXT, prompt_path)
+@pytest.mark.parametrize("source", ["upload", MICROPHONE])
+def test_tts_tab_speaks_in_the_browser(source, browser, app_url, prompt_path, pipe, tmp_path):
+    _open_tts_tab(browser, app_url, TEXT, prompt_path if source == "upload" else MICROPHONE)
 
     def output_source(d):
         errors = _error_messages(d)
@@ -157,7 +190,7 @@ def test_tts_tab_speaks_in_the_browser(browser, app_url, prompt_path, pipe, tmp_
     timing = browser.find_element(By.ID, "tts-time").text
     assert f"{len(audio) / rate:.2f} s of audio in" in timing, timing
 
-    screenshot = tmp_path / "tts_tab.png"
+    screenshot = tmp_path / f"tts_tab_{source}.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -178,7 +211,9 @@ def test_bad_input_shows_the_pipeline_message(case, browser, app_url, pipe, prom
     with pytest.raises(ValueError) as expected:
         pipe(text, prompt)
     _open_tts_tab(browser, app_url, text, prompt)
-    messages = WebDriverWait(browser, RUN_TIMEOUT).until(_error_messages)
+    WebDriverWait(browser, RUN_TIMEOUT).until(_failed)
+    # the notice may be drawn a moment after the status
+    messages = WebDriverWait(browser, 30).until(_error_messages, "the page shows an error, but no message")
     assert messages == [str(expected.value)]
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "Traceback" not in page and "ValueError" not in page

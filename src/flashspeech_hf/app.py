@@ -230,7 +230,7 @@ class FlashSpeechDemo:
             num_inference_steps=int(steps),
             prosody_alpha=float(alpha),
             speed=float(speed),
-            generator=int(seed),
+            generator=int(seed or 0),
         )
         return self._result(out.audios[0, : out.audio_lengths[0]], out.log_pitch[0], elapsed)
 
@@ -255,7 +255,7 @@ class FlashSpeechDemo:
             strength=float(strength),
             num_inference_steps=int(steps),
             prosody_alpha=float(alpha),
-            generator=int(seed),
+            generator=int(seed or 0),
         )
         return self._result(out.audios[0, : out.audio_lengths[0]], out.log_pitch[0], elapsed)
 
@@ -269,7 +269,7 @@ class FlashSpeechDemo:
             new_text or "",
             num_inference_steps=int(steps),
             prosody_alpha=float(alpha),
-            generator=int(seed),
+            generator=int(seed or 0),
         )
         rate = self.pipe.sampling_rate
         return self._result(out.audios[0], out.log_pitch[0], elapsed, (out.edit_start / rate, out.edit_end / rate))
@@ -316,6 +316,16 @@ def build_app(pipe, title: str = "FlashSpeech"):
 
     Returns:
         `gradio.Blocks`: Call `.launch()` on it (or use [`launch_app`]).
+
+    Examples:
+
+    ```py
+    >>> from flashspeech_hf import FlashSpeechPipeline
+    >>> from flashspeech_hf.app import build_app
+
+    >>> pipe = FlashSpeechPipeline.from_pretrained("path/or/org/flashspeech")
+    >>> build_app(pipe).launch(server_port=7860)
+    ```
     """
     gr = _import_gradio()
     demo_fns = FlashSpeechDemo(pipe)
@@ -405,6 +415,15 @@ def launch_app(
 
     Returns:
         `gradio.Blocks`: The running app.
+
+    Examples:
+
+    ```py
+    >>> from flashspeech_hf.app import launch_app
+
+    >>> demo = launch_app(port=7861, block=False)  # the bundled checkpoint, served from a thread
+    >>> demo.close()
+    ```
     """
     demo = build_app(load_app_pipeline(model, device))
     demo.launch(
@@ -412,7 +431,7 @@ def launch_app(
         server_port=port,
         share=share,
         prevent_thread_lock=not block,
-        show_error=False,  # unexpected errors show a short notice in the page; the traceback stays in the console
+        show_error=True,  # an unexpected error shows its message (never the traceback, which stays in the console)
         inbrowser=False,
     )
     return demo
