@@ -15,10 +15,13 @@ SYSTEM_TOOLS := espeak-ng ffmpeg flite text2wave sox
 SYSTEM_FILES := /usr/share/games/fortunes/fortunes /usr/share/games/fortunes/wisdom \
 	/usr/share/festival/voices/english/kal_diphone /usr/share/festival/voices/us/cmu_us_slt_arctic_hts
 SYSTEM_PACKAGES := espeak-ng ffmpeg flite festival festvox-kallpc16k festvox-us-slt-hts sox fortunes-min fortunes
+# Test-only: the browser that drives the app's tests (tests/test_app.py skips them, saying why, where it is missing).
+TEST_SYSTEM_TOOLS := chromium chromedriver
+TEST_SYSTEM_PACKAGES := chromium chromium-driver
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install system-deps demo test quality format clean
+.PHONY: install system-deps test-system-deps demo test quality format clean
 
 install: system-deps $(STAMP)
 
@@ -34,18 +37,31 @@ system-deps:
 	  fi; \
 	fi
 
+# Never fails: without root or apt the browser tests are skipped with the reason.
+test-system-deps:
+	@missing=""; for t in $(TEST_SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing test system packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_SYSTEM_PACKAGES) >/dev/null) \
+	      || echo "Could not install $(TEST_SYSTEM_PACKAGES): the browser tests of the app will be skipped."; \
+	  else \
+	    echo "Missing$$missing: the browser tests of the app will be skipped. Run: sudo apt-get install -y $(TEST_SYSTEM_PACKAGES)"; \
+	  fi; \
+	fi
+
 $(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	printf '%s\n' "$(TORCH_SPEC)" "$(TORCHCODEC_SPEC)" > $(CONSTRAINTS)
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -c $(CONSTRAINTS) -e ".[train,eval,test,dev]"
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[train,eval,app,test,dev]"
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps "resemblyzer>=0.1.4"
 	touch $@
 
 demo: install
 	$(PY) examples/zero_shot_tts.py --output_dir demo_output
 
-test: install
+test: install test-system-deps
 	$(PY) -m pytest -q
 
 quality: install

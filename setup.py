@@ -54,7 +54,10 @@ extras = {
         "onnxruntime>=1.15",
         "matplotlib>=3.5",
     ],
-    "test": ["pytest>=7.0", "scipy>=1.10", "julius>=0.2"],
+    # `flashspeech app`: the browser demo (gradio 6: `buttons` of gr.Audio) and its spectrogram picture.
+    "app": ["gradio>=6.0", "matplotlib>=3.5"],
+    # selenium drives Debian's chromium in the app's browser tests (`make test` installs the browser).
+    "test": ["pytest>=7.0", "scipy>=1.10", "julius>=0.2", "selenium>=4.10"],
     "dev": ["ruff>=0.5"],
 }
 extras["all"] = sorted({dep for deps in extras.values() for dep in deps})

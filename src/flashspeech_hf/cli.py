@@ -1,4 +1,4 @@
-"""The `flashspeech` command line: `flashspeech synthesize | convert | edit | evaluate` (one function per subcommand).
+"""The `flashspeech` command line: `flashspeech synthesize | convert | edit | evaluate | app` (a function per subcommand).
 
 Each subcommand is a pair of functions registered in [`SUBCOMMANDS`]: `add_<name>_arguments(parser)` declares its
 arguments and `run_<name>(args) -> int` runs it. Adding a subcommand is adding such a pair and one table entry.
@@ -18,6 +18,7 @@ flashspeech evaluate --model path/to/pipeline --test_list list.csv --output_dir 
     --asr_backend whisper-tiny.en --speaker_backend resemblyzer
 flashspeech evaluate --model path/to/pipeline --dataset librispeech_asr --dataset_config clean --split test \
     --output_dir eval
+flashspeech app --port 7860
 ```
 """
 
@@ -428,6 +429,31 @@ def run_edit(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# app
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="A saved FlashSpeechPipeline folder or a Hub id (default: the bundled checkpoint).",
+    )
+    parser.add_argument("--device", default=None, help="Torch device of the pipeline, e.g. `cuda` (default: cpu).")
+    parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on (0.0.0.0: every interface).")
+    parser.add_argument("--port", type=int, default=7860, help="TCP port of the app.")
+    parser.add_argument("--share", action="store_true", help="Ask gradio for a public link (needs the internet).")
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Serves the browser app (`flashspeech_hf.app`) until interrupted."""
+    from .app import launch_app
+
+    launch_app(model=args.model, device=args.device, host=args.host, port=args.port, share=args.share)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -445,6 +471,7 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
         add_evaluate_arguments,
         run_evaluate,
     ),
+    "app": ("Browser app (gradio): text to speech, voice conversion, speech editing.", add_app_arguments, run_app),
 }
 
 
