@@ -1,8 +1,8 @@
 """`flashspeech app`: a browser demo of zero-shot TTS, voice conversion and speech editing (gradio, the `app` extra).
 
-The pipeline is loaded once; each tab calls one of its entry points ([`FlashSpeechPipeline.__call__`],
-[`~FlashSpeechPipeline.voice_conversion`], [`~FlashSpeechPipeline.edit`]) and shows the audio, a picture of its mel
-spectrogram with the predicted pitch contour, and the time the call took. Bad input (an empty text, a prompt under a
+The pipeline is loaded once; each tab calls one task pipeline ([`FlashSpeechPipeline`],
+[`FlashSpeechVoiceConversionPipeline`], [`FlashSpeechEditPipeline`], sharing the loaded components) and shows the
+audio, a picture of its mel spectrogram with the predicted pitch contour, and the time the call took. Bad input (an empty text, a prompt under a
 second) shows the pipeline's own error message in the page. The app runs offline: gradio's analytics are off, its
 fonts are served locally, and nothing is shared unless `share=True`.
 
@@ -203,7 +203,14 @@ class FlashSpeechDemo:
     """
 
     def __init__(self, pipe):
+        from .pipelines import FlashSpeechEditPipeline, FlashSpeechVoiceConversionPipeline
+
         self.pipe = pipe
+        # the task pipelines share the loaded components (no copy of any weight)
+        self.voice_conversion = FlashSpeechVoiceConversionPipeline(**pipe.components)
+        self.editing = FlashSpeechEditPipeline(**pipe.components)
+        for task in (self.voice_conversion, self.editing):
+            task.set_progress_bar_config(disable=True)
 
     def _run(self, fn, *args, **kwargs):
         gr = _import_gradio()
@@ -248,7 +255,7 @@ class FlashSpeechDemo:
         _require(source, "Upload or record the source speech.")
         _require(reference, "Upload or record a reference of the target voice (at least 1 s).")
         out, elapsed = self._run(
-            self.pipe.voice_conversion,
+            self.voice_conversion,
             source,
             source_text or "",
             reference,
@@ -263,7 +270,7 @@ class FlashSpeechDemo:
         """Speech editing: regenerates the words that differ between the texts and splices them into `audio`."""
         _require(audio, "Upload or record the speech to edit.")
         out, elapsed = self._run(
-            self.pipe.edit,
+            self.editing,
             audio,
             original_text or "",
             new_text or "",
