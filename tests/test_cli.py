@@ -122,3 +122,18 @@ def test_console_script_is_installed():
     script = os.path.join(os.path.dirname(sys.executable), "flashspeech")
     result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "synthesize" in result.stdout and "evaluate" in result.stdout
+
+
+def test_precision_flag_loads_the_networks_in_that_precision(saved_pipeline, prompt_file, tmp_path):
+    from flashspeech_hf.cli import _load_pipeline
+    from flashspeech_hf.precision import is_int8_quantized
+
+    assert _load_pipeline(saved_pipeline, None, precision="bfloat16").denoiser.dtype == torch.bfloat16
+    assert is_int8_quantized(_load_pipeline(saved_pipeline, None, precision="int8").denoiser)
+    output = tmp_path / "bf16.wav"
+    argv = ["synthesize", "--model", saved_pipeline, "--prompt", prompt_file, "--text", "Hi there."]
+    assert main([*argv, "--output", str(output), "--precision", "bfloat16"]) == 0
+    audio, _ = sf.read(output)
+    assert len(audio) > 0 and np.isfinite(audio).all()
+    with pytest.raises(SystemExit):
+        main([*argv, "--output", str(output), "--precision", "int4"])

@@ -32,12 +32,16 @@ from collections.abc import Callable, Sequence
 from .metrics.speaker_embeddings import DEFAULT_SPEAKER_BACKEND
 
 
-def _load_pipeline(model: str, device: str | None, pipeline_class=None):
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+
+
+def _load_pipeline(model: str, device: str | None, pipeline_class=None, precision: str = "float32"):
     import torch
 
     from .pipelines import FlashSpeechPipeline
 
-    pipe = (pipeline_class or FlashSpeechPipeline).from_pretrained(model)
+    kwargs = {"quantization": "int8"} if precision == "int8" else {"dtype": getattr(torch, precision)}
+    pipe = (pipeline_class or FlashSpeechPipeline).from_pretrained(model, **kwargs)
     if device:
         pipe = pipe.to(torch.device(device))
     pipe.set_progress_bar_config(disable=True)
@@ -54,6 +58,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--prosody_alpha", type=float, default=0.2, help="Prosody refinement weight (0.2 in the paper)."
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of every random draw.")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="Weights of the networks: bfloat16/float16 (`from_pretrained(dtype=...)`) or int8 dynamic quantization "
+        "(CPU); the numerically fragile parts stay in float32 (README, 'Precision').",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -158,7 +169,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
             raise SystemExit(f"error: --text_file is empty: {args.text_file}")
     if args.num_waveforms_per_prompt < 1:
         raise SystemExit(f"error: --num_waveforms_per_prompt must be >= 1, got {args.num_waveforms_per_prompt}.")
-    pipe = _load_pipeline(args.model, args.device)
+    pipe = _load_pipeline(args.model, args.device, precision=args.precision)
     rate = pipe.sampling_rate
     if args.num_waveforms_per_prompt > 1:
         return _synthesize_renditions(pipe, text, args)
@@ -229,7 +240,7 @@ def _run_batch_synthesize(args: argparse.Namespace) -> int:
             raise SystemExit(f"error: {flag} is for --text and --text_file; the rows give their own prompts")
     rows = rows_from_csv(args.input_csv) if args.input_csv else rows_from_dataset(_load_dataset(args), args.dataset)
     state = _partial_state(args.device)
-    pipe = _load_pipeline(args.model, args.device or str(state.device))
+    pipe = _load_pipeline(args.model, args.device or str(state.device), precision=args.precision)
     report = synthesize_rows(pipe, rows, args.output_dir, state, seed=args.seed, **_long_form_kwargs(args))
     if not state.is_main_process:
         return 1 if report["failed"] else 0
@@ -320,7 +331,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 f"error: no utterance of {args.min_seconds}-{args.max_seconds} s with a same-speaker prompt in "
                 f"{args.dataset}."
             )
-    pipe = _load_pipeline(args.model, args.device)
+    pipe = _load_pipeline(args.model, args.device, precision=args.precision)
     report = evaluate_pipeline(
         pipe,
         items,
@@ -371,7 +382,7 @@ def run_convert(args: argparse.Namespace) -> int:
             raise SystemExit(f"error: {flag} file not found: {path}")
     from .pipelines import FlashSpeechVoiceConversionPipeline
 
-    pipe = _load_pipeline(args.model, args.device, FlashSpeechVoiceConversionPipeline)
+    pipe = _load_pipeline(args.model, args.device, FlashSpeechVoiceConversionPipeline, precision=args.precision)
     out = pipe(
         args.source,
         args.source_text,
@@ -409,7 +420,7 @@ def run_edit(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: --audio file not found: {args.audio}")
     from .pipelines import FlashSpeechEditPipeline
 
-    pipe = _load_pipeline(args.model, args.device, FlashSpeechEditPipeline)
+    pipe = _load_pipeline(args.model, args.device, FlashSpeechEditPipeline, precision=args.precision)
     out = pipe(
         args.audio,
         args.original_text,
