@@ -31,7 +31,6 @@ from collections.abc import Callable, Sequence
 
 from .metrics.speaker_embeddings import DEFAULT_SPEAKER_BACKEND
 
-
 PRECISIONS = ("float32", "bfloat16", "float16", "int8")
 
 
