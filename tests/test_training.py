@@ -565,6 +565,11 @@ def test_validation_speaks_the_rows_and_logs_a_word_error_rate(prepared, tmp_pat
     (tmp_path / "bad.csv").write_text("text,prompt_audio\nHello.,missing.wav\n")
     with pytest.raises(ValueError, match="missing.wav does not exist"):
         train.main(base_args(prepared, tmp_path / "x", "--validation_file", str(tmp_path / "bad.csv")))
+    # a judge that cannot load (a Hub model, offline) stops the run before its first step, not at its first validation
+    with pytest.raises(ValueError, match="Unknown ASR backend"):
+        train.main(base_args(prepared, tmp_path / "y", "--validation_file", str(tmp_path / "val.csv"),
+                             "--validation_asr_backend", "facebook/hubert-large-ls960-ft"))  # fmt: skip
+    assert not (tmp_path / "y" / "checkpoint-1").exists()
 
 
 # ------------------------------------------------------------------------------- killed runs and bad flags (issue 13)

@@ -857,6 +857,11 @@ def main(args_list: list[str] | None = None) -> dict:
     dataset, data_tokenizer, codec = prepared_data.dataset, prepared_data.tokenizer, prepared_data.codec
     resume_path = check_resume_path(args)
     validation_rows = load_validation_rows(args.validation_file) if args.validation_file else None
+    if validation_rows and accelerator.is_main_process:
+        from flashspeech_hf.metrics.asr import load_recognizer
+
+        # the judge loads now: a backend that cannot load (e.g. a Hub model offline) fails before the first step
+        load_recognizer(args.validation_asr_backend)
     pipe = build_pipeline(args, data_tokenizer, codec)
     tokenizer = pipe.tokenizer
     if args.language is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from .asr import SpeechRecognizer, default_asr_backend, normalize_text, transcribe
+from .asr import SpeechRecognizer, default_asr_backend, load_recognizer, normalize_text, transcribe
 from .dnsmos_predictor import DNSMOS_KEYS, DNSMOSPredictor, predict_dnsmos
 from .prosody_statistics import extract_pitch, jensen_shannon_divergence, pitch_histogram
 from .speaker_embeddings import SpeakerEncoder
@@ -80,6 +80,7 @@ __all__ = [
     "extract_pitch",
     "jensen_shannon_divergence",
     "load_metric",
+    "load_recognizer",
     "normalize_text",
     "pitch_histogram",
     "predict_dnsmos",

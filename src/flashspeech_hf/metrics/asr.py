@@ -254,6 +254,14 @@ def _cached_recognizer(backend: str, device) -> SpeechRecognizer:
     return SpeechRecognizer(backend, device=device)
 
 
+def load_recognizer(backend: str | None = None, device: str | int | torch.device | None = None) -> SpeechRecognizer:
+    """
+    The [`SpeechRecognizer`] that [`transcribe`] uses for `backend` (default: [`default_asr_backend`]), loaded once and
+    kept. Loading it ahead of time makes a backend that cannot load fail early (e.g. before hours of training).
+    """
+    return _cached_recognizer(default_asr_backend() if backend is None else backend, device)
+
+
 def transcribe(
     audios: Sequence,
     sampling_rate: int | None = None,
@@ -290,5 +298,5 @@ def transcribe(
     >>> load_metric("wer").compute(predictions=texts, references=["hello world", "good morning"])  # doctest: +SKIP
     ```
     """
-    recognizer = _cached_recognizer(default_asr_backend() if backend is None else backend, device)
+    recognizer = load_recognizer(backend, device)
     return recognizer(audios, sampling_rate=sampling_rate, batch_size=batch_size, return_errors=return_errors)
