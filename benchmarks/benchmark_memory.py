@@ -3,7 +3,7 @@
 The named config (`paper` by default) is built with random weights and saved once in float32 (safetensors). Then, for
 each option, a fresh Python process loads it with `FlashSpeechPipeline.from_pretrained(path, dtype=...)` (or
 `quantization="int8"`), synthesizes one utterance of about `--seconds` seconds from a 3 s prompt at 2 steps, and
-reports its peak resident set size (`ru_maxrss`) at three points: after the imports, after loading, after synthesis.
+reports its peak resident set size (`VmHWM`) at three points: after the imports, after loading, after synthesis.
 A fresh process per option is the only honest peak: the allocator keeps freed pages.
 
 Usage:
@@ -25,34 +25,45 @@ import sys
 import tempfile
 import time
 
-OPTIONS = ("float32", "bfloat16", "float16", "int8")
+from benchmark_inference import FRAMES_PER_PHONEME, build_pipeline, frame_rate, make_prompt, text_for_phonemes
+
+OPTIONS = ("float32", "bfloat16", "bfloat16-checkpoint", "float16", "int8")
+"""`bfloat16-checkpoint` loads a copy saved in bfloat16 (`pipe.to(torch.bfloat16).save_pretrained`): the file read is
+half the size, where `bfloat16` casts a float32 checkpoint while loading it."""
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB (Linux reports `ru_maxrss` in KiB)."""
+    """
+    Peak resident set size of this process in MB: `VmHWM` of /proc/self/status on Linux, which starts afresh at
+    `exec` (`ru_maxrss` does not: a child started by a large parent inherits the parent's peak).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(path: str, option: str, seconds: float, threads: int) -> dict:
     """Runs in a fresh process: import, load with `option`, synthesize once; returns the peaks."""
-    import numpy as np
     import torch
 
     from flashspeech_hf import FlashSpeechPipeline
 
     torch.set_num_threads(threads)
     after_import = peak_rss_mb()
-    kwargs = {"quantization": "int8"} if option == "int8" else {"dtype": getattr(torch, option)}
+    kwargs = {"quantization": "int8"} if option == "int8" else {"dtype": getattr(torch, option.split("-")[0])}
     start = time.perf_counter()
     pipe = FlashSpeechPipeline.from_pretrained(path, **kwargs)
     load_s = time.perf_counter() - start
     after_load = peak_rss_mb()
     sr = pipe.codec.sampling_rate
-    t = np.arange(3 * sr) / sr
-    prompt = (0.3 * np.sin(2 * np.pi * 140 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)).astype(np.float32)
-    # about 12 characters per second of speech at the default speed
-    words = "the quick brown fox jumps over a lazy dog while seven bright children sing near the river".split()
-    text = " ".join(words[i % len(words)] for i in range(max(1, round(seconds * 2.4))))
+    prompt = make_prompt(3.0, sr)
+    # the saved pipeline's durations are forced (FRAMES_PER_PHONEME per phoneme): the text sets the output length
+    text = text_for_phonemes(pipe.tokenizer, max(1, round(seconds * frame_rate(pipe) / FRAMES_PER_PHONEME)))[0]
     with torch.inference_mode():
         start = time.perf_counter()
         audio = pipe(text, prompt, prompt_sampling_rate=sr, num_inference_steps=2, generator=torch.manual_seed(0))
@@ -71,8 +82,9 @@ def child(path: str, option: str, seconds: float, threads: int) -> dict:
 def format_report(config: str, rows: list[dict], checkpoint_mb: float, threads: int) -> str:
     base = next((r for r in rows if r["option"] == "float32"), None)
     lines = [
-        f"Config `{config}` saved in float32 ({checkpoint_mb:.0f} MB of safetensors); one fresh process per option, "
-        f"{threads} thread(s); peak RSS (`ru_maxrss`) after imports, after `from_pretrained`, after one 2-step "
+        f"Config `{config}` (random weights, durations forced to {FRAMES_PER_PHONEME} frames per phoneme) saved in "
+        f"float32 ({checkpoint_mb:.0f} MB of safetensors; `bfloat16-checkpoint`: a copy saved in bfloat16); one fresh process per option, {threads} thread(s); peak RSS "
+        "(`VmHWM`) after imports, after `from_pretrained`, after one 2-step "
         "synthesis.",
         "",
         "| option | peak MB after imports | peak MB after load | peak MB after synthesis | above imports | "
@@ -96,7 +108,9 @@ def format_report(config: str, rows: list[dict], checkpoint_mb: float, threads: 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="paper", help="named pipeline config (tiny, demo, paper)")
-    parser.add_argument("--options", nargs="+", choices=OPTIONS, default=["float32", "bfloat16", "int8"])
+    parser.add_argument(
+        "--options", nargs="+", choices=OPTIONS, default=["float32", "bfloat16", "bfloat16-checkpoint", "int8"]
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="approximate output length")
     parser.add_argument("--num_threads", type=int, default=2)
     parser.add_argument("--output", default=None, help="markdown file to write (a .json is written beside it)")
@@ -111,16 +125,20 @@ def main(argv=None) -> list[dict]:
         return []
     import torch
 
-    from flashspeech_hf import FlashSpeechPipeline
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        FlashSpeechPipeline.from_named_config(args.config).save_pretrained(tmp)
-        checkpoint_mb = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(tmp) for f in files) / 2**20
+        pipe = build_pipeline(args.config, torch.device("cpu"))  # random weights, durations forced
+        pipe.save_pretrained(os.path.join(tmp, "float32"))
+        if "bfloat16-checkpoint" in args.options:
+            pipe.to(torch.bfloat16).save_pretrained(os.path.join(tmp, "bfloat16"))
+        del pipe
+        folder = os.path.join(tmp, "float32")
+        checkpoint_mb = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
+        checkpoint_mb /= 2**20
         for option in args.options:
             cmd = [sys.executable, os.path.abspath(__file__), "--seconds", str(args.seconds)]
-            cmd += ["--num_threads", str(args.num_threads), "--_child", tmp, option]
+            path = os.path.join(tmp, "bfloat16" if option == "bfloat16-checkpoint" else "float32")
+            cmd += ["--num_threads", str(args.num_threads), "--_child", path, option]
             out = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if out.returncode:
                 raise SystemExit(f"option {option} failed:\n{out.stderr[-3000:]}")

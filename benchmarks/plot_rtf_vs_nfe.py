@@ -39,12 +39,13 @@ def collect(paths: list[str], seconds: float, batch_size: int) -> dict[str, list
 
 def plot(lines: dict[str, list[tuple[int, float]]], output: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for system, points in sorted(lines.items()):
+    for i, (system, points) in enumerate(sorted(lines.items())):
         nfe, rtf = zip(*points)
         peer = "peer" in system
-        ax.plot(nfe, rtf, marker="s" if peer else "o", linestyle="--" if peer else "-", label=system)
-        for x, y in points:
-            ax.annotate(f"{y:.2g}", (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7)
+        line = ax.plot(nfe, rtf, marker="s" if peer else "o", linestyle="--" if peer else "-", label=system)[0]
+        for x, y in points:  # labels of close lines staggered vertically
+            ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(4, 4 - 9 * (i % 3)), fontsize=7,
+                        color=line.get_color())  # fmt: skip
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xscale("log", base=2)
     ticks = sorted({x for points in lines.values() for x, _ in points})
