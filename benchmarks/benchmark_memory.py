@@ -19,13 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchmark_inference import FRAMES_PER_PHONEME, build_pipeline, frame_rate, make_prompt, text_for_phonemes
+import torch
+from benchmark_inference import (
+    FRAMES_PER_PHONEME,
+    build_pipeline,
+    frame_rate,
+    make_prompt,
+    peak_memory_mb,
+    text_for_phonemes,
+)
 
 OPTIONS = ("float32", "bfloat16", "bfloat16-checkpoint", "float16", "int8")
 """`bfloat16-checkpoint` loads a copy saved in bfloat16 (`pipe.to(torch.bfloat16).save_pretrained`): the file read is
@@ -33,24 +40,12 @@ half the size, where `bfloat16` casts a float32 checkpoint while loading it."""
 
 
 def peak_rss_mb() -> float:
-    """
-    Peak resident set size of this process in MB: `VmHWM` of /proc/self/status on Linux, which starts afresh at
-    `exec` (`ru_maxrss` does not: a child started by a large parent inherits the parent's peak).
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process in MB (`VmHWM`, which starts afresh at `exec`; `ru_maxrss` does not)."""
+    return peak_memory_mb(torch.device("cpu"))
 
 
 def child(path: str, option: str, seconds: float, threads: int) -> dict:
     """Runs in a fresh process: import, load with `option`, synthesize once; returns the peaks."""
-    import torch
-
     from flashspeech_hf import FlashSpeechPipeline
 
     torch.set_num_threads(threads)
@@ -123,8 +118,6 @@ def main(argv=None) -> list[dict]:
     if args._child:
         print(json.dumps(child(args._child[0], args._child[1], args.seconds, args.num_threads)))
         return []
-    import torch
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         pipe = build_pipeline(args.config, torch.device("cpu"))  # random weights, durations forced

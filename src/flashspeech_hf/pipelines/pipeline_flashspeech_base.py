@@ -613,6 +613,39 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             return noise * self.scheduler.init_noise_sigma
         return self.scheduler.add_noise(start, noise, self.scheduler.timesteps[0])
 
+    def sample_latents(
+        self,
+        condition: torch.Tensor,
+        prompt_hidden: torch.Tensor,
+        frame_mask: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        num_inference_steps: int,
+        generators: Sequence[torch.Generator | None],
+        **sampling_kwargs,
+    ) -> torch.Tensor:
+        """
+        The denoiser's consistency sampling of codec latents: its step-independent work
+        ([`FlashSpeechDenoiser.prepare_condition`]) once, then [`~FlashSpeechBasePipeline.sample_consistency`].
+
+        Args:
+            condition (`torch.Tensor` of shape `(batch_size, T, condition_dim)`): Frame-level condition.
+            prompt_hidden (`torch.Tensor` of shape `(batch_size, Fp, H)`), prompt_mask (`(batch_size, Fp)`): Prompt.
+            frame_mask (`torch.Tensor` of shape `(batch_size, T)`): True on valid frames.
+            num_inference_steps (`int`), generators (`list`), **sampling_kwargs: As in `sample_consistency`.
+
+        Returns:
+            Float32 `torch.Tensor` of shape `(batch_size, latent_dim, T)`.
+        """
+        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+        return self.sample_consistency(
+            lambda x, s: self.denoiser(x, s, prepared).sample,
+            self.denoiser.config.latent_dim,
+            frame_mask,
+            num_inference_steps,
+            generators,
+            **sampling_kwargs,
+        )
+
     def sample_consistency(
         self,
         consistency_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

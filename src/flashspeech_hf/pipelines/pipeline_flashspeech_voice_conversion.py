@@ -173,12 +173,11 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
             generators, durations=alignment.durations[None].to(input_ids.device),
         )  # fmt: skip
-        # computed once, not at every step: the denoiser's work that does not depend on the noisy latents
-        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
-        latents = self.sample_consistency(
-            lambda x, s: self.denoiser(x, s, prepared).sample,
-            self.denoiser.config.latent_dim,
+        latents = self.sample_latents(
+            condition,
+            prompt_hidden,
             frame_mask,
+            prompt_mask,
             num_inference_steps,
             generators,
             start=alignment.latents[None],
