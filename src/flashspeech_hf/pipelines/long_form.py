@@ -257,21 +257,11 @@ class FlashSpeechLongFormMixin:
         prompt_hidden, prompt_mask = prompt_hidden[index], prompt_mask[index]
         input_ids = tokens["input_ids"].to(device)
         phoneme_mask = tokens["attention_mask"].to(device).bool()
-        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
-        _, condition, frame_mask, _ = self.predict_prosody(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed,
-            prosody_num_inference_steps, generators, max_output_seconds=max_output_seconds,
+        _, frame_mask, _, latents = self.text_to_latents(
+            input_ids, phoneme_mask, prompt_hidden, prompt_mask, generators, num_inference_steps, prosody_alpha, speed,
+            prosody_num_inference_steps, max_output_seconds,
         )  # fmt: skip
-        latents = self.sample_latents(
-            condition,
-            prompt_hidden,
-            frame_mask,
-            prompt_mask,
-            num_inference_steps,
-            generators,
-        )
-        frames = frame_mask.sum(dim=1).tolist()
-        return [self.codec.decode(latents[i : i + 1, :, :n])[0].float().cpu() for i, n in enumerate(frames)]
+        return [waveform.float().cpu() for waveform in self.decode_items(latents, frame_mask)]
 
     @torch.no_grad()
     def _stream_sentences(

@@ -239,24 +239,52 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         input_ids = tokens["input_ids"].to(device).repeat_interleave(n, dim=0)
         phoneme_mask = tokens["attention_mask"].to(device).bool().repeat_interleave(n, dim=0)
 
-        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
-        durations, condition, frame_mask, log_pitch = self.predict_prosody(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, prosody_steps, generators,
-            max_output_seconds=max_output_seconds,
-        )  # fmt: skip
-        latents = self.sample_latents(
-            condition,
-            prompt_hidden,
-            frame_mask,
-            prompt_mask,
-            num_inference_steps,
-            generators,
-            progress=True,
-            latents=latents,
+        durations, frame_mask, log_pitch, latents = self.text_to_latents(
+            input_ids, phoneme_mask, prompt_hidden, prompt_mask, generators, num_inference_steps, prosody_alpha, speed,
+            prosody_steps, max_output_seconds, progress=True, latents=latents,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+        )  # fmt: skip
         return self._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, output_type, return_dict)
+
+    def text_to_latents(
+        self,
+        input_ids: torch.Tensor,
+        phoneme_mask: torch.Tensor,
+        prompt_hidden: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        generators: list[torch.Generator | None],
+        num_inference_steps: int,
+        prosody_alpha: float,
+        speed: float,
+        prosody_num_inference_steps: int,
+        max_output_seconds: float,
+        **sampling_kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        The steps from phoneme ids and an encoded prompt to codec latents: phoneme encoding, prosody (durations, length
+        regulation, pitch) and consistency sampling. `__call__` and the long-form methods share them.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(B, L)`), phoneme_mask (`torch.BoolTensor` of shape `(B, L)`).
+            prompt_hidden (`torch.Tensor` of shape `(B, Fp, H)`), prompt_mask (`torch.BoolTensor` of shape `(B, Fp)`):
+                The prompt encoder's output, one row per item.
+            generators (`list`), num_inference_steps, prosody_alpha, speed, prosody_num_inference_steps,
+            max_output_seconds: As in `__call__` (checked by `check_inputs`).
+            **sampling_kwargs: Passed to [`~FlashSpeechBasePipeline.sample_latents`] (`latents`, callbacks, ...).
+
+        Returns:
+            `(durations (B, L), frame_mask (B, T), log_pitch (B, T), latents (B, latent_dim, T))`.
+        """
+        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
+        durations, condition, frame_mask, log_pitch = self.predict_prosody(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed,
+            prosody_num_inference_steps, generators, max_output_seconds=max_output_seconds,
+        )  # fmt: skip
+        latents = self.sample_latents(
+            condition, prompt_hidden, frame_mask, prompt_mask, num_inference_steps, generators, **sampling_kwargs
+        )
+        return durations, frame_mask, log_pitch, latents
 
     def voice_conversion(self, *args, **kwargs):
         """Deprecated: use [`FlashSpeechVoiceConversionPipeline`] (`FlashSpeechVoiceConversionPipeline(**pipe.components)`)."""

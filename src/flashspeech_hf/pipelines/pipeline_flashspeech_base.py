@@ -805,6 +805,20 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         condition = frame_hidden + prosody.embed_pitch(log_pitch, frame_mask)
         return durations, condition, frame_mask, log_pitch
 
+    def decode_items(self, latents: torch.Tensor, frame_mask: torch.Tensor) -> list[torch.Tensor]:
+        """
+        Decodes each item of a padded batch of latents at its own length.
+
+        Args:
+            latents (`torch.Tensor` of shape `(B, latent_dim, T)`), frame_mask (`torch.Tensor` of shape `(B, T)`).
+
+        Returns:
+            `list[torch.Tensor]`: B waveforms of shape `(num_samples_i,)`, on the pipeline's device and in the codec's
+            output dtype.
+        """
+        frames = frame_mask.sum(dim=1).tolist()
+        return [self.codec.decode(latents[i : i + 1, :, :n])[0] for i, n in enumerate(frames)]
+
     def _postprocess(
         self,
         latents: torch.Tensor,
@@ -820,7 +834,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         if output_type == "latent":
             audios, lengths = latents, frames
         else:
-            waveforms = [self.codec.decode(latents[i : i + 1, :, :n])[0] for i, n in enumerate(frames)]
+            waveforms = self.decode_items(latents, frame_mask)
             lengths = [w.shape[-1] for w in waveforms]
             audios = torch.zeros(len(waveforms), max(lengths), dtype=torch.float32)
             for i, w in enumerate(waveforms):
