@@ -189,6 +189,8 @@ def _synthesize_renditions(pipe, text: str, args: argparse.Namespace) -> int:
     """`--num_waveforms_per_prompt` renditions of one text (diverse sampling): waveform i uses seed `--seed + i`."""
     import torch
 
+    from .audio import write_audio
+
     n = args.num_waveforms_per_prompt
     out = pipe(
         text,
@@ -201,7 +203,7 @@ def _synthesize_renditions(pipe, text: str, args: argparse.Namespace) -> int:
     )
     for i, path in enumerate(synthesize_output_paths(args)):
         audio = out.audios[i, : out.audio_lengths[i]]
-        _write(path, audio, pipe.sampling_rate)
+        write_audio(path, audio, pipe.sampling_rate)
         print(f"Wrote {path} ({len(audio) / pipe.sampling_rate:.2f} s at {pipe.sampling_rate} Hz).")
     return 0
 
@@ -365,13 +367,6 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _write(path: str, audio, sampling_rate: int) -> None:
-    from .audio import write_audio
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_audio(path, audio, sampling_rate)
-
-
 def run_convert(args: argparse.Namespace) -> int:
     """Says what `--source` says in the voice of `--reference` (needs a pipeline with an aligner)."""
     import torch
@@ -379,6 +374,7 @@ def run_convert(args: argparse.Namespace) -> int:
     for flag, path in (("--source", args.source), ("--reference", args.reference)):
         if not os.path.isfile(path):
             raise SystemExit(f"error: {flag} file not found: {path}")
+    from .audio import write_audio
     from .pipelines import FlashSpeechVoiceConversionPipeline
 
     pipe = _load_pipeline(args.model, args.device, FlashSpeechVoiceConversionPipeline, precision=args.precision)
@@ -392,7 +388,7 @@ def run_convert(args: argparse.Namespace) -> int:
         generator=torch.Generator().manual_seed(args.seed),
     )
     audio = out.audios[0, : out.audio_lengths[0]]
-    _write(args.output, audio, pipe.sampling_rate)
+    write_audio(args.output, audio, pipe.sampling_rate)
     print(f"Wrote {args.output} ({len(audio) / pipe.sampling_rate:.2f} s at {pipe.sampling_rate} Hz).")
     return 0
 
@@ -417,6 +413,7 @@ def run_edit(args: argparse.Namespace) -> int:
 
     if not os.path.isfile(args.audio):
         raise SystemExit(f"error: --audio file not found: {args.audio}")
+    from .audio import write_audio
     from .pipelines import FlashSpeechEditPipeline
 
     pipe = _load_pipeline(args.model, args.device, FlashSpeechEditPipeline, precision=args.precision)
@@ -430,7 +427,7 @@ def run_edit(args: argparse.Namespace) -> int:
         generator=torch.Generator().manual_seed(args.seed),
     )
     rate = pipe.sampling_rate
-    _write(args.output, out.audios[0], rate)
+    write_audio(args.output, out.audios[0], rate)
     print(
         f"Wrote {args.output} ({out.audios.shape[-1] / rate:.2f} s at {rate} Hz); it differs from the original "
         f"between {out.edit_start / rate:.2f} s and {out.edit_end / rate:.2f} s."
