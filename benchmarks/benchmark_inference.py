@@ -462,6 +462,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def write_report(output: str, report: str, data: dict) -> None:
+    """Writes a benchmark's markdown `report` to `output` and its `data` as JSON beside it (`.json`)."""
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(report)
+    with open(os.path.splitext(output)[0] + ".json", "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
 def main(argv=None) -> list[Row]:
     args = parse_args(argv)
     device = torch.device(args.device)
@@ -531,12 +541,8 @@ def main(argv=None) -> list[Row]:
     report = format_report(rows, params, machine_description(device), settings)
     print(report)
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(report)
-        with open(os.path.splitext(args.output)[0] + ".json", "w", encoding="utf-8") as f:
-            json.dump({"machine": machine_description(device), "params_m": params, "rows": [asdict(r) for r in rows]},
-                      f, indent=2)  # fmt: skip
+        data = {"machine": machine_description(device), "params_m": params, "rows": [asdict(r) for r in rows]}
+        write_report(args.output, report, data)
     return rows
 
 

@@ -32,16 +32,13 @@ from benchmark_inference import (
     make_prompt,
     peak_memory_mb,
     text_for_phonemes,
+    write_report,
 )
 
+CPU = torch.device("cpu")  # peak_memory_mb reads VmHWM there: it starts afresh at `exec` (`ru_maxrss` does not)
 OPTIONS = ("float32", "bfloat16", "bfloat16-checkpoint", "float16", "int8")
 """`bfloat16-checkpoint` loads a copy saved in bfloat16 (`pipe.to(torch.bfloat16).save_pretrained`): the file read is
 half the size, where `bfloat16` casts a float32 checkpoint while loading it."""
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB (`VmHWM`, which starts afresh at `exec`; `ru_maxrss` does not)."""
-    return peak_memory_mb(torch.device("cpu"))
 
 
 def child(path: str, option: str, seconds: float, threads: int) -> dict:
@@ -49,12 +46,12 @@ def child(path: str, option: str, seconds: float, threads: int) -> dict:
     from flashspeech_hf import FlashSpeechPipeline
 
     torch.set_num_threads(threads)
-    after_import = peak_rss_mb()
+    after_import = peak_memory_mb(CPU)
     kwargs = {"quantization": "int8"} if option == "int8" else {"dtype": getattr(torch, option.split("-")[0])}
     start = time.perf_counter()
     pipe = FlashSpeechPipeline.from_pretrained(path, **kwargs)
     load_s = time.perf_counter() - start
-    after_load = peak_rss_mb()
+    after_load = peak_memory_mb(CPU)
     sr = pipe.codec.sampling_rate
     prompt = make_prompt(3.0, sr)
     # the saved pipeline's durations are forced (FRAMES_PER_PHONEME per phoneme): the text sets the output length
@@ -67,7 +64,7 @@ def child(path: str, option: str, seconds: float, threads: int) -> dict:
         "option": option,
         "after_import_mb": after_import,
         "after_load_mb": after_load,
-        "after_synthesis_mb": peak_rss_mb(),
+        "after_synthesis_mb": peak_memory_mb(CPU),
         "load_s": load_s,
         "synthesis_s": synth_s,
         "audio_s": audio.audios.shape[-1] / sr,
@@ -120,7 +117,7 @@ def main(argv=None) -> list[dict]:
         return []
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        pipe = build_pipeline(args.config, torch.device("cpu"))  # random weights, durations forced
+        pipe = build_pipeline(args.config, CPU)  # random weights, durations forced
         pipe.save_pretrained(os.path.join(tmp, "float32"))
         if "bfloat16-checkpoint" in args.options:
             pipe.to(torch.bfloat16).save_pretrained(os.path.join(tmp, "bfloat16"))
@@ -140,11 +137,7 @@ def main(argv=None) -> list[dict]:
     report = format_report(args.config, rows, checkpoint_mb, args.num_threads)
     print(report)
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(report)
-        with open(os.path.splitext(args.output)[0] + ".json", "w", encoding="utf-8") as f:
-            json.dump({"config": args.config, "checkpoint_mb": checkpoint_mb, "rows": rows}, f, indent=2)
+        write_report(args.output, report, {"config": args.config, "checkpoint_mb": checkpoint_mb, "rows": rows})
     return rows
 
 

@@ -21,7 +21,6 @@ python benchmarks/benchmark_streaming.py --smoke    # seconds: a random tiny pip
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchmark_inference import write_report
 
 from flashspeech_hf import FlashSpeechPipeline
 
@@ -171,9 +171,7 @@ def main(argv=None) -> dict:
     report = format_report(result)
     print(report)
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        Path(args.output).write_text(report, encoding="utf-8")
-        Path(args.output).with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_report(args.output, report, result)
     return result
 
 
