@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import make_demo_corpus
+import make_eval_list
 import pytest
 import soundfile as sf
 from make_demo_corpus import clean_sentence, exclude_heldout, load_harvard
@@ -117,6 +118,23 @@ def test_corpus_script_writes_an_audiofolder_with_heldout_speakers(tmp_path, cap
         assert list(csv.DictReader(handle)) == rows
     with pytest.raises(SystemExit, match="both trained and held out"):
         make_demo_corpus.main([*argv[:2], "--overwrite", "--speakers", "flite_rms", "--heldout_speakers", "flite_rms"])
+
+    # The evaluation lists of this corpus: a test list with references, and a development list of other sentences.
+    lists = []
+    for num_dev in ("3", "5"):
+        folder = make_eval_list.main(["--corpus_dir", str(out), "--output_dir", str(tmp_path / f"eval{num_dev}"),
+                                      "--num_sentences", "2", "--num_validation", "1", "--min_prompt_seconds", "0.5",
+                                      "--num_dev_sentences", num_dev])  # fmt: skip
+        with open(folder / "test_list.csv", newline="") as handle:
+            test = list(csv.DictReader(handle))
+        with open(folder / "dev.csv", newline="") as handle:
+            dev = list(csv.DictReader(handle))
+        assert len(test) == 2 and all((folder / row["reference_audio"]).is_file() for row in test)
+        assert len(dev) == int(num_dev) and all((folder / row["prompt_audio"]).is_file() for row in dev)
+        assert not {row["text"] for row in dev} & {row["text"] for row in test}  # tuning never sees a test sentence
+        assert {row["text"] for row in dev} <= set(load_harvard())
+        lists.append(test)
+    assert [r["text"] for r in lists[0]] == [r["text"] for r in lists[1]]  # the dev list's size leaves the test alone
 
 
 def _has_whisper() -> bool:

@@ -6,7 +6,9 @@ of the speaker's held-out prompt clips. Writes into `--output_dir`:
 
 - `test_list.csv` (`id,speaker_id,text,prompt_audio,reference_audio`) for `flashspeech evaluate --test_list`;
 - `validation.csv` (`text,prompt_audio`), the first `--num_validation` rows, for `train_flashspeech.py
-  --validation_file`.
+  --validation_file`;
+- `dev.csv` (`text,prompt_audio`): `--num_dev_sentences` other Harvard sentences for every speaker, for tuning
+  (`training/tune_two_step_sigma.py`) without looking at the test list. No references are synthesized for it.
 
 Example:
 
@@ -35,11 +37,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_sentences", type=int, default=20, help="Harvard sentences per speaker.")
     parser.add_argument("--num_validation", type=int, default=8, help="Rows of validation.csv (mixed speakers).")
+    parser.add_argument(
+        "--num_dev_sentences",
+        type=int,
+        default=20,
+        help="Harvard sentences per speaker in dev.csv (none in the test).",
+    )
     parser.add_argument("--min_prompt_seconds", type=float, default=2.0, help="Shorter prompt clips are not used.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.num_sentences < 1 or args.num_validation < 1:
-        raise SystemExit("--num_sentences and --num_validation must be >= 1.")
+    if args.num_sentences < 1 or args.num_validation < 1 or args.num_dev_sentences < 1:
+        raise SystemExit("--num_sentences, --num_validation and --num_dev_sentences must be >= 1.")
     return args
 
 
@@ -59,6 +67,12 @@ def main(argv: list[str] | None = None) -> Path:
     sentences = load_harvard(corpus / "heldout.csv") if (corpus / "heldout.csv").is_file() else load_harvard()
     sentences = [s for s in sentences if s.lower() != "text"]
     chosen = rng.sample(sentences, args.num_sentences)
+    rest = [s for s in sentences if s not in chosen]
+    if len(rest) < args.num_dev_sentences:
+        raise SystemExit(
+            f"Only {len(rest)} Harvard sentences are left for --num_dev_sentences {args.num_dev_sentences}."
+        )
+    dev = rng.sample(rest, args.num_dev_sentences)
     output = Path(args.output_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".eval-", dir=output.parent))
@@ -78,6 +92,11 @@ def main(argv: list[str] | None = None) -> Path:
         order = sorted(range(len(rows)), key=lambda k: (k % args.num_sentences, rows[k][1]))[: args.num_validation]
         with open(staging / "validation.csv", "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([["text", "prompt_audio"], *[[rows[k][2], rows[k][3]] for k in order]])
+        prompt_of: dict[str, str] = {}
+        for row in rows:
+            prompt_of.setdefault(row[1], row[3])  # each speaker's first prompt clip
+        with open(staging / "dev.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["text", "prompt_audio"], *[[t, prompt_of[s]] for s in prompt_of for t in dev]])
         if output.exists():
             shutil.rmtree(output)
         os.replace(staging, output)
