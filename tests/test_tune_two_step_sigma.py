@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import tune_two_step_sigma
 from tune_two_step_sigma import main, write_two_step_sigma
 
 from flashspeech_hf import FlashSpeechPipeline, FlashSpeechScheduler
@@ -34,14 +35,14 @@ def test_the_level_with_the_lowest_word_error_rate_is_chosen_and_written(saved, 
         return ["hello there", "a second line"] if good else ["", "a second"]
 
     current = {}
-    real_register = FlashSpeechScheduler.register_to_config
+    real_validate = tune_two_step_sigma.validate
 
-    def register(self, **kwargs):
-        current.update({"value": kwargs.get("two_step_sigma", current.get("value"))})
-        return real_register(self, **kwargs)
+    def validate(pipe, *args):
+        current["value"] = pipe.scheduler.config.two_step_sigma  # the level the pipeline samples with
+        return real_validate(pipe, *args)
 
     monkeypatch.setattr(flashspeech_hf.metrics, "transcribe", judge)
-    monkeypatch.setattr(FlashSpeechScheduler, "register_to_config", register)
+    monkeypatch.setattr(tune_two_step_sigma, "validate", validate)
     summary = main(["--pipeline", str(saved / "pipeline"), "--dev_file", str(saved / "dev.csv"), "--values", "2,5,10",
                     "--output_dir", str(saved / "tuning"), "--write"])  # fmt: skip
     assert heard_levels == [2.0, 5.0, 10.0]
@@ -60,9 +61,10 @@ def test_the_level_with_the_lowest_word_error_rate_is_chosen_and_written(saved, 
 
 
 def test_levels_outside_the_schedule_and_bad_lists_are_refused(saved):
-    with pytest.raises(ValueError, match=r"outside the scheduler's \(0.002, 80.0\)"):
+    with pytest.raises(ValueError, match=r"two_step_sigma=80.0 must lie strictly between sigma_min and sigma_max"):
         main(["--pipeline", str(saved / "pipeline"), "--dev_file", str(saved / "dev.csv"), "--values", "5,80",
               "--output_dir", str(saved / "tuning")])  # fmt: skip
+    assert not (saved / "tuning").exists()  # refused before any synthesis
     with pytest.raises(SystemExit, match="comma-separated numbers"):
         main(["--pipeline", str(saved / "pipeline"), "--dev_file", str(saved / "dev.csv"), "--values", "5,x",
               "--output_dir", str(saved / "tuning")])  # fmt: skip

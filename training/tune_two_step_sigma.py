@@ -34,31 +34,28 @@ def tune_two_step_sigma(
     """
     Speaks `rows` at 2 steps with each `two_step_sigma` of `values` and returns `(best value, {value: WER})`.
 
-    The scheduler's config is left at the best value; audio and transcripts of each level go to
+    The pipeline is left with a scheduler at the best value; audio and transcripts of each level go to
     `output_dir/two_step_sigma_<value>/`.
     """
     if not values:
         raise ValueError("--values needs at least one two_step_sigma.")
-    low, high = pipe.scheduler.config.sigma_min, pipe.scheduler.config.sigma_max
-    bad = [v for v in values if not low < v < high]
-    if bad:
-        raise ValueError(f"two_step_sigma values {bad} are outside the scheduler's ({low}, {high}).")
+    # one scheduler per level, all built before any synthesis: the scheduler refuses a level outside its range
+    schedulers = {float(v): FlashSpeechScheduler.from_config(pipe.scheduler.config, two_step_sigma=v) for v in values}
     results = {}
-    for value in values:
-        pipe.scheduler.register_to_config(two_step_sigma=float(value))
+    for value, scheduler in schedulers.items():
+        pipe.scheduler = scheduler
         logs, _ = validate(pipe, rows, os.path.join(output_dir, f"two_step_sigma_{value:g}"), asr_backend)
-        results[float(value)] = logs["val_wer"]
+        results[value] = logs["val_wer"]
         print(f"two_step_sigma {value:g}: WER {logs['val_wer']:.3f}", flush=True)
     best = min(results, key=results.get)  # min keeps the first of equal values
-    pipe.scheduler.register_to_config(two_step_sigma=best)
+    pipe.scheduler = schedulers[best]
     return best, results
 
 
 def write_two_step_sigma(pipeline_dir: str, value: float) -> str:
     """Rewrites `pipeline_dir/scheduler/scheduler_config.json` with `two_step_sigma=value`, atomically."""
     folder = os.path.join(pipeline_dir, "scheduler")
-    scheduler = FlashSpeechScheduler.from_pretrained(folder)  # checks the value like any other load
-    scheduler = FlashSpeechScheduler.from_config(scheduler.config, two_step_sigma=value)
+    scheduler = FlashSpeechScheduler.from_pretrained(folder, two_step_sigma=value)  # the scheduler checks the value
     with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
         scheduler.save_config(tmp)
         os.replace(os.path.join(tmp, FlashSpeechScheduler.config_name), os.path.join(folder, scheduler.config_name))
