@@ -60,6 +60,7 @@ import torch
 __all__ = [
     "CTranslate2Model",
     "convert_ctranslate2_whisper",
+    "converted_bundled_whisper_dir",
     "ctranslate2_whisper_to_transformers",
     "read_ctranslate2_model",
 ]
@@ -358,6 +359,24 @@ def convert_ctranslate2_whisper(model: str | os.PathLike, output_dir: str | os.P
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output_dir
+
+
+def converted_bundled_whisper_dir(model: str) -> Path:
+    """
+    The transformers folder of a bundled Whisper (`"tiny.en"` or `"base"`), converted once into
+    `flashspeech_hf.whisper_packages.flashspeech_cache_dir()/transformers/whisper-<model>` and reused after.
+
+    Returns:
+        `pathlib.Path`: a folder that `WhisperModel.from_pretrained` loads offline.
+    """
+    from ..whisper_packages import BUNDLED_WHISPER_MODELS, flashspeech_cache_dir
+
+    if model not in BUNDLED_WHISPER_MODELS:
+        raise ValueError(f"Unknown bundled Whisper model {model!r}: choose one of {list(BUNDLED_WHISPER_MODELS)}.")
+    folder = flashspeech_cache_dir() / "transformers" / f"whisper-{model}"
+    if not (folder / "model.safetensors").is_file():  # the folder appears complete or not at all
+        convert_ctranslate2_whisper(model, folder)
+    return folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
