@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "error rate of --validation_asr_backend on it is logged as `val_wer` (needs the `eval` extra).",
     )
     add("--validation_steps", type=int, default=1000)
-    add("--validation_asr_backend", type=str, default=None, help="Default: Whisper tiny.en offline, else HuBERT.")
+    add("--validation_asr_backend", type=str, default=None, help="Default: Whisper base offline, else HuBERT.")
     add("--checkpoints_total_limit", type=int, default=None)
     add("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
     add("--log_sample_ids", action="store_true", help="Write the dataset rows each process trained on (debugging).")

@@ -282,8 +282,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--asr_backend",
         default=None,
-        help="`whisper-tiny.en`, `pocketsphinx` or a transformers ASR id (default: `whisper-tiny.en` when "
-        "HF_HUB_OFFLINE is set, the paper's `facebook/hubert-large-ls960-ft` otherwise).",
+        help="`whisper-base`, `whisper-tiny.en`, `pocketsphinx` or a transformers ASR id (default: `whisper-base` "
+        "when HF_HUB_OFFLINE is set, the paper's `facebook/hubert-large-ls960-ft` otherwise).",
     )
     parser.add_argument(
         "--speaker_backend", default=DEFAULT_SPEAKER_BACKEND, help="`resemblyzer` or a transformers x-vector id."
