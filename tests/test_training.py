@@ -234,6 +234,26 @@ def test_two_processes_see_disjoint_data(prepared, tmp_path):
     FlashSpeechPipeline.from_pretrained(out)
 
 
+def test_two_processes_train_adversarially_from_step_0_with_a_whisper_slm(prepared, tmp_path):
+    """ACT's adversarial loss on from the first step, the discriminator's SLM a (tiny random) Whisper encoder, ECT."""
+    out = tmp_path / "act"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(SCRIPT),
+        *base_args(prepared, out, "--max_train_steps", "2", "--train_batch_size", "2", "--checkpointing_steps", "2",
+                   "--adversarial_start_step", "0", "--slm_config", "tiny-whisper", "--consistency_schedule", "ect"),
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = (out / "README.md").read_text()
+    final_losses = json.loads(re.search(r"(\{[^{}]*\"generator_adv_loss\"[^{}]*\})", card).group(1))
+    assert final_losses["ect_stage"] == 4 and final_losses["adv_weight"] > 0  # step 1 of 2: stage ceil(8 / 2)
+    assert all(math.isfinite(final_losses[k]) for k in ("generator_adv_loss", "discriminator_loss", "ct_loss"))
+    discriminator = json.loads((out / "checkpoint-2" / "discriminator" / "config.json").read_text())
+    assert discriminator["slm_config"]["model_type"] == "whisper"
+    FlashSpeechPipeline.from_pretrained(out)
+
+
 # Run under torch.distributed.run (2 processes, gloo): the training module in DDP, each rank on its own rows.
 DDP_GRADIENT_CHILD = """
 import sys
