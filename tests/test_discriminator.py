@@ -290,3 +290,12 @@ def test_converted_whisper_tiny_en_as_slm(tmp_path, monkeypatch):
     assert out.logits.shape == (2, 100) and out.mask.sum(1).tolist() == [100, 50]
     generator_adversarial_loss(out.logits, out.mask).backward()
     assert fake.grad[:, :2000].abs().sum() > 0 and torch.all(fake.grad[1, RATE + 100 :] == 0)
+
+
+def test_default_slm_is_wavlm_large_online_and_bundled_whisper_offline(monkeypatch):
+    from flashspeech_hf.models.modeling_discriminator import default_slm
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert default_slm() == "microsoft/wavlm-large"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert default_slm() == "whisper-tiny.en"

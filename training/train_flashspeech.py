@@ -84,7 +84,7 @@ from flashspeech_hf import (
     FlashSpeechTokenizer,
 )
 from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config
-from flashspeech_hf.models.modeling_discriminator import DEFAULT_SLM, FlashSpeechDiscriminator
+from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator, default_slm
 from flashspeech_hf.training_utils import (
     ConsistencyTrainingCurriculum,
     EasyConsistencyTuningSchedule,
@@ -657,14 +657,7 @@ def build_discriminator(args, sampling_rate: int) -> FlashSpeechDiscriminator:
     }
     if args.slm_config is not None:
         return FlashSpeechDiscriminator(slm_config=dict(TINY_SLM_CONFIGS[args.slm_config]), **head)
-    slm = args.slm_model_name_or_path
-    if slm is None:
-        slm = (
-            "whisper-tiny.en"
-            if os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
-            else DEFAULT_SLM
-        )
-    return FlashSpeechDiscriminator.from_slm_pretrained(slm, **head)
+    return FlashSpeechDiscriminator.from_slm_pretrained(args.slm_model_name_or_path or default_slm(), **head)
 
 
 def check_resume_path(args) -> str | None:

