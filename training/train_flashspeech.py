@@ -6,8 +6,10 @@ Trains FlashSpeech (Ye et al. 2024) on a dataset prepared by `training/prepare_d
   from scratch with improved consistency training (iCT: the N(k) curriculum of training_utils, lognormal noise levels,
   pseudo-Huber loss, stop-gradient teacher = the same model at the lower level, no EMA), in context: a random segment
   of each utterance is the prompt and the losses cover the rest. From `--adversarial_start_step` the one-step estimate
-  and the ground truth are decoded by the frozen codec and scored by the SLM discriminator (frozen WavLM + trainable
-  heads, LSGAN) whose loss is added with the adaptive weight times `--lambda_adv`.
+  and the ground truth are decoded by the frozen codec and scored by the SLM discriminator (a frozen WavLM, HuBERT,
+  wav2vec 2.0 or Whisper encoder + trainable heads, LSGAN) whose loss is added with the adaptive weight times
+  `--lambda_adv`. `--consistency_schedule ect` replaces iCT's curriculum by Easy Consistency Tuning's shrinking gap,
+  the continuation of a `--objective denoising` run.
 * `--stage 2`: only the prosody refinement models (consistency models on the residual ground truth - regression).
 * Fine-tuning: `--pretrained_model_name_or_path` starts every component from a saved `FlashSpeechPipeline`;
   `--train_components` picks what trains, `--extend_vocabulary` adds the data's new phonemes. With `--use_lora`, only
@@ -26,6 +28,11 @@ Examples:
 ```bash
 accelerate launch training/train_flashspeech.py --config training/configs/tiny.json \
     --prepared_dataset_dir data/prepared --output_dir flashspeech-tiny --max_train_steps 2000
+# ACT offline: ECT from a denoising run + the adversarial loss of the bundled Whisper tiny.en's encoder
+accelerate launch training/train_flashspeech.py --config training/configs/demo.json \
+    --prepared_dataset_dir data/prepared --output_dir flashspeech-act \
+    --pretrained_model_name_or_path checkpoints/flashspeech-demo --objective consistency \
+    --consistency_schedule ect --adversarial_start_step 0 --slm_model_name_or_path whisper-tiny.en
 ```
 
 Every run ends with a complete pipeline in `--output_dir` that loads with `FlashSpeechPipeline.from_pretrained`.

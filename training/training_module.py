@@ -152,7 +152,7 @@ class FlashSpeechTrainingModule(nn.Module):
         config ([`TrainingLossConfig`]): The stage and its loss settings.
         train_components (`Sequence[str]`): Which of `prior_encoder`, `prosody_generator`, `denoiser` train.
         pad_token_id (`int`): Padding id of the re-padded phoneme ids.
-        curriculum_steps (`int`): `K`, the length of the N(k) curriculum.
+        curriculum_steps (`int`): `K`, the length of the N(k) curriculum (or the span of ECT's stages).
         weight_dtype (`torch.dtype`, defaults to `torch.float32`): The dtype of the frozen models (mixed precision).
 
     Examples:
