@@ -1,4 +1,6 @@
-"""Tests of the SLM discriminator on a tiny random WavLM (no download)."""
+"""Tests of the SLM discriminator on tiny random WavLM, HuBERT, wav2vec 2.0 and Whisper encoders (no download)."""
+
+import json
 
 import pytest
 import torch
@@ -118,6 +120,16 @@ def test_save_load_round_trip(discriminator, tmp_path):
     waveform, prompt = torch.randn(1, RATE), torch.randn(1, RATE)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(waveform, prompt).logits, discriminator(waveform, prompt).logits)
+    # A config saved before other SLMs were accepted (no `model_type` in `slm_config`, no Whisper option) loads as WavLM.
+    config_path = tmp_path / "config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("whisper_pad_to_30s")
+    config["slm_config"].pop("model_type", None)
+    config_path.write_text(json.dumps(config))
+    old = FlashSpeechDiscriminator.from_pretrained(tmp_path).eval()
+    assert type(old.slm).__name__ == "WavLMModel"
+    with torch.no_grad():
+        torch.testing.assert_close(old(waveform, prompt).logits, discriminator(waveform, prompt).logits)
 
 
 def test_from_slm_pretrained_offline(tmp_path):
