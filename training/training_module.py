@@ -44,7 +44,11 @@ from flashspeech_hf.losses import (
 )
 from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator
 from flashspeech_hf.models.modeling_prosody import length_regulate
-from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum, sample_denoising_sigmas
+from flashspeech_hf.training_utils import (
+    ConsistencyTrainingCurriculum,
+    EasyConsistencyTuningSchedule,
+    sample_denoising_sigmas,
+)
 
 TRAINABLE_COMPONENTS = ("prior_encoder", "prosody_generator", "denoiser")
 
@@ -141,13 +145,14 @@ class FlashSpeechTrainingModule(nn.Module):
         prior_encoder ([`FlashSpeechPriorEncoder`]), prosody_generator ([`FlashSpeechProsodyGenerator`]),
         denoiser ([`FlashSpeechDenoiser`]): The models.
         codec (`nn.Module`): The frozen codec; it decodes latents for the adversarial loss.
-        curriculum ([`~flashspeech_hf.training_utils.ConsistencyTrainingCurriculum`]): The iCT noise levels and
-            weights (`s0`/`s1`, over the scheduler's Karras scale); its `sigma_max` also bounds the denoising
-            objective's levels.
+        curriculum ([`~flashspeech_hf.training_utils.ConsistencyTrainingCurriculum`] or
+            [`~flashspeech_hf.training_utils.EasyConsistencyTuningSchedule`]): The consistency objective's noise levels
+            and weights (iCT: `s0`/`s1` over the scheduler's Karras scale; ECT: the shrinking gap, where a lower level
+            of 0 means the clean latent); its `sigma_max` also bounds the denoising objective's levels.
         config ([`TrainingLossConfig`]): The stage and its loss settings.
         train_components (`Sequence[str]`): Which of `prior_encoder`, `prosody_generator`, `denoiser` train.
         pad_token_id (`int`): Padding id of the re-padded phoneme ids.
-        curriculum_steps (`int`): `K`, the length of the N(k) curriculum.
+        curriculum_steps (`int`): `K`, the length of the N(k) curriculum (or the span of ECT's stages).
         weight_dtype (`torch.dtype`, defaults to `torch.float32`): The dtype of the frozen models (mixed precision).
 
     Examples:
@@ -179,7 +184,7 @@ class FlashSpeechTrainingModule(nn.Module):
         prosody_generator: FlashSpeechProsodyGenerator,
         denoiser: FlashSpeechDenoiser,
         codec: nn.Module,
-        curriculum: ConsistencyTrainingCurriculum,
+        curriculum: ConsistencyTrainingCurriculum | EasyConsistencyTuningSchedule,
         config: TrainingLossConfig,
         train_components: Sequence[str],
         pad_token_id: int,
@@ -336,9 +341,19 @@ class FlashSpeechTrainingModule(nn.Module):
             x_high, x_low = add_noise(latents, (sigma_high, sigma_low), frame_mask, generator)
             student = self.denoiser(x_high, sigma_high, condition, prompt_hidden, frame_mask, prompt_mask).sample
             with torch.no_grad():  # the stop-gradient teacher: the same model one level lower
-                teacher = self.denoiser(
-                    x_low, sigma_low, condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
-                ).sample
+                # (ECT's level 0 is the boundary, where the consistency function is the clean latent)
+                at_boundary = (sigma_low == 0)[:, None, None]
+                teacher = latents
+                if not bool(at_boundary.all()):
+                    teacher = self.denoiser(
+                        x_low,
+                        sigma_low.clamp_min(self.denoiser.config.sigma_min),
+                        condition.detach(),
+                        prompt_hidden.detach(),
+                        frame_mask,
+                        prompt_mask,
+                    ).sample
+                    teacher = torch.where(at_boundary, latents, teacher)
             denoiser_loss_name = "ct_loss"
             losses[denoiser_loss_name] = consistency_training_loss(
                 student.float(), teacher.float(), weights, frame_mask, c=config.huber_c

