@@ -1,4 +1,4 @@
-"""Reading and writing audio under hostile input: decompression bombs, outputs past 4 GiB, failed writes, stale files."""
+"""Audio I/O under hostile input: decompression bombs, outputs past 4 GiB, failed writes, stale temporary files."""
 
 import collections
 import os

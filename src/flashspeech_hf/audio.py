@@ -159,8 +159,8 @@ def _check_header(
     """Checks a file's header (channels, rate, duration) before any sample is decoded; returns its sample rate."""
     if channels > MAX_CHANNELS:
         raise ValueError(
-            f"`{name}` ({source}) has {channels} channels; at most {MAX_CHANNELS} are accepted (speech is mixed down to "
-            "mono): mix it down first, e.g. `ffmpeg -i in.ogg -ac 1 out.wav`."
+            f"`{name}` ({source}) has {channels} channels; at most {MAX_CHANNELS} are accepted (speech is mixed down "
+            "to mono): mix it down first, e.g. `ffmpeg -i in.ogg -ac 1 out.wav`."
         )
     rate = check_sampling_rate(samplerate, name)
     _check_duration(frames, rate, name, max_seconds, max_seconds_name)
