@@ -4,7 +4,8 @@ The pipeline is loaded once; each tab calls one task pipeline ([`FlashSpeechPipe
 [`FlashSpeechVoiceConversionPipeline`], [`FlashSpeechEditPipeline`], sharing the loaded components) and shows the
 audio, a picture of its mel spectrogram with the predicted pitch contour, and the time the call took. Bad input (an
 empty text, a prompt under a second) shows the pipeline's own error message in the page. The app runs offline: gradio's analytics are off, its
-fonts are served locally, and nothing is shared unless `share=True`.
+fonts are served locally, and nothing is shared unless `share=True`. Uploads are limited to [`MAX_FILE_SIZE`], and
+the files the app stores (uploads, recordings, outputs) are deleted after an hour and when it stops ([`DELETE_CACHE`]).
 
 Examples:
 
