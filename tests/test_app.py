@@ -331,3 +331,41 @@ def test_error_text_is_escaped_for_the_page_only(pipe, tmp_path):
     finally:
         LocalContext.request.reset(token)
     assert error.value.message == plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def test_app_stopped_by_sigterm_deletes_what_it_stored(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = _free_port()
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(tmp_path), OMP_NUM_THREADS="1")
+    app = subprocess.Popen(
+        [sys.executable, "-m", "flashspeech_hf.cli", "app", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + PAGE_TIMEOUT
+        with httpx.Client(trust_env=False, timeout=30) as http:  # localhost: never through a proxy
+            while True:  # until the server answers
+                try:
+                    upload = http.post(
+                        f"http://127.0.0.1:{port}/gradio_api/upload", files={"files": ("a.wav", b"RIFF")}
+                    )
+                    break
+                except httpx.TransportError:
+                    assert app.poll() is None and time.monotonic() < deadline, "the app did not start"
+                    time.sleep(0.5)
+        assert upload.status_code == 200 and os.path.isfile(upload.json()[0])
+        app.send_signal(signal.SIGTERM)  # as `docker stop` or systemd stop a server
+        output, _ = app.communicate(timeout=PAGE_TIMEOUT)
+    finally:
+        app.kill()
+    assert app.returncode == 143, output[-2000:]
+    assert [files for _, _, files in os.walk(tmp_path) if files] == [], output[-3000:]

@@ -450,13 +450,14 @@ def launch_app(
         host (`str`, defaults to `"127.0.0.1"`): Interface to listen on (`"0.0.0.0"` for every interface).
         port (`int`, defaults to 7860): TCP port.
         share (`bool`, defaults to `False`): Ask gradio for a public link (needs the internet).
-        block (`bool`, defaults to `True`): Serve until interrupted; with `False`, return at once (the server runs
-            in a thread; call `.close()` on the returned app to stop it).
+        block (`bool`, defaults to `True`): Serve until interrupted (Ctrl-C, or SIGTERM in the command line), then
+            stop the server, which deletes the files it stored; with `False`, return at once (the server runs in a
+            thread; call `.close()` on the returned app to stop it).
         max_file_size (`str` or `int`, defaults to [`MAX_FILE_SIZE`]): Largest upload in bytes (or a string such as
             `"50mb"`; `None`: no limit).
 
     Returns:
-        `gradio.Blocks`: The running app.
+        `gradio.Blocks`: The app: running with `block=False`, stopped otherwise.
 
     Examples:
 
@@ -468,13 +469,21 @@ def launch_app(
     ```
     """
     demo = build_app(load_app_pipeline(model, device))
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        prevent_thread_lock=not block,
-        show_error=True,  # an unexpected error shows its message (never the traceback, which stays in the console)
-        inbrowser=False,
-        max_file_size=max_file_size,
-    )
+    try:
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            share=share,
+            prevent_thread_lock=True,
+            show_error=True,  # an unexpected error shows its message (never the traceback, which stays in the console)
+            inbrowser=False,
+            max_file_size=max_file_size,
+        )
+        if block:
+            demo.block_thread()  # until Ctrl-C, or SIGTERM (`SystemExit` in the command line)
+    except BaseException:
+        demo.close()  # the server's shutdown deletes the files the app stored
+        raise
+    if block:
+        demo.close()
     return demo
