@@ -409,7 +409,9 @@ def check_output_folder(folder: str | os.PathLike, name: str = "output") -> None
     if not os.path.isdir(existing):
         raise OutputError(errno.ENOTDIR, f"{name} {folder} cannot be created: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(errno.EACCES, f"{name} {folder} cannot be written: {existing} is read-only")
+        raise OutputError(
+            errno.EACCES, f"{name} {folder} cannot be written: {existing} is read-only (or not writable by this user)"
+        )
     free = shutil.disk_usage(existing).free
     if free < _LOW_SPACE_BYTES:
         raise OutputError(errno.ENOSPC, f"{name} {folder} cannot be written: no space left ({free} bytes free)")
@@ -509,7 +511,7 @@ class AtomicAudioWriter:
             raise self._failure(err, target) from err
         os.remove(self.temporary)
         self.temporary, self.format, self._handle = rf64, "RF64", target
-        logger.info(f"{self.path} passed 4 GiB: it is written as RF64 (the 64-bit WAV).")
+        logger.warning(f"{self.path} passed 4 GiB, the most a RIFF WAV holds: it continues as RF64 (the 64-bit WAV).")
 
     def _failure(self, err: Exception, handle: sf.SoundFile | None = None, opening: bool = False) -> OutputError:
         """An [`OutputError`] naming the path and the system's reason (libsndfile's own account when it has one)."""
