@@ -408,9 +408,9 @@ def run_convert(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             raise SystemExit(f"error: {flag} file not found: {path}")
     from .audio import check_output_file, write_audio
+    from .pipelines import FlashSpeechVoiceConversionPipeline
 
     check_output_file(args.output, "--output")
-    from .pipelines import FlashSpeechVoiceConversionPipeline
 
     pipe = _load_pipeline(args.model, args.device, FlashSpeechVoiceConversionPipeline, precision=args.precision)
     out = pipe(
@@ -449,9 +449,9 @@ def run_edit(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.audio):
         raise SystemExit(f"error: --audio file not found: {args.audio}")
     from .audio import check_output_file, write_audio
+    from .pipelines import FlashSpeechEditPipeline
 
     check_output_file(args.output, "--output")
-    from .pipelines import FlashSpeechEditPipeline
 
     pipe = _load_pipeline(args.model, args.device, FlashSpeechEditPipeline, precision=args.precision)
     out = pipe(
