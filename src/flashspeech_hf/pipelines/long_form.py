@@ -324,8 +324,12 @@ class FlashSpeechLongFormMixin:
         r"""
         Speaks a text of any length in the voice of `prompt_audio` as one waveform: the text is split into sentences
         (after the tokenizer's normalization), the sentences are synthesized in padded batches of `batch_size` with
-        the prompt encoded once, and joined with short pauses. Memory is bounded by one batch of sentences, whatever
-        the length of the text; a progress bar counts sentences.
+        the prompt encoded once, and joined with short pauses; a progress bar counts sentences.
+
+        Memory: synthesis holds one batch of sentences at a time, but the result holds the whole waveform in memory
+        (4 bytes a sample: an hour at 16 kHz is 230 MB, about twice that while the pieces are joined). For very long
+        texts (a book), use [`~FlashSpeechLongFormMixin.stream`] and write each chunk as it comes, as
+        `flashspeech synthesize --text_file` does.
 
         Arguments are those of [`~FlashSpeechLongFormMixin.stream`] (whose chunks, concatenated, are this waveform),
         with `batch_size` defaulting to 8, plus `return_dict`.
