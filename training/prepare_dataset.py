@@ -117,6 +117,70 @@ SKIP_REASONS = (
     "processing_error",  # any other error while processing the example (the message is recorded)
 )
 
+# `--corpus NAME`: where the corpora users train on are on the Hub and which columns hold what (README, "Train on your
+# corpus"). Each fills the flags that are not given; `sampling_rate` and `splits` document the corpus (clips are
+# resampled to the codec's rate whatever theirs). Dotted columns name a field of a dict column (Emilia's `json`).
+CORPUS_RECIPES: dict[str, dict[str, Any]] = {
+    "mls_eng": {
+        "dataset_name_or_path": "parler-tts/mls_eng",  # English Multilingual LibriSpeech, 44.5k h: the paper's data
+        "split": "train",
+        "splits": ("train", "dev", "test"),
+        "audio_column": "audio",
+        "text_column": "transcript",
+        "speaker_column": "speaker_id",
+        "sampling_rate": 16000,
+    },
+    "libritts_r": {
+        "dataset_name_or_path": "mythicinfinity/libritts_r",
+        "dataset_config_name": "clean",
+        "split": "train.clean.360",
+        "splits": ("train.clean.100", "train.clean.360", "dev.clean", "test.clean"),
+        "audio_column": "audio",
+        "text_column": "text_normalized",
+        "speaker_column": "speaker_id",
+        "sampling_rate": 24000,
+    },
+    "libritts": {
+        "dataset_name_or_path": "mythicinfinity/libritts",
+        "dataset_config_name": "clean",
+        "split": "train.clean.360",
+        "splits": ("train.clean.100", "train.clean.360", "dev.clean", "test.clean"),
+        "audio_column": "audio",
+        "text_column": "text_normalized",
+        "speaker_column": "speaker_id",
+        "sampling_rate": 24000,
+    },
+    "vctk": {
+        "dataset_name_or_path": "CSTR-Edinburgh/vctk",
+        "split": "train",
+        "splits": ("train",),
+        "audio_column": "audio",
+        "text_column": "text",
+        "speaker_column": "speaker_id",
+        "sampling_rate": 48000,
+    },
+    "ljspeech": {
+        "dataset_name_or_path": "keithito/lj_speech",
+        "split": "train",
+        "splits": ("train",),
+        "audio_column": "audio",
+        "text_column": "normalized_text",  # numbers and abbreviations spelled out
+        "speaker_column": None,  # one speaker
+        "sampling_rate": 22050,
+    },
+    "emilia": {
+        "dataset_name_or_path": "amphion/Emilia-Dataset",  # webdataset shards: `mp3` audio, `json` metadata
+        "data_files": "Emilia/EN/*.tar",  # the English part; other languages: Emilia/DE/*.tar, ... (and --language)
+        "split": "train",
+        "splits": ("train",),
+        "audio_column": "mp3",
+        "text_column": "json.text",
+        "speaker_column": "json.speaker",
+        "sampling_rate": 24000,
+    },
+}
+_GENERIC_DEFAULTS = {"split": "train", "audio_column": "audio", "text_column": "text"}
+
 # What an existing --output_dir may hold without --overwrite_output_dir: the files of an earlier run.
 _OUTPUT_ENTRIES = {"cache", "dataset", "tokenizer", "codec", "aligner", PREPARE_CONFIG_NAME}
 _HELPER_COLUMNS = ("index", "raw_latents", "skip_reason", "skip_detail")
@@ -144,14 +208,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     group = parser.add_argument_group("dataset")
     group.add_argument(
+        "--corpus",
+        choices=sorted(CORPUS_RECIPES),
+        default=None,
+        help="A known corpus: fills the dataset, split and column flags that are not given (README, 'Train on your "
+        "corpus'); --dataset_name_or_path may then point at a local copy.",
+    )
+    group.add_argument(
         "--dataset_name_or_path",
-        required=True,
+        default=None,
         help="A local audiofolder, a parquet/CSV/JSON file or folder, a save_to_disk folder, or a Hub dataset id.",
     )
     group.add_argument("--dataset_config_name", default=None, help="The dataset's configuration (Hub datasets).")
-    group.add_argument("--split", default="train", help="Split to prepare (slicing such as 'train[:1%%]' works).")
-    group.add_argument("--audio_column", default="audio", help="Column with the audio (Audio feature or file paths).")
-    group.add_argument("--text_column", default="text", help="Column with the transcripts.")
+    group.add_argument("--data_files", default=None, help="Files of a Hub dataset to read (a glob in the repository).")
+    group.add_argument("--split", default=None, help="Split to prepare (default train; 'train[:1%%]' works).")
+    group.add_argument(
+        "--audio_column", default=None, help="Column with the audio (Audio feature or file paths; default audio)."
+    )
+    group.add_argument(
+        "--text_column", default=None, help="Column with the transcripts (default text; `a.b`: field b of column a)."
+    )
     group.add_argument("--speaker_column", default=None, help="Optional column with speaker ids.")
     group.add_argument(
         "--durations_column",
@@ -256,6 +332,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    recipe = CORPUS_RECIPES.get(args.corpus, {}) if getattr(args, "corpus", None) else {}
+    for name in ("dataset_name_or_path", "dataset_config_name", "data_files", "split", "audio_column", "text_column"):
+        if getattr(args, name, None) is None:
+            setattr(args, name, recipe.get(name, _GENERIC_DEFAULTS.get(name)))
+    if args.speaker_column is None:
+        args.speaker_column = recipe.get("speaker_column")
+    if args.dataset_name_or_path is None:
+        raise DatasetPreparationError("Give --dataset_name_or_path (or --corpus).")
     if args.codec is not None and args.codec_name_or_path is not None:
         raise DatasetPreparationError("Give either --codec or --codec_name_or_path, not both.")
     if args.reuse_latent_statistics and args.codec_name_or_path is None:
@@ -334,6 +418,8 @@ def _load_source_dataset(args: argparse.Namespace, cache_dir: str) -> tuple[Data
             if not args.streaming:
                 kwargs["cache_dir"] = cache_dir
             if path.is_dir():
+                if args.data_files is not None:  # a local copy of a Hub repository: its files, as on the Hub
+                    kwargs["data_files"] = args.data_files
                 dataset = load_dataset(str(path), **kwargs)  # the builder (audiofolder, csv, ...) is inferred
             else:
                 builder = _FILE_BUILDERS.get(path.suffix.lower())
@@ -348,6 +434,8 @@ def _load_source_dataset(args: argparse.Namespace, cache_dir: str) -> tuple[Data
         kwargs = {"split": args.split, "streaming": args.streaming}
         if not args.streaming:
             kwargs["cache_dir"] = cache_dir
+        if args.data_files is not None:
+            kwargs["data_files"] = args.data_files
         dataset = load_dataset(name, args.dataset_config_name, **kwargs)
 
     if args.max_samples is not None:
@@ -376,7 +464,7 @@ def check_source_dataset(dataset: Dataset | IterableDataset, args: argparse.Name
         columns = dataset.column_names
     for option in ("audio_column", "text_column", "speaker_column", "durations_column"):
         column = getattr(args, option)
-        if column is not None and column not in columns:
+        if column is not None and column not in columns and column.split(".")[0] not in columns:
             raise DatasetPreparationError(
                 f"The dataset has no column {column!r} (--{option}); its columns are {columns}."
             )
@@ -559,6 +647,20 @@ def decode_audio(value: Any, target_sampling_rate: int, base_dir: str | None = N
     return waveform
 
 
+def column_values(batch: dict[str, list], name: str) -> list[Any]:
+    """
+    The values of column `name` in a batch (dict of lists); `a.b` is field `b` of the dicts in column `a` (None where
+    a row lacks it), as in Emilia's `json` column.
+    """
+    if name in batch:
+        return batch[name]
+    head, _, field = name.partition(".")
+    values = batch[head]
+    for key in field.split("."):
+        values = [value.get(key) if isinstance(value, dict) else None for value in values]
+    return values
+
+
 class Featurizer:
     """
     The batched `map` function of step 1: audio, text (and durations) -> phoneme ids, raw latents, `ln F0`.
@@ -691,9 +793,10 @@ class Featurizer:
 
     def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         size = len(indices)
-        texts = batch[self.text_column]
-        speakers = batch[self.speaker_column] if self.speaker_column else [None] * size
-        durations = batch[self.durations_column] if self.durations_column else [None] * size
+        texts = column_values(batch, self.text_column)
+        speakers = column_values(batch, self.speaker_column) if self.speaker_column else [None] * size
+        durations = column_values(batch, self.durations_column) if self.durations_column else [None] * size
+        audios = column_values(batch, self.audio_column)
         phonemes = self._phonemize(texts)
         columns = list(self.features())
         out: dict[str, list] = {column: [] for column in columns}
@@ -704,7 +807,7 @@ class Featurizer:
             try:
                 if isinstance(phonemes[i], _Skip):
                     raise phonemes[i]
-                row.update(self._process(batch[self.audio_column][i], phonemes[i], durations[i]))
+                row.update(self._process(audios[i], phonemes[i], durations[i]))
             except _Skip as skip:
                 row.update(skip_reason=skip.reason, skip_detail=skip.detail)
             except Exception as err:  # never let one example stop the run
