@@ -72,13 +72,16 @@ def test_ddp_config_trains_two_cpu_processes(tmp_path):
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "accelerate_8gpu_ddp_bf16.yaml"),
         "--num_processes", "2", str(SCRIPT),
-        *base_args(prepared, out, "--max_train_steps", "2", "--train_batch_size", "2", "--checkpointing_steps", "100",
-                   "--log_sample_ids"),
+        *base_args(prepared, out, "--max_train_steps", "100000", "--max_train_minutes", "0.1", "--train_batch_size", "2",
+                   "--checkpointing_steps", "100000", "--log_sample_ids"),
     ]  # fmt: skip
     # ACCELERATE_USE_CPU: the processes form a gloo group on a machine without GPUs
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [set(json.loads((out / f"sample_ids_rank{r}.json").read_text())) for r in (0, 1)]
-    assert rows[0] and rows[1] and not rows[0] & rows[1]  # two processes, each on its own rows
+    seen = [json.loads((out / f"sample_ids_rank{r}.json").read_text()) for r in (0, 1)]
+    assert seen[0] and seen[1] and not set(seen[0]) & set(seen[1])  # two processes, each on its own rows
+    # the 6-second budget (--max_train_minutes) stopped both at the same step, with a checkpoint of it
+    steps = len(seen[0]) // 2
+    assert len(seen[1]) == len(seen[0]) and [p.name for p in out.glob("checkpoint-*")] == [f"checkpoint-{steps}"]
     FlashSpeechPipeline.from_pretrained(out)

@@ -29,6 +29,7 @@ def test_export_keeps_the_rows_that_fit(prepared, tmp_path):
                  "--max_megabytes", str(budget)])  # fmt: skip
     assert 6 <= part["rows"] <= 12 and (tmp_path / "part.tar.xz").stat().st_size <= budget * 2**20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.tar.xz", "half.tar.xz", "part.tar.xz"]  # no temporary
+    assert not list((prepared / "dataset").glob("cache-*"))  # nor anything beside the source
 
     unpacked = unpack([tmp_path / "part.tar.xz"], tmp_path / "unpacked")
     data = load_prepared_dataset(unpacked)
@@ -63,6 +64,7 @@ def test_sprint_trains_for_its_budget_and_packs_the_pipeline(prepared, tmp_path,
                    "--validation_rows", "4", "--pipeline_config", "tiny", "--train_batch_size", "4",
                    "--num_threads", "1"])  # fmt: skip
     printed = capsys.readouterr().out
+    assert not list((out / "prepared" / "dataset").glob("cache-*"))  # the split left the unpacked data as it was
     assert "steps/s:" in printed and "validation loss (4 held-out rows):" in printed
     assert report["train_seconds"] >= 20 and 0 < report["steps"] < 1_000_000  # stopped by the budget
     assert report["train_rows"] == 20 and report["validation_rows"] == 4

@@ -52,6 +52,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import train_flashspeech
 from data_utils import PREPARE_CONFIG_NAME, collate_prepared, load_prepared_dataset
@@ -193,12 +194,13 @@ def export_prepared(
     total = len(dataset)
     features = dataset.features.copy()
     features["latents"] = Array2D(shape=features["latents"].shape, dtype=latents_dtype)
-    dataset = dataset.cast(features)
     rows = min(total, max_rows or total)
     tried: list[tuple[int, int]] = []  # (rows, bytes)
     for _ in range(5):
         with tempfile.TemporaryDirectory(dir=Path(output).absolute().parent) as tmp:
-            _write_prepared(dataset.select(range(rows)), source, Path(tmp) / "prepared")
+            # in memory: nothing is written next to the source dataset
+            subset = dataset.select(range(rows)).cast(features, keep_in_memory=True)
+            _write_prepared(subset, source, Path(tmp) / "prepared")
             archive = Path(tmp) / "prepared.tar.xz"
             pack_folder(Path(tmp) / "prepared", archive)
             size = archive.stat().st_size
@@ -229,7 +231,12 @@ def hold_out(prepared_dir: Path, output_dir: Path, num_rows: int, seed: int = 0)
     if len(dataset) < 2:
         raise ValueError(f"{prepared_dir} has {len(dataset)} row(s): the sprint needs at least 2 (train, validation).")
     num_rows = min(num_rows, len(dataset) // 2)
-    split = dataset.train_test_split(test_size=num_rows, seed=seed)
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    # in memory: no cache file is written beside the source dataset
+    split = {
+        "train": dataset.select(sorted(order[num_rows:]), keep_in_memory=True),
+        "test": dataset.select(sorted(order[:num_rows]), keep_in_memory=True),
+    }
     train_dir = output_dir / "train_data"
     if train_dir.exists():
         shutil.rmtree(train_dir)
