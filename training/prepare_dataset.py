@@ -40,6 +40,8 @@ python training/prepare_dataset.py \
     --dataset_name_or_path ./my_audiofolder --speaker_column speaker_id \
     --codec mel --pipeline_config tiny --aligner_steps 2000 \
     --output_dir ./prepared
+# a known corpus, streamed, featurized by 8 processes (resumable: finished shards are kept)
+torchrun --nproc_per_node 8 training/prepare_dataset.py --corpus libritts_r --streaming --output_dir ./prepared
 ```
 """
 
