@@ -35,6 +35,7 @@ def test_export_keeps_the_rows_that_fit(prepared, tmp_path):
     data = load_prepared_dataset(unpacked)
     original = load_prepared_dataset(prepared, load_codec_weights=False).dataset
     assert len(data.dataset) == part["rows"] and data.dataset.features["latents"].dtype == "float16"
+    assert data.config["subset"]["rows"] == part["rows"] and data.config["subset"]["total_rows"] == 24
     for index in (0, part["rows"] - 1):
         a, b = data.dataset.with_format("numpy")[index], original.with_format("numpy")[index]
         np.testing.assert_allclose(a["latents"].astype(np.float32), b["latents"], atol=2e-3)  # float16

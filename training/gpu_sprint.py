@@ -162,14 +162,19 @@ def unpack(parts: list[str | os.PathLike], output_dir: str | os.PathLike) -> Pat
     return output_dir
 
 
-def _write_prepared(dataset: Dataset, source_dir: Path, target: Path) -> None:
-    """A prepared-dataset folder: `dataset`, with the tokenizer, codec, aligner and config of `source_dir`."""
+def _write_prepared(dataset: Dataset, source_dir: Path, target: Path, note: dict[str, Any]) -> None:
+    """
+    A prepared-dataset folder: `dataset`, with the tokenizer, codec, aligner and config of `source_dir`; `note` (what
+    was selected) is added to the config under `"subset"`.
+    """
     target.mkdir(parents=True)
     dataset.save_to_disk(str(target / "dataset"))
     for sub in ("tokenizer", "codec", "aligner"):
         if (source_dir / sub).is_dir():
             shutil.copytree(source_dir / sub, target / sub)
-    shutil.copy2(source_dir / PREPARE_CONFIG_NAME, target / PREPARE_CONFIG_NAME)  # last: the folder is complete
+    config = json.loads((source_dir / PREPARE_CONFIG_NAME).read_text(encoding="utf-8"))
+    config["subset"] = {**note, "rows": len(dataset), "source": str(source_dir)}
+    (target / PREPARE_CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")  # last: complete
 
 
 def export_prepared(
@@ -200,7 +205,8 @@ def export_prepared(
         with tempfile.TemporaryDirectory(dir=Path(output).absolute().parent) as tmp:
             # in memory: nothing is written next to the source dataset
             subset = dataset.select(range(rows)).cast(features, keep_in_memory=True)
-            _write_prepared(subset, source, Path(tmp) / "prepared")
+            note = {"kind": "export", "total_rows": total, "latents_dtype": latents_dtype}
+            _write_prepared(subset, source, Path(tmp) / "prepared", note)
             archive = Path(tmp) / "prepared.tar.xz"
             pack_folder(Path(tmp) / "prepared", archive)
             size = archive.stat().st_size
@@ -242,7 +248,7 @@ def hold_out(prepared_dir: Path, output_dir: Path, num_rows: int, seed: int = 0)
         shutil.rmtree(train_dir)
     staging = output_dir / f".train_data.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        _write_prepared(split["train"], prepared_dir, staging)
+        _write_prepared(split["train"], prepared_dir, staging, {"kind": "sprint training rows", "held_out": num_rows})
         os.replace(staging, train_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
