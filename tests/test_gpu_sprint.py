@@ -1,6 +1,10 @@
 """training/gpu_sprint.py on the CPU: the export of a prepared dataset under a size budget, a 20-second sprint from it
 (`train_flashspeech.py --max_train_minutes`), the pipeline packed into small parts and unpacked again."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,8 @@ from gpu_sprint import main, pack_folder, unpack
 from test_training import make_prepared_dir
 
 from flashspeech_hf import FlashSpeechPipeline
+
+SCRIPT = Path(__file__).resolve().parents[1] / "training" / "gpu_sprint.py"
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +63,20 @@ def test_pack_refuses_too_many_parts(tmp_path):
     assert (tmp_path / "again" / "noise.bin").read_bytes() == (folder / "noise.bin").read_bytes()
 
 
-def test_sprint_trains_for_its_budget_and_packs_the_pipeline(prepared, tmp_path, capsys):
+def test_sprint_trains_for_its_budget_and_packs_the_pipeline(prepared, tmp_path):
     archive = tmp_path / "prepared.tar.xz"
     main(["export", "--prepared_dataset_dir", str(prepared), "--output", str(archive)])
     out = tmp_path / "sprint"
-    report = main(["run", "--prepared", str(archive), "--output_dir", str(out), "--minutes", str(20 / 60),
-                   "--validation_rows", "4", "--pipeline_config", "tiny", "--train_batch_size", "4",
-                   "--num_threads", "1"])  # fmt: skip
-    printed = capsys.readouterr().out
+    # its own process, as on the GPU machine (Accelerate's state is per process: bf16 here, fp32 in other tests)
+    cmd = [sys.executable, str(SCRIPT), "run", "--prepared", str(archive), "--output_dir", str(out),
+           "--minutes", str(20 / 60), "--validation_rows", "4", "--pipeline_config", "tiny", "--train_batch_size", "4",
+           "--num_threads", "1"]  # fmt: skip
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1")
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout
+    report = json.loads((out / "sprint_report.json").read_text())
     assert not list((out / "prepared" / "dataset").glob("cache-*"))  # the split left the unpacked data as it was
     assert "steps/s:" in printed and "validation loss (4 held-out rows):" in printed
     assert report["train_seconds"] >= 20 and 0 < report["steps"] < 1_000_000  # stopped by the budget
