@@ -249,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--train_batch_size", type=int, default=8)
     add("--gradient_accumulation_steps", type=int, default=1)
     add("--max_train_steps", type=int, default=650_000)
+    add(
+        "--max_train_minutes",
+        type=float,
+        default=None,
+        help="Wall-clock budget: stop after the step that ends this many minutes after the first step began, saving\n"
+        "a checkpoint and the pipeline as at --max_train_steps (all processes stop at the same step).",
+    )
     add("--learning_rate", type=float, default=3e-4)
     add("--lr_scheduler", type=str, default="linear")
     add("--lr_warmup_steps", type=int, default=30_000)
@@ -319,6 +326,7 @@ NUMERIC_FLAGS = {
     "train_batch_size": (int, "[1, inf)", False),
     "gradient_accumulation_steps": (int, "[1, inf)", False),
     "max_train_steps": (int, "[0, inf)", False),
+    "max_train_minutes": (float, "(0, inf)", True),
     "learning_rate": (float, "(0, inf)", False),
     "lr_warmup_steps": (int, "[0, inf)", False),
     "adam_beta1": (float, "[0, 1)", False),
@@ -1124,6 +1132,8 @@ def main(args_list: list[str] | None = None) -> dict:
     loss_history: list[dict[str, float]] = []
     seen_rows: list[int] = []
     start_time, frames_trained = time.perf_counter(), 0
+    deadline = None if args.max_train_minutes is None else start_time + 60.0 * args.max_train_minutes
+    out_of_time = False
 
     while global_step < args.max_train_steps:
         step_logs: dict[str, torch.Tensor] = collections.defaultdict(float)
@@ -1171,16 +1181,16 @@ def main(args_list: list[str] | None = None) -> dict:
         progress_bar.set_postfix(loss=step_logs["loss"], lr=step_logs["lr"])
         accelerator.log(dict(step_logs), step=global_step)
 
-        if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+        if deadline is not None:  # stop when any process is out of time, so that all stop at the same step
+            late = torch.tensor(float(time.perf_counter() >= deadline), device=accelerator.device)
+            out_of_time = bool(accelerator.reduce(late, "max") > 0)
+        last_step = global_step == args.max_train_steps or out_of_time
+        if global_step % args.checkpointing_steps == 0 or last_step:
             # crash-safe: written aside and renamed into place; older checkpoints pruned only once it is complete
             save_path = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
             logger.info(f"Saved state to {save_path}")
 
-        if (
-            validation_rows
-            and accelerator.is_main_process
-            and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps)
-        ):
+        if validation_rows and accelerator.is_main_process and (global_step % args.validation_steps == 0 or last_step):
             current = {name: component.eval() for name, component in raw_model.components.items()}
             pipe_now = FlashSpeechPipeline(tokenizer=tokenizer, codec=codec, scheduler=scheduler, **current)
             folder = os.path.join(args.output_dir, "validation", f"step-{global_step}")
@@ -1190,6 +1200,9 @@ def main(args_list: list[str] | None = None) -> dict:
             accelerator.log(val_logs, step=global_step)
             log_validation_media(accelerator, validation_rows, audios, pipe_now.sampling_rate, global_step)
             logger.info(f"Validation at step {global_step}: {val_logs}")
+        if out_of_time:
+            logger.info(f"Stopping at step {global_step}: --max_train_minutes {args.max_train_minutes} is spent.")
+            break
 
     elapsed = time.perf_counter() - start_time
     if args.log_sample_ids:
@@ -1204,6 +1217,7 @@ def main(args_list: list[str] | None = None) -> dict:
         "num_rows": num_rows,
         "language": tokenizer.language,
         "frames_per_second": frames_trained / max(elapsed, 1e-9),
+        "train_seconds": elapsed,
         "aligner": aligner_source,
         "num_trainable_parameters": sum(p.numel() for p in params),
         "lora_adapters": {n: os.path.join(args.output_dir, "lora", n) for n in peft_models},
