@@ -110,6 +110,14 @@ def prepared(tmp_path_factory) -> Path:
     return make_prepared_dir(tmp_path_factory.mktemp("prepared"))
 
 
+def consistency(pipe: FlashSpeechPipeline, x, sigma, condition, prompt_hidden, frame_mask, prompt_mask):
+    """f(x, sigma): the pipeline's scheduler's scalings around the denoiser's raw output (as training computes it)."""
+    scheduler = pipe.scheduler
+    raw = pipe.denoiser(scheduler.precondition_inputs(x, sigma), scheduler.precondition_noise(sigma), condition,
+                        prompt_hidden, frame_mask, prompt_mask).sample  # fmt: skip
+    return scheduler.precondition_outputs(x, raw, sigma)
+
+
 @torch.no_grad()
 def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: int = 11, pairs=slice(None)) -> float:
     """The iCT loss of `pipe` on the whole prepared set at every adjacent pair of `num_levels` levels, fixed noise."""
@@ -129,8 +137,8 @@ def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: i
     for low, high in list(zip(sigmas[:-1], sigmas[1:]))[pairs]:
         b = latents.shape[0]
         f = [
-            pipe.denoiser((latents + s * noise) * frame_mask[:, None], s.expand(b), condition, prompt_hidden, frame_mask,
-                          prompt_mask).sample
+            consistency(pipe, (latents + s * noise) * frame_mask[:, None], s.expand(b), condition, prompt_hidden,
+                        frame_mask, prompt_mask)
             for s in (high, low)
         ]  # fmt: skip
         losses.append(float(consistency_training_loss(f[0], f[1], (1 / (high - low)).expand(b), frame_mask)))
@@ -256,6 +264,7 @@ components = ["prior_encoder", "prosody_generator", "denoiser"] if stage == 1 el
 module = FlashSpeechTrainingModule(
     pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
     ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler), TrainingLossConfig(stage=stage, adversarial_start_step=0), components, pipe.tokenizer.pad_token_id, 100,
+    scheduler=pipe.scheduler,
 )
 for refiner in (pipe.prosody_generator.duration_refiner, pipe.prosody_generator.pitch_refiner):
     torch.nn.init.normal_(refiner.out_proj.weight, std=0.1)  # zero-initialised: their inputs would get no gradient
@@ -505,8 +514,8 @@ def one_step_error(pipe: FlashSpeechPipeline, prepared: Path) -> float:
     condition = frame_hidden + pipe.prosody_generator.embed_pitch(batch["log_pitch"], frame_mask)
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
     sigma = torch.full((latents.shape[0],), 80.0)
-    out = pipe.denoiser((latents + 80.0 * noise) * frame_mask[:, None], sigma, condition, prompt_hidden, frame_mask,
-                        batch["prompt_mask"]).sample  # fmt: skip
+    out = consistency(pipe, (latents + 80.0 * noise) * frame_mask[:, None], sigma, condition, prompt_hidden, frame_mask,
+                      batch["prompt_mask"])  # fmt: skip
     mask = frame_mask[:, None].expand_as(latents)
     return float(((out - latents) ** 2)[mask].mean())
 

@@ -943,6 +943,7 @@ def main(args_list: list[str] | None = None) -> dict:
         pad_token_id=tokenizer.pad_token_id,
         curriculum_steps=curriculum_steps,
         weight_dtype=weight_dtype,
+        scheduler=scheduler,
     )
     trained = model.train_components
     # LoRA: adapters injected into the models in place (their base weights frozen); `peft_models` save and merge them

@@ -26,13 +26,18 @@ separately): `forward` scores the fake audio with the bare discriminator (the ge
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from data_utils import split_prompt_from_target
 from torch import nn
 
-from flashspeech_hf import FlashSpeechDenoiser, FlashSpeechPriorEncoder, FlashSpeechProsodyGenerator
+from flashspeech_hf import (
+    FlashSpeechDenoiser,
+    FlashSpeechPriorEncoder,
+    FlashSpeechProsodyGenerator,
+    FlashSpeechScheduler,
+)
 from flashspeech_hf.losses import (
     adaptive_adversarial_weight,
     consistency_training_loss,
@@ -149,6 +154,9 @@ class FlashSpeechTrainingModule(nn.Module):
         pad_token_id (`int`): Padding id of the re-padded phoneme ids.
         curriculum_steps (`int`): `K`, the length of the N(k) curriculum.
         weight_dtype (`torch.dtype`, defaults to `torch.float32`): The dtype of the frozen models (mixed precision).
+        scheduler ([`FlashSpeechScheduler`]): The pipeline's scheduler, whose consistency scalings
+            (`precondition_inputs`, `precondition_noise`, `precondition_outputs`) turn the models' raw outputs into
+            the consistency function, exactly as sampling does.
 
     Examples:
 
@@ -163,7 +171,7 @@ class FlashSpeechTrainingModule(nn.Module):
     ...     pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
     ...     ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler),
     ...     TrainingLossConfig(stage=1), train_components=["prior_encoder", "prosody_generator", "denoiser"],
-    ...     pad_token_id=pipe.tokenizer.pad_token_id, curriculum_steps=1000,
+    ...     pad_token_id=pipe.tokenizer.pad_token_id, curriculum_steps=1000, scheduler=pipe.scheduler,
     ... )
     >>> batch = next(iter(loader))  # doctest: +SKIP  (a `data_utils.collate_prepared` batch of a prepared dataset)
     >>> output = module(batch, step=0, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
@@ -185,6 +193,8 @@ class FlashSpeechTrainingModule(nn.Module):
         pad_token_id: int,
         curriculum_steps: int,
         weight_dtype: torch.dtype = torch.float32,
+        *,
+        scheduler: FlashSpeechScheduler,
     ):
         super().__init__()
         unknown = sorted(set(train_components) - set(TRAINABLE_COMPONENTS))
@@ -198,6 +208,7 @@ class FlashSpeechTrainingModule(nn.Module):
         self.denoiser = denoiser
         self.codec = codec.requires_grad_(False).eval()
         self.curriculum = curriculum
+        self.scheduler = scheduler
         self.config = config
         self.train_components = [name for name in TRAINABLE_COMPONENTS if name in train_components]
         self.pad_token_id = pad_token_id
@@ -247,6 +258,25 @@ class FlashSpeechTrainingModule(nn.Module):
             if params and not any(p.requires_grad for p in params):
                 module.eval()
         return self
+
+    def consistency_function(
+        self, model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sample: torch.Tensor, sigma: torch.Tensor
+    ) -> torch.Tensor:
+        """
+        `f(x, sigma) = c_skip x + c_out F(c_in x, c_noise)` per item, with the scheduler's scalings around the raw
+        output of `model_fn(scaled sample, timestep)`.
+
+        Args:
+            model_fn (`Callable`): `(c_in x (B, C, T), c_noise (B,)) -> F (B, C, T)`: the denoiser or a refiner.
+            sample (`torch.Tensor` of shape `(B, C, T)`): Noisy samples `x`.
+            sigma (`torch.Tensor` of shape `(B,)`): Noise level of each item.
+
+        Returns:
+            `torch.Tensor` of shape `(B, C, T)`: the estimate of the clean samples.
+        """
+        scheduler = self.scheduler
+        model_output = model_fn(scheduler.precondition_inputs(sample, sigma), scheduler.precondition_noise(sigma))
+        return scheduler.precondition_outputs(sample, model_output, sigma)
 
     def uses_adversarial_loss(self, step: int) -> bool:
         """Whether stage-1 step `step` adds the adversarial loss (the denoiser trains and the start step is reached)."""
@@ -321,24 +351,29 @@ class FlashSpeechTrainingModule(nn.Module):
                 max_sigma_fraction=config.denoising_max_sigma_fraction,
             ).to(latents.device)
             (noisy,) = add_noise(latents, (sigma,), frame_mask, generator)
-            student = self.denoiser(noisy, sigma, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+            student = self.consistency_function(lambda x, t: self.denoiser(x, t, prepared).sample, noisy, sigma)
             denoiser_loss_name = "denoising_loss"
             losses[denoiser_loss_name] = denoising_loss(
                 student.float(),
                 latents.float(),
                 sigma,
-                sigma_data=self.denoiser.config.sigma_data,
-                sigma_min=self.denoiser.config.sigma_min,
+                sigma_data=self.scheduler.config.sigma_data,
+                sigma_min=self.scheduler.config.sigma_min,
                 mask=frame_mask,
             )
         else:
             sigma_low, sigma_high, weights = self._training_levels(latents.shape[0], step, generator, latents.device)
             x_high, x_low = add_noise(latents, (sigma_high, sigma_low), frame_mask, generator)
-            student = self.denoiser(x_high, sigma_high, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+            student = self.consistency_function(lambda x, t: self.denoiser(x, t, prepared).sample, x_high, sigma_high)
             with torch.no_grad():  # the stop-gradient teacher: the same model one level lower
-                teacher = self.denoiser(
-                    x_low, sigma_low, condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
-                ).sample
+                teacher_condition = self.denoiser.prepare_condition(
+                    condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
+                )
+                teacher = self.consistency_function(
+                    lambda x, t: self.denoiser(x, t, teacher_condition).sample, x_low, sigma_low
+                )
             denoiser_loss_name = "ct_loss"
             losses[denoiser_loss_name] = consistency_training_loss(
                 student.float(), teacher.float(), weights, frame_mask, c=config.huber_c
@@ -419,9 +454,13 @@ class FlashSpeechTrainingModule(nn.Module):
             clean = (residual * mask)[:, None, :]
             sigma_low, sigma_high, weights = self._training_levels(clean.shape[0], step, generator, clean.device)
             x_high, x_low = add_noise(clean, (sigma_high, sigma_low), mask, generator)
-            student = refiners[name](x_high, sigma_high, hidden, mask)
+
+            def refiner(x, t, refine=refiners[name], hidden=hidden, mask=mask):
+                return refine(x, t, hidden, mask)
+
+            student = self.consistency_function(refiner, x_high, sigma_high)
             with torch.no_grad():
-                teacher = refiners[name](x_low, sigma_low, hidden, mask)
+                teacher = self.consistency_function(refiner, x_low, sigma_low)
             losses[f"{name}_refine_loss"] = consistency_training_loss(
                 student.float(), teacher.float(), weights, mask, c=self.config.huber_c
             )

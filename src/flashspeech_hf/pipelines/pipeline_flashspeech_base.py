@@ -153,27 +153,6 @@ def _check_latents(latents, batch_size: int, latent_dim: int) -> None:
         raise ValueError("`latents` holds NaN or infinite values.")
 
 
-def check_consistency_constants(scheduler, *models) -> None:
-    """
-    Raises a `ValueError` unless the scheduler and every consistency model (the denoiser, the prosody generator) use
-    the same `sigma_min` and `sigma_data`: the scheduler's levels and re-noising assume the models' boundary level,
-    and a model trained with other constants would be sampled wrongly without an error.
-    """
-    if scheduler is None:
-        return
-    for model in models:
-        if model is None or not hasattr(model, "config"):
-            continue
-        for key in ("sigma_min", "sigma_data"):
-            ours, theirs = scheduler.config.get(key), model.config.get(key)
-            if theirs is not None and ours is not None and not math.isclose(ours, theirs, rel_tol=1e-6):
-                raise ValueError(
-                    f"The scheduler's {key}={ours:g} differs from the {type(model).__name__}'s {key}={theirs:g}: the "
-                    "consistency parametrization needs one value. Build the scheduler with "
-                    f"`FlashSpeechScheduler.from_config(scheduler.config, {key}={theirs:g})` (the model's trained value)."
-                )
-
-
 _SAFETENSORS_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
     "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
@@ -249,8 +228,8 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         prior_encoder ([`FlashSpeechPriorEncoder`]): Phoneme encoder and prompt encoder.
         prosody_generator ([`FlashSpeechProsodyGenerator`]): Durations and pitch.
         denoiser ([`FlashSpeechDenoiser`]): The latent consistency model.
-        scheduler ([`FlashSpeechScheduler`]): Noise levels for 1-, 2- or N-step sampling; its `sigma_min` and
-            `sigma_data` must be the denoiser's and the prosody generator's (checked here).
+        scheduler ([`FlashSpeechScheduler`]): Noise levels for 1-, 2- or N-step sampling and the consistency
+            scalings around the denoiser's and the prosody refiners' raw outputs.
         aligner ([`FlashSpeechAligner`], *optional*): Phoneme durations of real audio, needed by voice conversion,
             editing and [`~FlashSpeechBasePipeline.align`]; text-to-speech does not use it.
     """
@@ -279,7 +258,6 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             scheduler=scheduler,
             aligner=aligner,
         )
-        check_consistency_constants(scheduler, denoiser, prosody_generator)
 
     @property
     def sampling_rate(self) -> int:
@@ -611,7 +589,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             noise = latents[..., : mask.shape[1]].to(device, dtype) * mask[:, None, :].to(dtype)
         if start is None:
             return noise * self.scheduler.init_noise_sigma
-        return self.scheduler.add_noise(start, noise, self.scheduler.timesteps[0])
+        return self.scheduler.add_noise(start, noise, self.scheduler.sigmas[0])
 
     def sample_latents(
         self,
@@ -638,7 +616,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         """
         prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
         return self.sample_consistency(
-            lambda x, s: self.denoiser(x, s, prepared).sample,
+            lambda x, t: self.denoiser(x, t, prepared).sample,
             self.denoiser.config.latent_dim,
             frame_mask,
             num_inference_steps,
@@ -648,7 +626,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
 
     def sample_consistency(
         self,
-        consistency_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         channels: int,
         mask: torch.Tensor,
         num_inference_steps: int,
@@ -660,12 +638,16 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         latents: torch.Tensor | None = None,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        known_sample: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """
-        Multistep consistency sampling (Song et al. 2023, Algorithm 1) with the pipeline's scheduler.
+        Multistep consistency sampling (Song et al. 2023, Algorithm 1) with the pipeline's scheduler: at each step the
+        model gets `scheduler.scale_model_input(x, t)` and `t`, and `scheduler.step` turns its raw output into the
+        denoised estimate and re-noises it.
 
         Args:
-            consistency_fn (`Callable`): `(x (B, channels, T), sigma (B,)) -> denoised (B, channels, T)`.
+            model_fn (`Callable`): `(scaled x (B, channels, T), timestep (B,)) -> raw model output F (B, channels, T)`.
             channels (`int`): Channels of the sample.
             mask (`torch.Tensor` of shape `(batch_size, T)`): True on valid positions.
             num_inference_steps (`int`): Network evaluations (ignored when `sigmas` is given).
@@ -684,12 +666,15 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
                 step's estimate); a `"latents"` entry of the returned dict replaces the sample.
             callback_on_step_end_tensor_inputs (`Sequence[str]`, defaults to `("latents",)`): Names passed to the
                 callback, from `_callback_tensor_inputs`.
+            known_sample (`torch.Tensor` of shape `(batch_size, channels, T)`, *optional*), known_mask
+                (`torch.BoolTensor` broadcastable to it, *optional*): Inpainting (editing): every estimate takes
+                `known_sample` where `known_mask` is True (see [`FlashSpeechScheduler.step`]).
 
         Returns:
             Float32 `torch.Tensor` of shape `(batch_size, channels, T)`, zero where `mask` is False.
 
         The sampling state (noise, noisy samples, scheduler arithmetic) is float32 whatever the models' dtype, so a
-        seed draws the same noise at every precision; `consistency_fn` gets float32 samples.
+        seed draws the same noise at every precision; `model_fn` gets float32 samples.
         """
         device, dtype = mask.device, torch.float32
         lengths = mask.sum(dim=1).tolist()
@@ -699,11 +684,20 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         m = mask[:, None, :].to(dtype)
         with self.progress_bar(total=len(timesteps)) if progress else nullcontext() as bar:
             for i, t in enumerate(timesteps):
-                denoised = consistency_fn(sample * m, t.expand(mask.shape[0]))
+                sample = sample * m
+                model_output = model_fn(self.scheduler.scale_model_input(sample, t), t.expand(mask.shape[0]))
                 step_noise = None
                 if i + 1 < len(timesteps):
                     step_noise = self._randn(channels, lengths, generators, device, dtype)
-                sample = self.scheduler.step(denoised, t, sample, noise=step_noise).prev_sample
+                sample, denoised = self.scheduler.step(
+                    model_output,
+                    t,
+                    sample,
+                    noise=step_noise,
+                    return_dict=False,
+                    known_sample=known_sample,
+                    known_mask=known_mask,
+                )
                 if callback_on_step_end is not None:
                     tensors = {"latents": sample, "denoised": denoised}
                     callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
@@ -728,7 +722,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         if prosody_alpha == 0:
             return regression
         residual = self.sample_consistency(
-            lambda x, s: refine_fn(x, s, hidden, mask), 1, mask, num_inference_steps, generators
+            lambda x, t: refine_fn(x, t, hidden, mask), 1, mask, num_inference_steps, generators
         )
         return regression + prosody_alpha * residual[:, 0]
 

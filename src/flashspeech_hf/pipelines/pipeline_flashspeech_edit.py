@@ -216,22 +216,19 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         is_context = torch.ones(1, 1, total, dtype=torch.bool, device=device)
         is_context[..., frame_start:span_end] = False
 
-        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
-
-        def consistency_fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            denoised = self.denoiser(x, sigma, prepared).sample
-            return torch.where(is_context, known, denoised)
-
-        sample = self.sample_consistency(
-            consistency_fn,
-            self.denoiser.config.latent_dim,
+        sample = self.sample_latents(
+            condition,
+            prompt_hidden,
             frame_mask,
+            prompt_mask,
             num_inference_steps,
             generators,
             start=known,
             progress=True,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            known_sample=known,
+            known_mask=is_context,
         )
         generated = self.codec.decode(sample)[0].float().cpu()
         audio_out, edit_start, edit_end, original_end = _splice(
