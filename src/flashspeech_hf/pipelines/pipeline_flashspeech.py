@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.utils import replace_example_docstring
+from diffusers.utils import deprecate, replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
 from .long_form import FlashSpeechLongFormMixin
@@ -299,11 +298,11 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         return self._forward_to(FlashSpeechEditPipeline, "edit", *args, **kwargs)
 
     def _forward_to(self, pipeline_class: type, method: str, *args, **kwargs):
-        warnings.warn(
-            f"`FlashSpeechPipeline.{method}(...)` is deprecated and will be removed: use "
-            f"`{pipeline_class.__name__}(**pipe.components)(...)` (same arguments).",
-            FutureWarning,
-            stacklevel=3,
+        deprecate(
+            f"FlashSpeechPipeline.{method}",
+            "1.0.0",
+            f"Use `{pipeline_class.__name__}(**pipe.components)(...)` (same arguments).",
+            stacklevel=4,
         )
         pipe = pipeline_class(**self.components)
         pipe.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))

@@ -24,7 +24,7 @@ from ..models.modeling_denoiser import FlashSpeechDenoiser
 from ..models.modeling_prior import FlashSpeechPriorEncoder
 from ..models.modeling_prosody import FlashSpeechProsodyGenerator, length_regulate
 from ..precision import INT8_COMPONENTS, is_int8_quantized, quantize_dynamic_int8
-from ..schedulers.scheduling_flashspeech import FlashSpeechScheduler
+from ..schedulers.scheduling_flashspeech import PAPER_TWO_STEP_SIGMA, FlashSpeechScheduler
 from .pipeline_output import FlashSpeechAlignment, FlashSpeechPipelineOutput
 
 logger = logging.get_logger(__name__)
@@ -263,6 +263,17 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
     def sampling_rate(self) -> int:
         """Sample rate of the generated audio (the codec's)."""
         return self.codec.sampling_rate
+
+    @property
+    def prosody_scheduler(self) -> FlashSpeechScheduler:
+        """
+        The scheduler the prosody refiners sample with: the pipeline's, but at the paper's two-step level
+        (`two_step_sigma = 2.0`), since a checkpoint's `two_step_sigma` is tuned for its denoiser (the demo's: 10),
+        not for the refiners. The pipeline's own scheduler when it already has that level.
+        """
+        if self.scheduler.config.get("two_step_sigma", PAPER_TWO_STEP_SIGMA) == PAPER_TWO_STEP_SIGMA:
+            return self.scheduler
+        return type(self.scheduler).from_config(self.scheduler.config, two_step_sigma=PAPER_TWO_STEP_SIGMA)
 
     # ------------------------------------------------------------------------------------------------------------
     # Loading
@@ -560,6 +571,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         generators: Sequence[torch.Generator | None],
         latents: torch.Tensor | None = None,
         start: torch.Tensor | None = None,
+        scheduler: FlashSpeechScheduler | None = None,
     ) -> torch.Tensor:
         """
         The sample that sampling starts from, at the first sigma of the scheduler (call `set_timesteps` first):
@@ -572,10 +584,12 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             latents (`torch.Tensor` of shape `(batch_size, num_channels, frames)`, *optional*): Standard Gaussian noise
                 to use instead of drawing it, with `frames >= T` (positions past an item's length are ignored).
             start (`torch.Tensor` of shape `(batch_size, num_channels, T)`, *optional*): A clean sample to noise.
+            scheduler (`FlashSpeechScheduler`, *optional*): Defaults to `self.scheduler`.
 
         Returns:
             Float32 `torch.Tensor` of shape `(batch_size, num_channels, T)`.
         """
+        scheduler = self.scheduler if scheduler is None else scheduler
         device, dtype = mask.device, torch.float32
         lengths = mask.sum(dim=1).tolist()
         if latents is None:
@@ -588,8 +602,8 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
                 )
             noise = latents[..., : mask.shape[1]].to(device, dtype) * mask[:, None, :].to(dtype)
         if start is None:
-            return noise * self.scheduler.init_noise_sigma
-        return self.scheduler.add_noise(start, noise, self.scheduler.sigmas[0])
+            return noise * scheduler.init_noise_sigma
+        return scheduler.add_noise(start, noise, scheduler.sigmas[0])
 
     def sample_latents(
         self,
@@ -640,6 +654,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         known_sample: torch.Tensor | None = None,
         known_mask: torch.Tensor | None = None,
+        scheduler: FlashSpeechScheduler | None = None,
     ) -> torch.Tensor:
         """
         Multistep consistency sampling (Song et al. 2023, Algorithm 1) with the pipeline's scheduler: at each step the
@@ -669,6 +684,8 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             known_sample (`torch.Tensor` of shape `(batch_size, channels, T)`, *optional*), known_mask
                 (`torch.BoolTensor` broadcastable to it, *optional*): Inpainting (editing): every estimate takes
                 `known_sample` where `known_mask` is True (see [`FlashSpeechScheduler.step`]).
+            scheduler (`FlashSpeechScheduler`, *optional*): Defaults to `self.scheduler` (the prosody refiners sample
+                with [`~FlashSpeechBasePipeline.prosody_scheduler`]).
 
         Returns:
             Float32 `torch.Tensor` of shape `(batch_size, channels, T)`, zero where `mask` is False.
@@ -676,20 +693,21 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         The sampling state (noise, noisy samples, scheduler arithmetic) is float32 whatever the models' dtype, so a
         seed draws the same noise at every precision; `model_fn` gets float32 samples.
         """
+        scheduler = self.scheduler if scheduler is None else scheduler
         device, dtype = mask.device, torch.float32
         lengths = mask.sum(dim=1).tolist()
-        self.scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas, strength=strength)
-        timesteps = self.scheduler.timesteps
-        sample = self.prepare_latents(channels, mask, generators, latents=latents, start=start)
+        scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas, strength=strength)
+        timesteps = scheduler.timesteps
+        sample = self.prepare_latents(channels, mask, generators, latents=latents, start=start, scheduler=scheduler)
         m = mask[:, None, :].to(dtype)
         with self.progress_bar(total=len(timesteps)) if progress else nullcontext() as bar:
             for i, t in enumerate(timesteps):
                 sample = sample * m
-                model_output = model_fn(self.scheduler.scale_model_input(sample, t), t.expand(mask.shape[0]))
+                model_output = model_fn(scheduler.scale_model_input(sample, t), t.expand(mask.shape[0]))
                 step_noise = None
                 if i + 1 < len(timesteps):
                     step_noise = self._randn(channels, lengths, generators, device, dtype)
-                sample, denoised = self.scheduler.step(
+                sample, denoised = scheduler.step(
                     model_output,
                     t,
                     sample,
@@ -722,7 +740,12 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         if prosody_alpha == 0:
             return regression
         residual = self.sample_consistency(
-            lambda x, t: refine_fn(x, t, hidden, mask), 1, mask, num_inference_steps, generators
+            lambda x, t: refine_fn(x, t, hidden, mask),
+            1,
+            mask,
+            num_inference_steps,
+            generators,
+            scheduler=self.prosody_scheduler,
         )
         return regression + prosody_alpha * residual[:, 0]
 

@@ -10,6 +10,7 @@ from diffusers.utils import replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
 from .pipeline_flashspeech_base import (
+    MAX_INFERENCE_STEPS,
     MAX_OUTPUT_SECONDS,
     MAX_PROMPT_SECONDS,
     MIN_PROMPT_SECONDS,
@@ -18,6 +19,7 @@ from .pipeline_flashspeech_base import (
     _as_generators,
     _check_callback,
     _check_float,
+    _check_int,
     _check_output_type,
 )
 from .pipeline_output import FlashSpeechPipelineOutput
@@ -70,6 +72,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         max_prompt_seconds=MAX_PROMPT_SECONDS,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
+        prosody_num_inference_steps=1,
     ) -> list[torch.Generator | None]:
         """
         Validates every argument of `__call__` before any work (no model runs, no audio is decoded).
@@ -79,6 +82,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         """
         self._check_aligner()
         self._check_common(num_inference_steps, prosody_alpha)
+        _check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
         _check_float(strength, "strength", 0.0, 1.0, low_open=True)
         if not isinstance(source_text, str) or not source_text.strip():
             raise ValueError("`source_text` is empty: give the words spoken in `source_audio`.")
@@ -113,6 +117,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         max_prompt_seconds: float = MAX_PROMPT_SECONDS,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        prosody_num_inference_steps: int = 1,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
         Zero-shot voice conversion: says what `source_audio` says, with its timing, in the voice of `reference_audio`.
@@ -141,6 +146,8 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             max_prompt_seconds (`float`, defaults to 30.0): Longest `reference_audio`.
             callback_on_step_end (`Callable`, *optional*), callback_on_step_end_tensor_inputs (`list[str]`,
                 *optional*): As in [`FlashSpeechPipeline.__call__`].
+            prosody_num_inference_steps (`int`, defaults to 1): Evaluations of each prosody refinement model, as in
+                [`FlashSpeechPipeline.__call__`] (sampled with [`~FlashSpeechBasePipeline.prosody_scheduler`]).
 
         Returns:
             [`FlashSpeechPipelineOutput`] (durations are the source's) or a tuple whose first element is the audio of
@@ -155,6 +162,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             source_audio, source_text, reference_audio, strength, num_inference_steps, prosody_alpha, generator,
             sampling_rate, reference_sampling_rate, output_type, return_dict, max_output_seconds, max_prompt_seconds,
             callback_on_step_end, callback_on_step_end_tensor_inputs,
+            prosody_num_inference_steps=prosody_num_inference_steps,
         )  # fmt: skip
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
@@ -170,7 +178,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
         )
         durations, condition, frame_mask, log_pitch = self.predict_prosody(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, prosody_num_inference_steps,
             generators, durations=alignment.durations[None].to(input_ids.device),
         )  # fmt: skip
         latents = self.sample_latents(

@@ -12,6 +12,9 @@ from diffusers.utils import BaseOutput, logging
 
 logger = logging.get_logger(__name__)
 
+PAPER_TWO_STEP_SIGMA = 2.0
+"""The intermediate level of two-step sampling in the FlashSpeech paper (the default `two_step_sigma`)."""
+
 LEGACY_TRAINING_KEYS = ("s0", "s1", "total_training_steps", "p_mean", "p_std")
 """Keys of the improved-consistency-training curriculum that older `scheduler_config.json` files carry; the curriculum
 now lives in `flashspeech_hf.training_utils.ConsistencyTrainingCurriculum` and loading drops them."""
@@ -173,7 +176,7 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         sigma_max: float = 80.0,
         sigma_data: float = 0.5,
         rho: float = 7.0,
-        two_step_sigma: float = 2.0,
+        two_step_sigma: float = PAPER_TWO_STEP_SIGMA,
     ):
         if not 0 < sigma_min < sigma_max:
             raise ValueError(f"Need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}.")
