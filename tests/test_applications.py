@@ -368,18 +368,6 @@ def test_old_methods_forward_to_the_task_pipelines(pipe, source, reference):
     )
 
 
-def test_callback_reaches_the_task_pipelines(pipe, source, reference):
-    steps = []
-
-    def callback(p, i, t, kwargs):
-        steps.append((type(p).__name__, i))
-        return {}
-
-    convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, strength=1.0, callback_on_step_end=callback)
-    edit(pipe, source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE, callback_on_step_end=callback)
-    assert steps == [(n, i) for n in ("FlashSpeechVoiceConversionPipeline", "FlashSpeechEditPipeline") for i in (0, 1)]
-
-
 def test_task_pipelines_take_prosody_steps_and_sample_the_refiners_at_their_own_level(pipe, source, reference):
     """The refiners sample with the paper's two-step level, not the denoiser's tuned `two_step_sigma`."""
     tuned = FlashSpeechPipeline(**{**pipe.components, "scheduler": pipe.scheduler.from_config(pipe.scheduler.config,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import numbers
@@ -271,7 +272,9 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         (`two_step_sigma = 2.0`), since a checkpoint's `two_step_sigma` is tuned for its denoiser (the demo's: 10),
         not for the refiners. The pipeline's own scheduler when it already has that level.
         """
-        if self.scheduler.config.get("two_step_sigma", PAPER_TWO_STEP_SIGMA) == PAPER_TWO_STEP_SIGMA:
+        if not isinstance(self.scheduler, FlashSpeechScheduler):
+            return self.scheduler
+        if self.scheduler.config.two_step_sigma == PAPER_TWO_STEP_SIGMA:
             return self.scheduler
         return type(self.scheduler).from_config(self.scheduler.config, two_step_sigma=PAPER_TWO_STEP_SIGMA)
 
@@ -696,7 +699,12 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         scheduler = self.scheduler if scheduler is None else scheduler
         device, dtype = mask.device, torch.float32
         lengths = mask.sum(dim=1).tolist()
-        scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas, strength=strength)
+        # a compatible scheduler of another class (`scheduler.compatibles`) gets only the arguments it takes
+        timestep_kwargs = {"sigmas": sigmas} if sigmas is not None else {}
+        if strength != 1.0:
+            timestep_kwargs["strength"] = strength
+        scheduler.set_timesteps(num_inference_steps, device=device, **timestep_kwargs)
+        per_item_noise = "noise" in inspect.signature(scheduler.step).parameters
         timesteps = scheduler.timesteps
         sample = self.prepare_latents(channels, mask, generators, latents=latents, start=start, scheduler=scheduler)
         m = mask[:, None, :].to(dtype)
@@ -704,18 +712,16 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             for i, t in enumerate(timesteps):
                 sample = sample * m
                 model_output = model_fn(scheduler.scale_model_input(sample, t), t.expand(mask.shape[0]))
-                step_noise = None
-                if i + 1 < len(timesteps):
-                    step_noise = self._randn(channels, lengths, generators, device, dtype)
-                sample, denoised = scheduler.step(
-                    model_output,
-                    t,
-                    sample,
-                    noise=step_noise,
-                    return_dict=False,
-                    known_sample=known_sample,
-                    known_mask=known_mask,
-                )
+                if not per_item_noise:
+                    step_kwargs = {"generator": generators[0]}
+                elif i + 1 < len(timesteps):
+                    step_kwargs = {"noise": self._randn(channels, lengths, generators, device, dtype)}
+                else:
+                    step_kwargs = {}
+                if known_sample is not None:
+                    step_kwargs.update(known_sample=known_sample, known_mask=known_mask)
+                output = scheduler.step(model_output, t, sample, **step_kwargs)
+                sample, denoised = output.prev_sample, getattr(output, "denoised", None)
                 if callback_on_step_end is not None:
                     tensors = {"latents": sample, "denoised": denoised}
                     callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}

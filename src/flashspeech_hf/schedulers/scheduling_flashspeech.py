@@ -167,6 +167,9 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
     ```
     """
 
+    # config-compatible: `CMStochasticIterativeScheduler.from_config(scheduler.config)` and back round-trip, and it
+    # applies the same scalings and c_noise (`clip_denoised=False` for unbounded codec latents)
+    _compatibles = ["CMStochasticIterativeScheduler"]
     order = 1
 
     @register_to_config
