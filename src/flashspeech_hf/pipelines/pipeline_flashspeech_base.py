@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import numbers
 import os
-import re
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
@@ -15,7 +13,6 @@ import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging
-from huggingface_hub import snapshot_download
 from transformers import PreTrainedTokenizer
 
 from ..audio import AudioInput, check_speech, load_audio
@@ -26,6 +23,13 @@ from ..models.modeling_prior import FlashSpeechPriorEncoder
 from ..models.modeling_prosody import FlashSpeechProsodyGenerator, length_regulate
 from ..precision import INT8_COMPONENTS, is_int8_quantized, quantize_dynamic_int8
 from ..schedulers.scheduling_flashspeech import PAPER_TWO_STEP_SIGMA, FlashSpeechScheduler
+from .pipeline_loading_utils import (
+    check_checkpoint,
+    check_load_kwargs,
+    check_saveable,
+    own_aligned_weights,
+    resolve_pretrained_path,
+)
 from .pipeline_output import FlashSpeechAlignment, FlashSpeechPipelineOutput
 
 logger = logging.get_logger(__name__)
@@ -154,61 +158,6 @@ def _check_latents(latents, batch_size: int, latent_dim: int) -> None:
         raise ValueError("`latents` holds NaN or infinite values.")
 
 
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
-}  # fmt: skip
-
-
-def _weight_files(folder: str, variant: str | None) -> list[str]:
-    """The safetensors weight files diffusers loads from a component folder (one file, or the shards of one)."""
-    infix = re.escape(f".{variant}") if variant else ""
-    pattern = re.compile(rf"^(diffusion_pytorch_model|model){infix}(-\d+-of-\d+)?\.safetensors$")
-    return (
-        sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
-        if os.path.isdir(folder)
-        else []
-    )
-
-
-def _own_aligned_weights(module: torch.nn.Module, folder: str, variant: str | None = None) -> None:
-    """
-    Replaces every CPU weight of `module` that is not 64-byte aligned (a view into a memory-mapped safetensors file)
-    by an owned, aligned tensor. Weights found in the component's safetensors files are read from the file with
-    `readinto` (no mapped page is touched, so no second copy of the file is resident); any other is cloned.
-
-    Args:
-        module (`torch.nn.Module`): A loaded component.
-        folder (`str`): Its folder in the saved pipeline.
-        variant (`str`, *optional*): The weight variant that was loaded.
-    """
-    tensors = {name: t for name, t in module.state_dict(keep_vars=True).items() if isinstance(t, torch.Tensor)}
-    done: set[int] = set()
-    for path in _weight_files(folder, variant):
-        with open(path, "rb") as f:
-            header_size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_size))
-            for name, info in header.items():
-                target = tensors.get(name)
-                dtype = _SAFETENSORS_DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
-                if target is None or dtype is None or target.device.type != "cpu" or id(target) in done:
-                    continue
-                if tuple(info["shape"]) != tuple(target.shape) or target.data_ptr() % 64 == 0:
-                    continue
-                owned = torch.empty(info["shape"], dtype=dtype)
-                begin, end = info["data_offsets"]
-                if owned.numel():
-                    f.seek(8 + header_size + begin)
-                    f.readinto(memoryview(owned.view(-1).view(torch.uint8).numpy()))
-                if end - begin != owned.numel() * owned.element_size():
-                    raise ValueError(f"{path}: the size of {name} does not match its shape and dtype.")
-                target.data = owned.to(target.dtype)
-                done.add(id(target))
-    for tensor in (*module.parameters(), *module.buffers()):
-        if tensor.device.type == "cpu" and tensor.data_ptr() % 64 != 0:
-            tensor.data = tensor.data.clone()
-
-
 class FlashSpeechBasePipeline(DiffusionPipeline):
     r"""
     The components and shared steps of the FlashSpeech pipelines (Ye et al. 2024): [`FlashSpeechPipeline`]
@@ -287,7 +236,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         """
         Loads a pipeline saved with `save_pretrained` from a local folder or a Hugging Face Hub repository id.
 
-        Why this override exists:
+        Why this override exists (each step is a function of `flashspeech_hf.pipelines.pipeline_loading_utils`):
 
         - Stock diffusers refuses to download pipelines whose components live outside diffusers/transformers, so a
           Hub id is first resolved to a local snapshot with `huggingface_hub.snapshot_download` (honouring
@@ -312,42 +261,13 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         Returns:
             An instance of the class it is called on, e.g. [`FlashSpeechPipeline`].
         """
-        quantization = kwargs.pop("quantization", None)
-        if quantization not in (None, "none", "int8"):
-            raise ValueError(f"`quantization` must be None, 'none' or 'int8', got {quantization!r}.")
-        if kwargs.get("low_cpu_mem_usage") is False:
-            # diffusers refuses it for models with `_keep_in_fp32_modules` (the codec, the prosody generator); the
-            # weights loaded are the same either way
-            logger.warning(
-                "`low_cpu_mem_usage=False` is not supported by FlashSpeech's codec and prosody generator, which keep "
-                "some tensors in float32 (`_keep_in_fp32_modules`); loading with `low_cpu_mem_usage=True` (same weights)."
-            )
-            kwargs["low_cpu_mem_usage"] = True
-        requested_dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
-        if quantization == "int8" and requested_dtype not in (None, torch.float32):
-            raise ValueError(
-                "`quantization='int8'` quantizes float32 weights (int8 weights, float32 activations); it cannot be "
-                f"combined with dtype={requested_dtype}: choose one of the two."
-            )
-        path = os.fspath(pretrained_model_name_or_path)
-        if not os.path.isdir(path):
-            if os.path.exists(path) or path.startswith((".", "/")) or path.count("/") > 1:
-                raise ValueError(f"{path} is not a folder with a saved {cls.__name__}, nor a Hub repository id.")
-            try:
-                path = snapshot_download(
-                    path,
-                    revision=kwargs.pop("revision", None),
-                    cache_dir=kwargs.pop("cache_dir", None),
-                    token=kwargs.pop("token", None),
-                    local_files_only=kwargs.pop("local_files_only", False),
-                )
-            except Exception as err:
-                raise OSError(f"Could not resolve {cls.__name__} '{pretrained_model_name_or_path}': {err}") from err
+        quantization = check_load_kwargs(kwargs)
+        path = resolve_pretrained_path(pretrained_model_name_or_path, kwargs, cls.__name__)
         cls._check_checkpoint(path)
         pipe = super().from_pretrained(path, **kwargs)
         for name, component in pipe.components.items():
             if isinstance(component, torch.nn.Module):
-                _own_aligned_weights(component, os.path.join(path, name), kwargs.get("variant"))
+                own_aligned_weights(component, os.path.join(path, name), kwargs.get("variant"))
         if quantization == "int8":
             pipe.enable_int8_dynamic_quantization()
         return pipe
@@ -394,38 +314,14 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """Saves the pipeline like [`DiffusionPipeline.save_pretrained`]; raises for an int8-quantized pipeline."""
-        quantized = [n for n, c in self.components.items() if isinstance(c, torch.nn.Module) and is_int8_quantized(c)]
-        if quantized:
-            raise ValueError(
-                f"The component(s) {quantized} are int8 dynamically quantized, which cannot be saved: save the float "
-                "pipeline and pass `quantization='int8'` to `from_pretrained`."
-            )
+        check_saveable(self.components)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod
     def _check_checkpoint(cls, path: str) -> None:
         """Raises a `ValueError` naming what is missing when `path` is not a complete saved pipeline."""
-        index_file = os.path.join(path, "model_index.json")
-        if not os.path.isfile(index_file):
-            raise ValueError(f"{path} is not a saved {cls.__name__}: it has no model_index.json.")
-        try:
-            with open(index_file, encoding="utf-8") as f:
-                index = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{index_file} is not valid JSON: {err}") from err
-        expected = [name for name in cls._get_signature_keys(cls)[0] if name not in cls._optional_components]
-        missing = [name for name in expected if name not in index or index[name] in (None, [None, None])]
-        if missing:
-            raise ValueError(f"{index_file} lacks the component(s) {missing}; a {cls.__name__} needs {expected}.")
-        absent = [name for name in expected if not os.path.isdir(os.path.join(path, name))]
-        optional = [
-            name
-            for name in cls._optional_components
-            if index.get(name) not in (None, [None, None]) and not os.path.isdir(os.path.join(path, name))
-        ]
-        absent += optional
-        if absent:
-            raise ValueError(f"The checkpoint {path} is missing the folder(s) of component(s) {absent}.")
+        required = [name for name in cls._get_signature_keys(cls)[0] if name not in cls._optional_components]
+        check_checkpoint(path, cls.__name__, required, list(cls._optional_components))
 
     @classmethod
     def from_named_config(
