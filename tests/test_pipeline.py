@@ -11,6 +11,7 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from speech_data import gen, make_prompt
 
 from flashspeech_hf import FlashSpeechPipeline, FlashSpeechScheduler
+from flashspeech_hf.pipelines.utils import MAX_CHARACTERS_PER_SECOND
 
 TEXT = "Hello world, this is a test."
 
@@ -342,7 +343,7 @@ def test_long_output_is_refused_before_length_regulation(pipe, prompt_file, monk
         pipe(TEXT, prompt_file, generator=gen(0), prosody_alpha=0.0, max_output_seconds=limit)
     assert regulated == []
     # a limit the text's characters fit in, but not its phonemes at one frame each: refused before the models run
-    by_characters = len(TEXT) / module.MAX_CHARACTERS_PER_SECOND
+    by_characters = len(TEXT) / MAX_CHARACTERS_PER_SECOND
     assert by_characters < at_one_frame_each
     with pytest.raises(ValueError, match="at least .* s long .one latent frame per phoneme"):
         pipe(TEXT, prompt_file, max_output_seconds=(by_characters + at_one_frame_each) / 2)

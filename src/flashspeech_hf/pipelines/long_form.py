@@ -17,7 +17,7 @@ from ..text.sentence_splitting import (
     SENTENCE_END_MARKS,
     split_sentences,
 )
-from .pipeline_flashspeech_base import MAX_OUTPUT_SECONDS, MAX_PROMPT_SECONDS
+from .utils import MAX_OUTPUT_SECONDS, MAX_PROMPT_SECONDS
 
 DEFAULT_PAUSE_SECONDS = 0.3
 """Default silence after a sentence; half of it follows a clause of an over-long sentence."""
@@ -215,8 +215,8 @@ class FlashSpeechLongFormMixin:
         batches = []  # every batch's texts and generators are checked before any work
         for start in range(0, len(sentences), batch_size):
             texts, _, batch_generators, prosody_steps = self.check_inputs(
-                sentences[start : start + batch_size],
-                prompt_audio,
+                text=sentences[start : start + batch_size],
+                prompt_audio=prompt_audio,
                 generator=generators[start : start + batch_size],
                 **settings,
             )

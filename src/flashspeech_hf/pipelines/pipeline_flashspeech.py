@@ -10,24 +10,24 @@ from diffusers.utils import deprecate, replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
 from .long_form import FlashSpeechLongFormMixin
-from .pipeline_flashspeech_base import (
+from .pipeline_flashspeech_base import FlashSpeechBasePipeline
+from .pipeline_output import FlashSpeechPipelineOutput
+from .utils import (
     MAX_BATCH_SIZE,
     MAX_INFERENCE_STEPS,
     MAX_OUTPUT_SECONDS,
     MAX_PROMPT_SECONDS,
     MIN_PROMPT_SECONDS,
     SPEED_RANGE,
-    FlashSpeechBasePipeline,
     GeneratorInput,
-    _as_generators,
-    _check_callback,
-    _check_float,
-    _check_int,
-    _check_latents,
-    _check_output_type,
-    _check_text_length,
+    as_generators,
+    check_callback,
+    check_float,
+    check_int,
+    check_latents,
+    check_output_type,
+    check_text_length,
 )
-from .pipeline_output import FlashSpeechPipelineOutput
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -118,25 +118,25 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         self._check_common(num_inference_steps, prosody_alpha)
         if prosody_num_inference_steps is None:
             prosody_num_inference_steps = num_inference_steps
-        _check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
+        check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
         low, high = SPEED_RANGE
-        _check_float(speed, "speed", low, high, note=" 1.5 speaks 1.5 times faster than the predicted durations.")
-        n = _check_int(num_waveforms_per_prompt, "num_waveforms_per_prompt", 1)
+        check_float(speed, "speed", low, high, note=" 1.5 speaks 1.5 times faster than the predicted durations.")
+        n = check_int(num_waveforms_per_prompt, "num_waveforms_per_prompt", 1)
         if len(texts) * n > MAX_BATCH_SIZE:
             raise ValueError(
                 f"This call would generate {len(texts) * n} waveforms (len(text) * num_waveforms_per_prompt); at most "
                 f"{MAX_BATCH_SIZE} are generated in one call: split the texts over several calls."
             )
-        _check_output_type(output_type, return_dict)
-        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
-        _check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
+        check_output_type(output_type, return_dict)
+        check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
         for i, t in enumerate(texts):
-            _check_text_length(t, f"text[{i}]" if len(texts) > 1 else "text", max_output_seconds)
+            check_text_length(t, f"text[{i}]" if len(texts) > 1 else "text", max_output_seconds)
         for p in {id(p): p for p in prompts}.values():
             check_audio_input(p, prompt_sampling_rate, "prompt_audio", max_prompt_seconds, "max_prompt_seconds")
-        generators = _as_generators(generator, len(texts) * n)
-        _check_latents(latents, len(texts) * n, self.denoiser.config.latent_dim)
-        _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        generators = as_generators(generator, len(texts) * n)
+        check_latents(latents, len(texts) * n, self.denoiser.config.latent_dim)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         return texts, prompts, generators, int(prosody_num_inference_steps)
 
     @torch.no_grad()
@@ -216,10 +216,23 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         texts, prompts, generators, prosody_steps = self.check_inputs(
-            text, prompt_audio, prompt_sampling_rate, num_inference_steps, prosody_alpha, speed,
-            num_waveforms_per_prompt, generator, output_type, return_dict, prosody_num_inference_steps,
-            max_output_seconds, max_prompt_seconds, latents, callback_on_step_end, callback_on_step_end_tensor_inputs,
-        )  # fmt: skip
+            text=text,
+            prompt_audio=prompt_audio,
+            prompt_sampling_rate=prompt_sampling_rate,
+            num_inference_steps=num_inference_steps,
+            prosody_alpha=prosody_alpha,
+            speed=speed,
+            num_waveforms_per_prompt=num_waveforms_per_prompt,
+            generator=generator,
+            output_type=output_type,
+            return_dict=return_dict,
+            prosody_num_inference_steps=prosody_num_inference_steps,
+            max_output_seconds=max_output_seconds,
+            max_prompt_seconds=max_prompt_seconds,
+            latents=latents,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+        )
         device = self._execution_device
         n = num_waveforms_per_prompt
         tokens = self.tokenizer(texts, padding=True, return_tensors="pt")

@@ -11,20 +11,20 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
-from .pipeline_flashspeech_base import (
+from .pipeline_flashspeech_base import FlashSpeechBasePipeline
+from .pipeline_output import FlashSpeechEditOutput
+from .utils import (
     MAX_INFERENCE_STEPS,
     MAX_OUTPUT_SECONDS,
     MIN_PROMPT_SECONDS,
-    FlashSpeechBasePipeline,
     GeneratorInput,
-    _as_generators,
-    _check_callback,
-    _check_float,
-    _check_int,
-    _check_output_type,
-    _check_text_length,
+    as_generators,
+    check_callback,
+    check_float,
+    check_int,
+    check_output_type,
+    check_text_length,
 )
-from .pipeline_output import FlashSpeechEditOutput
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -117,16 +117,16 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         if not isinstance(original_text, str) or not original_text.strip():
             raise ValueError("The text of `audio` is empty: give the words spoken in it.")
         self._check_common(num_inference_steps, prosody_alpha)
-        _check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
+        check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
         if not isinstance(new_text, str) or not new_text.strip():
             raise ValueError("`new_text` is empty: give the sentence the edited recording should say.")
-        _check_float(crossfade_ms, "crossfade_ms", 0.0)
-        _check_output_type(output_type, return_dict)
-        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
-        _check_text_length(new_text, "new_text", max_output_seconds)
+        check_float(crossfade_ms, "crossfade_ms", 0.0)
+        check_output_type(output_type, return_dict)
+        check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        check_text_length(new_text, "new_text", max_output_seconds)
         check_audio_input(audio, sampling_rate, "audio", max_output_seconds, "max_output_seconds")
-        _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
-        return _as_generators(generator, 1)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        return as_generators(generator, 1)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -188,10 +188,21 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         generators = self.check_inputs(
-            audio, original_text, new_text, sampling_rate, num_inference_steps, prosody_alpha, generator, crossfade_ms,
-            output_type, return_dict, max_output_seconds, callback_on_step_end, callback_on_step_end_tensor_inputs,
+            audio=audio,
+            original_text=original_text,
+            new_text=new_text,
+            sampling_rate=sampling_rate,
+            num_inference_steps=num_inference_steps,
+            prosody_alpha=prosody_alpha,
+            generator=generator,
+            crossfade_ms=crossfade_ms,
+            output_type=output_type,
+            return_dict=return_dict,
+            max_output_seconds=max_output_seconds,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             prosody_num_inference_steps=prosody_num_inference_steps,
-        )  # fmt: skip
+        )
         new_phonemes = self.tokenizer.phonemize(new_text)[0]
         alignment = self.align(audio, original_text, sampling_rate, "audio", max_output_seconds)
         start, end, new_end = self._edit_span(alignment.phonemes, new_phonemes)

@@ -9,20 +9,20 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
-from .pipeline_flashspeech_base import (
+from .pipeline_flashspeech_base import FlashSpeechBasePipeline
+from .pipeline_output import FlashSpeechPipelineOutput
+from .utils import (
     MAX_INFERENCE_STEPS,
     MAX_OUTPUT_SECONDS,
     MAX_PROMPT_SECONDS,
     MIN_PROMPT_SECONDS,
-    FlashSpeechBasePipeline,
     GeneratorInput,
-    _as_generators,
-    _check_callback,
-    _check_float,
-    _check_int,
-    _check_output_type,
+    as_generators,
+    check_callback,
+    check_float,
+    check_int,
+    check_output_type,
 )
-from .pipeline_output import FlashSpeechPipelineOutput
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -82,21 +82,21 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         """
         self._check_aligner()
         self._check_common(num_inference_steps, prosody_alpha)
-        _check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
-        _check_float(strength, "strength", 0.0, 1.0, low_open=True)
+        check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
+        check_float(strength, "strength", 0.0, 1.0, low_open=True)
         if not isinstance(source_text, str) or not source_text.strip():
             raise ValueError("`source_text` is empty: give the words spoken in `source_audio`.")
-        _check_output_type(output_type, return_dict)
-        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
-        _check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
+        check_output_type(output_type, return_dict)
+        check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
         check_audio_input(source_audio, sampling_rate, "source_audio", max_output_seconds, "max_output_seconds")
         check_audio_input(
             reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds, "max_prompt_seconds"
         )
-        _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
-        return _as_generators(generator, 1)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        return as_generators(generator, 1)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -159,11 +159,23 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         generators = self.check_inputs(
-            source_audio, source_text, reference_audio, strength, num_inference_steps, prosody_alpha, generator,
-            sampling_rate, reference_sampling_rate, output_type, return_dict, max_output_seconds, max_prompt_seconds,
-            callback_on_step_end, callback_on_step_end_tensor_inputs,
+            source_audio=source_audio,
+            source_text=source_text,
+            reference_audio=reference_audio,
+            strength=strength,
+            num_inference_steps=num_inference_steps,
+            prosody_alpha=prosody_alpha,
+            generator=generator,
+            sampling_rate=sampling_rate,
+            reference_sampling_rate=reference_sampling_rate,
+            output_type=output_type,
+            return_dict=return_dict,
+            max_output_seconds=max_output_seconds,
+            max_prompt_seconds=max_prompt_seconds,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             prosody_num_inference_steps=prosody_num_inference_steps,
-        )  # fmt: skip
+        )
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
         alignment = self.align(source_audio, source_text, sampling_rate, "source_audio", max_output_seconds)
