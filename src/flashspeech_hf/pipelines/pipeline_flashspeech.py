@@ -251,12 +251,36 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         input_ids = tokens["input_ids"].to(device).repeat_interleave(n, dim=0)
         phoneme_mask = tokens["attention_mask"].to(device).bool().repeat_interleave(n, dim=0)
 
-        durations, frame_mask, log_pitch, latents = self.text_to_latents(
-            input_ids, phoneme_mask, prompt_hidden, prompt_mask, generators, num_inference_steps, prosody_alpha, speed,
-            prosody_steps, max_output_seconds, progress=True, latents=latents,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+        # phonemes, then prosody: durations, length regulation, pitch
+        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
+        durations, condition, frame_mask, log_pitch = self.predict_prosody(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, prosody_steps, generators,
+            max_output_seconds=max_output_seconds,
         )  # fmt: skip
+
+        # consistency sampling: the scheduler scales the input, turns the denoiser's output into the estimate and
+        # re-noises it; the condition's projections are computed once
+        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        num_channels = self.denoiser.config.latent_dim
+        latents = self.prepare_latents(num_channels, frame_mask, generators, latents=latents)
+        mask = frame_mask[:, None, :].to(torch.float32)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latents = latents * mask
+                model_input = self.scheduler.scale_model_input(latents, t)
+                model_output = self.denoiser(model_input, t.expand(latents.shape[0]), prepared).sample
+                step_kwargs = self.prepare_extra_step_kwargs(self.scheduler, i, num_channels, frame_mask, generators)
+                output = self.scheduler.step(model_output, t, latents, **step_kwargs)
+                latents = output.prev_sample
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "denoised": getattr(output, "denoised", None)}
+                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
+        latents = latents * mask
         return self._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, output_type, return_dict)
 
     def text_to_latents(
@@ -271,11 +295,11 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         speed: float,
         prosody_num_inference_steps: int,
         max_output_seconds: float,
-        **sampling_kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         The steps from phoneme ids and an encoded prompt to codec latents: phoneme encoding, prosody (durations, length
-        regulation, pitch) and consistency sampling. `__call__` and the long-form methods share them.
+        regulation, pitch) and consistency sampling, for the long-form methods (`__call__` shows the same steps, its
+        sampling loop written out).
 
         Args:
             input_ids (`torch.LongTensor` of shape `(B, L)`), phoneme_mask (`torch.BoolTensor` of shape `(B, L)`).
@@ -283,7 +307,6 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
                 The prompt encoder's output, one row per item.
             generators (`list`), num_inference_steps, prosody_alpha, speed, prosody_num_inference_steps,
             max_output_seconds: As in `__call__` (checked by `check_inputs`).
-            **sampling_kwargs: Passed to [`~FlashSpeechBasePipeline.sample_latents`] (`latents`, callbacks, ...).
 
         Returns:
             `(durations (B, L), frame_mask (B, T), log_pitch (B, T), latents (B, latent_dim, T))`.
@@ -294,7 +317,7 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
             prosody_num_inference_steps, generators, max_output_seconds=max_output_seconds,
         )  # fmt: skip
         latents = self.sample_latents(
-            condition, prompt_hidden, frame_mask, prompt_mask, num_inference_steps, generators, **sampling_kwargs
+            condition, prompt_hidden, frame_mask, prompt_mask, num_inference_steps, generators
         )
         return durations, frame_mask, log_pitch, latents
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 
 import torch
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
@@ -387,6 +386,29 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             return noise * scheduler.init_noise_sigma
         return scheduler.add_noise(start, noise, scheduler.sigmas[0])
 
+    def prepare_extra_step_kwargs(
+        self,
+        scheduler: FlashSpeechScheduler,
+        step: int,
+        num_channels: int,
+        mask: torch.Tensor,
+        generators: Sequence[torch.Generator | None],
+    ) -> dict:
+        """
+        The randomness of `scheduler.step` at step `step`: each item's own noise draw (float32, at its own length) for
+        the re-noising of every step but the last, or, for a compatible scheduler that draws its noise itself
+        (`CMStochasticIterativeScheduler`), the first item's generator.
+
+        Returns:
+            `dict` of keyword arguments for `scheduler.step`.
+        """
+        if "noise" not in inspect.signature(scheduler.step).parameters:
+            return {"generator": generators[0]}
+        if step + 1 == len(scheduler.timesteps):
+            return {}
+        lengths = mask.sum(dim=1).tolist()
+        return {"noise": self._randn(num_channels, lengths, generators, mask.device, torch.float32)}
+
     def sample_latents(
         self,
         condition: torch.Tensor,
@@ -395,7 +417,6 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         prompt_mask: torch.Tensor,
         num_inference_steps: int,
         generators: Sequence[torch.Generator | None],
-        **sampling_kwargs,
     ) -> torch.Tensor:
         """
         The denoiser's consistency sampling of codec latents: its step-independent work
@@ -405,7 +426,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             condition (`torch.Tensor` of shape `(batch_size, T, condition_dim)`): Frame-level condition.
             prompt_hidden (`torch.Tensor` of shape `(batch_size, Fp, H)`), prompt_mask (`(batch_size, Fp)`): Prompt.
             frame_mask (`torch.Tensor` of shape `(batch_size, T)`): True on valid frames.
-            num_inference_steps (`int`), generators (`list`), **sampling_kwargs: As in `sample_consistency`.
+            num_inference_steps (`int`), generators (`list`): As in `sample_consistency`.
 
         Returns:
             Float32 `torch.Tensor` of shape `(batch_size, latent_dim, T)`.
@@ -417,7 +438,6 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             frame_mask,
             num_inference_steps,
             generators,
-            **sampling_kwargs,
         )
 
     def sample_consistency(
@@ -427,45 +447,20 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         mask: torch.Tensor,
         num_inference_steps: int,
         generators: Sequence[torch.Generator | None],
-        start: torch.Tensor | None = None,
-        sigmas: list[float] | None = None,
-        progress: bool = False,
-        strength: float = 1.0,
-        latents: torch.Tensor | None = None,
-        callback_on_step_end: Callable | None = None,
-        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-        known_sample: torch.Tensor | None = None,
-        known_mask: torch.Tensor | None = None,
         scheduler: FlashSpeechScheduler | None = None,
     ) -> torch.Tensor:
         """
-        Multistep consistency sampling (Song et al. 2023, Algorithm 1) with the pipeline's scheduler: at each step the
-        model gets `scheduler.scale_model_input(x, t)` and `t`, and `scheduler.step` turns its raw output into the
-        denoised estimate and re-noises it.
+        Multistep consistency sampling (Song et al. 2023, Algorithm 1) from noise, as the task pipelines' `__call__`
+        loops do it: at each step the model gets `scheduler.scale_model_input(x, t)` and `t`, and `scheduler.step`
+        turns its raw output into the denoised estimate and re-noises it. The prosody refiners and long-form
+        synthesis sample through it.
 
         Args:
             model_fn (`Callable`): `(scaled x (B, channels, T), timestep (B,)) -> raw model output F (B, channels, T)`.
             channels (`int`): Channels of the sample.
             mask (`torch.Tensor` of shape `(batch_size, T)`): True on valid positions.
-            num_inference_steps (`int`): Network evaluations (ignored when `sigmas` is given).
+            num_inference_steps (`int`): Network evaluations.
             generators (`list[torch.Generator | None]`): One per item.
-            start (`torch.Tensor` of shape `(batch_size, channels, T)`, *optional*): A clean sample to start from,
-                noised to the first sigma (voice conversion, editing); pure noise when omitted.
-            sigmas (`list[float]`, *optional*): Explicit decreasing sigmas.
-            progress (`bool`): Show a progress bar.
-            strength (`float`, defaults to 1.0): With `start`, how far down the noise scale sampling starts (see
-                [`FlashSpeechScheduler.set_timesteps`]).
-            latents (`torch.Tensor`, *optional*): Initial noise instead of a draw (see
-                [`~FlashSpeechBasePipeline.prepare_latents`]).
-            callback_on_step_end (`Callable`, *optional*): Called after every step as
-                `callback_on_step_end(self, i, t, callback_kwargs)` with the tensors named in
-                `callback_on_step_end_tensor_inputs` (`"latents"`: the sample for the next step, `"denoised"`: this
-                step's estimate); a `"latents"` entry of the returned dict replaces the sample.
-            callback_on_step_end_tensor_inputs (`Sequence[str]`, defaults to `("latents",)`): Names passed to the
-                callback, from `_callback_tensor_inputs`.
-            known_sample (`torch.Tensor` of shape `(batch_size, channels, T)`, *optional*), known_mask
-                (`torch.BoolTensor` broadcastable to it, *optional*): Inpainting (editing): every estimate takes
-                `known_sample` where `known_mask` is True (see [`FlashSpeechScheduler.step`]).
             scheduler (`FlashSpeechScheduler`, *optional*): Defaults to `self.scheduler` (the prosody refiners sample
                 with [`~FlashSpeechBasePipeline.prosody_scheduler`]).
 
@@ -476,38 +471,14 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         seed draws the same noise at every precision; `model_fn` gets float32 samples.
         """
         scheduler = self.scheduler if scheduler is None else scheduler
-        device, dtype = mask.device, torch.float32
-        lengths = mask.sum(dim=1).tolist()
-        # a compatible scheduler of another class (`scheduler.compatibles`) gets only the arguments it takes
-        timestep_kwargs = {"sigmas": sigmas} if sigmas is not None else {}
-        if strength != 1.0:
-            timestep_kwargs["strength"] = strength
-        scheduler.set_timesteps(num_inference_steps, device=device, **timestep_kwargs)
-        per_item_noise = "noise" in inspect.signature(scheduler.step).parameters
-        timesteps = scheduler.timesteps
-        sample = self.prepare_latents(channels, mask, generators, latents=latents, start=start, scheduler=scheduler)
-        m = mask[:, None, :].to(dtype)
-        with self.progress_bar(total=len(timesteps)) if progress else nullcontext() as bar:
-            for i, t in enumerate(timesteps):
-                sample = sample * m
-                model_output = model_fn(scheduler.scale_model_input(sample, t), t.expand(mask.shape[0]))
-                if not per_item_noise:
-                    step_kwargs = {"generator": generators[0]}
-                elif i + 1 < len(timesteps):
-                    step_kwargs = {"noise": self._randn(channels, lengths, generators, device, dtype)}
-                else:
-                    step_kwargs = {}
-                if known_sample is not None:
-                    step_kwargs.update(known_sample=known_sample, known_mask=known_mask)
-                output = scheduler.step(model_output, t, sample, **step_kwargs)
-                sample, denoised = output.prev_sample, getattr(output, "denoised", None)
-                if callback_on_step_end is not None:
-                    tensors = {"latents": sample, "denoised": denoised}
-                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
-                    sample = callback_outputs.pop("latents", sample)
-                if bar is not None:
-                    bar.update()
+        scheduler.set_timesteps(num_inference_steps, device=mask.device)
+        sample = self.prepare_latents(channels, mask, generators, scheduler=scheduler)
+        m = mask[:, None, :].to(torch.float32)
+        for i, t in enumerate(scheduler.timesteps):
+            sample = sample * m
+            model_output = model_fn(scheduler.scale_model_input(sample, t), t.expand(mask.shape[0]))
+            step_kwargs = self.prepare_extra_step_kwargs(scheduler, i, channels, mask, generators)
+            sample = scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
         return sample * m
 
     def _refine(

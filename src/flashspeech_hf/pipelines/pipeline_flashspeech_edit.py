@@ -239,20 +239,30 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         is_context = torch.ones(1, 1, total, dtype=torch.bool, device=device)
         is_context[..., frame_start:span_end] = False
 
-        sample = self.sample_latents(
-            condition,
-            prompt_hidden,
-            frame_mask,
-            prompt_mask,
-            num_inference_steps,
-            generators,
-            start=known,
-            progress=True,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-            known_sample=known,
-            known_mask=is_context,
-        )
+        # consistency sampling of the whole new utterance; every estimate keeps the known context (inpainting)
+        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        num_channels = self.denoiser.config.latent_dim
+        latents = self.prepare_latents(num_channels, frame_mask, generators, start=known)
+        mask = frame_mask[:, None, :].to(torch.float32)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latents = latents * mask
+                model_input = self.scheduler.scale_model_input(latents, t)
+                model_output = self.denoiser(model_input, t.expand(latents.shape[0]), prepared).sample
+                step_kwargs = self.prepare_extra_step_kwargs(self.scheduler, i, num_channels, frame_mask, generators)
+                output = self.scheduler.step(
+                    model_output, t, latents, known_sample=known, known_mask=is_context, **step_kwargs
+                )
+                latents = output.prev_sample
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "denoised": getattr(output, "denoised", None)}
+                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
+        sample = latents * mask
         if output_type == "latent":  # the whole edited utterance, splice positions in latent frames
             audios, length = sample, total
             edit_start, edit_end, original_end = frame_start, span_end, frame_end

@@ -193,17 +193,27 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, prosody_num_inference_steps,
             generators, durations=alignment.durations[None].to(input_ids.device),
         )  # fmt: skip
-        latents = self.sample_latents(
-            condition,
-            prompt_hidden,
-            frame_mask,
-            prompt_mask,
-            num_inference_steps,
-            generators,
-            start=alignment.latents[None],
-            strength=float(strength),
-            progress=True,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+
+        # consistency sampling from the source latents noised to the level `strength` sets
+        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+        self.scheduler.set_timesteps(num_inference_steps, device=frame_mask.device, strength=float(strength))
+        timesteps = self.scheduler.timesteps
+        num_channels = self.denoiser.config.latent_dim
+        latents = self.prepare_latents(num_channels, frame_mask, generators, start=alignment.latents[None])
+        mask = frame_mask[:, None, :].to(torch.float32)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latents = latents * mask
+                model_input = self.scheduler.scale_model_input(latents, t)
+                model_output = self.denoiser(model_input, t.expand(latents.shape[0]), prepared).sample
+                step_kwargs = self.prepare_extra_step_kwargs(self.scheduler, i, num_channels, frame_mask, generators)
+                output = self.scheduler.step(model_output, t, latents, **step_kwargs)
+                latents = output.prev_sample
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "denoised": getattr(output, "denoised", None)}
+                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
+        latents = latents * mask
         return self._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, output_type, return_dict)
