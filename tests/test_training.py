@@ -263,7 +263,7 @@ disc = FlashSpeechDiscriminator(slm_config=dict(TINY_SLM_CONFIG), input_sampling
 components = ["prior_encoder", "prosody_generator", "denoiser"] if stage == 1 else ["prosody_generator"]
 module = FlashSpeechTrainingModule(
     pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
-    ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler), TrainingLossConfig(stage=stage, adversarial_start_step=0), components, pipe.tokenizer.pad_token_id, 100,
+    ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler, total_training_steps=100), TrainingLossConfig(stage=stage, adversarial_start_step=0), components, pipe.tokenizer.pad_token_id,
     scheduler=pipe.scheduler,
 )
 for refiner in (pipe.prosody_generator.duration_refiner, pipe.prosody_generator.pitch_refiner):
@@ -768,3 +768,22 @@ def test_vocoder_saves_atomically(tmp_path):
     ]
     assert json.loads((tmp_path / "train_vocoder_log.json").read_text()) == {"log": [2]}
     MelCodec.from_pretrained(tmp_path)
+
+
+def test_stage_and_components_are_checked_in_one_place():
+    from training_module import check_stage_components
+
+    assert check_stage_components(1) == ["prior_encoder", "prosody_generator", "denoiser"]
+    assert check_stage_components(2) == ["prosody_generator"]
+    assert check_stage_components(1, ["denoiser", "prior_encoder"]) == ["prior_encoder", "denoiser"]  # model order
+    for stage, components, match in (
+        (3, None, "stage must be 1 or 2"),
+        (1, [], "choose among"),
+        (1, ["codec"], "choose among"),
+        (2, ["denoiser"], "stage 2 trains only"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            check_stage_components(stage, components)
+    # the script reports the same check with its flags
+    with pytest.raises(ValueError, match=r"--stage 1 --train_components 'codec': train_components \['codec'\]"):
+        train.parse_args(["--prepared_dataset_dir", "x", "--output_dir", "y", "--train_components", "codec"])

@@ -54,6 +54,32 @@ from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum, sample_
 TRAINABLE_COMPONENTS = ("prior_encoder", "prosody_generator", "denoiser")
 
 
+def check_stage_components(stage: int, train_components: Sequence[str] | None = None) -> list[str]:
+    """
+    The components a training stage trains, checked (the one place the stage and its components are validated): stage
+    1 trains any non-empty subset of `TRAINABLE_COMPONENTS` (default: all three), stage 2 only the prosody
+    generator's refiners (`["prosody_generator"]`, the default).
+
+    Args:
+        stage (`int`): 1 or 2.
+        train_components (`Sequence[str]`, *optional*): The components asked for; `None` for the stage's default.
+
+    Returns:
+        `list[str]`: the components in `TRAINABLE_COMPONENTS` order.
+    """
+    if stage not in (1, 2):
+        raise ValueError(f"stage must be 1 or 2, got {stage}.")
+    if train_components is None:
+        return ["prosody_generator"] if stage == 2 else list(TRAINABLE_COMPONENTS)
+    components = list(train_components)
+    unknown = sorted(set(components) - set(TRAINABLE_COMPONENTS))
+    if unknown or not components:
+        raise ValueError(f"train_components {components}: choose among {list(TRAINABLE_COMPONENTS)}.")
+    if stage == 2 and components != ["prosody_generator"]:
+        raise ValueError("stage 2 trains only the prosody refiners: train_components must be ['prosody_generator'].")
+    return [name for name in TRAINABLE_COMPONENTS if name in components]
+
+
 @dataclasses.dataclass
 class TrainingLossConfig:
     """
@@ -147,12 +173,12 @@ class FlashSpeechTrainingModule(nn.Module):
         denoiser ([`FlashSpeechDenoiser`]): The models.
         codec (`nn.Module`): The frozen codec; it decodes latents for the adversarial loss.
         curriculum ([`~flashspeech_hf.training_utils.ConsistencyTrainingCurriculum`]): The iCT noise levels and
-            weights (`s0`/`s1`, over the scheduler's Karras scale); its `sigma_max` also bounds the denoising
-            objective's levels.
+            weights (`s0`/`s1` over the scheduler's Karras scale, and `total_training_steps`, K, the length of the
+            N(k) curriculum); its `sigma_max` also bounds the denoising objective's levels.
         config ([`TrainingLossConfig`]): The stage and its loss settings.
-        train_components (`Sequence[str]`): Which of `prior_encoder`, `prosody_generator`, `denoiser` train.
+        train_components (`Sequence[str]`): Which of `prior_encoder`, `prosody_generator`, `denoiser` train (see
+            [`check_stage_components`]).
         pad_token_id (`int`): Padding id of the re-padded phoneme ids.
-        curriculum_steps (`int`): `K`, the length of the N(k) curriculum.
         weight_dtype (`torch.dtype`, defaults to `torch.float32`): The dtype of the frozen models (mixed precision).
         scheduler ([`FlashSpeechScheduler`]): The pipeline's scheduler, whose consistency scalings
             (`precondition_inputs`, `precondition_noise`, `precondition_outputs`) turn the models' raw outputs into
@@ -169,9 +195,9 @@ class FlashSpeechTrainingModule(nn.Module):
     >>> pipe = FlashSpeechPipeline.from_named_config("tiny")
     >>> module = FlashSpeechTrainingModule(
     ...     pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
-    ...     ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler),
+    ...     ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler, total_training_steps=1000),
     ...     TrainingLossConfig(stage=1), train_components=["prior_encoder", "prosody_generator", "denoiser"],
-    ...     pad_token_id=pipe.tokenizer.pad_token_id, curriculum_steps=1000, scheduler=pipe.scheduler,
+    ...     pad_token_id=pipe.tokenizer.pad_token_id, scheduler=pipe.scheduler,
     ... )
     >>> batch = next(iter(loader))  # doctest: +SKIP  (a `data_utils.collate_prepared` batch of a prepared dataset)
     >>> output = module(batch, step=0, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
@@ -191,17 +217,12 @@ class FlashSpeechTrainingModule(nn.Module):
         config: TrainingLossConfig,
         train_components: Sequence[str],
         pad_token_id: int,
-        curriculum_steps: int,
         weight_dtype: torch.dtype = torch.float32,
         *,
         scheduler: FlashSpeechScheduler,
     ):
         super().__init__()
-        unknown = sorted(set(train_components) - set(TRAINABLE_COMPONENTS))
-        if unknown or not train_components:
-            raise ValueError(f"train_components {list(train_components)}: choose among {list(TRAINABLE_COMPONENTS)}.")
-        if config.stage not in (1, 2):
-            raise ValueError(f"stage must be 1 or 2, got {config.stage}.")
+        train_components = check_stage_components(config.stage, train_components)
         # registration order = the order of `trainable_parameters()` = the optimizer's parameter order in checkpoints
         self.prior_encoder = prior_encoder
         self.prosody_generator = prosody_generator
@@ -210,18 +231,13 @@ class FlashSpeechTrainingModule(nn.Module):
         self.curriculum = curriculum
         self.scheduler = scheduler
         self.config = config
-        self.train_components = [name for name in TRAINABLE_COMPONENTS if name in train_components]
+        self.train_components = train_components
         self.pad_token_id = pad_token_id
-        self.curriculum_steps = curriculum_steps
         self.weight_dtype = weight_dtype
         for name in TRAINABLE_COMPONENTS:
             self.get_submodule(name).requires_grad_(name in self.train_components)
         refiners = (prosody_generator.duration_refiner, prosody_generator.pitch_refiner)
         if config.stage == 2:
-            if self.train_components != ["prosody_generator"]:
-                raise ValueError(
-                    "Stage 2 trains only the prosody refiners: train_components must be prosody_generator."
-                )
             prosody_generator.requires_grad_(False)
             for refiner in refiners:
                 refiner.requires_grad_(True)
@@ -317,9 +333,7 @@ class FlashSpeechTrainingModule(nn.Module):
         return self._stage1_losses(batch, step, generator, discriminator)
 
     def _training_levels(self, batch_size: int, step: int, generator, device):
-        sigma_low, sigma_high, weights = self.curriculum.sample_training_sigmas(
-            batch_size, step, generator, total_training_steps=self.curriculum_steps
-        )
+        sigma_low, sigma_high, weights = self.curriculum.sample_training_sigmas(batch_size, step, generator)
         return sigma_low.to(device), sigma_high.to(device), weights.to(device)
 
     def _stage1_losses(self, batch, step, generator, discriminator) -> FlashSpeechTrainingOutput:
