@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import torch
-from diffusers.utils import logging
 from torch import nn
-
-logger = logging.get_logger(__name__)
 
 
 def resize_embedding(old: nn.Embedding, new_num_tokens: int) -> nn.Embedding:
@@ -32,29 +29,6 @@ def resize_embedding(old: nn.Embedding, new_num_tokens: int) -> nn.Embedding:
     with torch.no_grad():
         new.weight[:keep] = old.weight[:keep]
     return new
-
-
-class DropLegacyConfigKeysMixin:
-    """
-    Lets a `ConfigMixin` class load configs saved by older versions that carry keys it no longer takes: the keys in
-    `_legacy_config_keys` (key -> where it went) are dropped with an info log, not kept as hidden config entries, so
-    a re-saved config is clean.
-    """
-
-    _legacy_config_keys: dict[str, str] = {}
-
-    @classmethod
-    def extract_init_dict(cls, config_dict: dict, **kwargs):
-        legacy = sorted(key for key in cls._legacy_config_keys if key in config_dict)
-        if legacy:
-            where = "; ".join(f"{key}: {cls._legacy_config_keys[key]}" for key in legacy)
-            logger.info(
-                f"Ignoring the keys {legacy} of this {cls.__name__} config, which it no longer takes ({where})."
-            )
-            config_dict = {k: v for k, v in config_dict.items() if k not in legacy}
-            if "_use_default_values" in config_dict:
-                config_dict["_use_default_values"] = [k for k in config_dict["_use_default_values"] if k not in legacy]
-        return super().extract_init_dict(config_dict, **kwargs)
 
 
 CONSISTENCY_CONFIG_KEYS = {

@@ -13,7 +13,8 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
-from .model_utils import CONSISTENCY_CONFIG_KEYS, DropLegacyConfigKeysMixin
+from ..configuration_utils import DropLegacyConfigKeysMixin
+from .model_utils import CONSISTENCY_CONFIG_KEYS
 
 
 class SinusoidalNoiseEmbedding(nn.Module):

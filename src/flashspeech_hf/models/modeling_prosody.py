@@ -10,8 +10,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
+from ..configuration_utils import DropLegacyConfigKeysMixin
 from ..precision import KeepInFloat32Mixin
-from .model_utils import CONSISTENCY_CONFIG_KEYS, DropLegacyConfigKeysMixin
+from .model_utils import CONSISTENCY_CONFIG_KEYS
 from .modeling_denoiser import WaveNet
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils import BaseOutput, logging
+from diffusers.utils import BaseOutput
 
-logger = logging.get_logger(__name__)
+from ..configuration_utils import DropLegacyConfigKeysMixin
 
 PAPER_TWO_STEP_SIGMA = 2.0
 """The intermediate level of two-step sampling in the FlashSpeech paper (the default `two_step_sigma`)."""
@@ -111,7 +111,7 @@ class FlashSpeechSchedulerOutput(BaseOutput):
     denoised: torch.Tensor
 
 
-class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
+class FlashSpeechScheduler(DropLegacyConfigKeysMixin, SchedulerMixin, ConfigMixin):
     """
     Sampling schedule and consistency parametrization of the latent consistency model of FlashSpeech.
 
@@ -170,6 +170,10 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
     # config-compatible: `CMStochasticIterativeScheduler.from_config(scheduler.config)` and back round-trip, and it
     # applies the same scalings and c_noise (`clip_denoised=False` for unbounded codec latents)
     _compatibles = ["CMStochasticIterativeScheduler"]
+    _legacy_config_keys = {
+        key: "the training curriculum, now `flashspeech_hf.training_utils.ConsistencyTrainingCurriculum`"
+        for key in LEGACY_TRAINING_KEYS
+    }
     order = 1
 
     @register_to_config
@@ -193,21 +197,6 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         self.timesteps = self.sigma_to_t(self.sigmas)
         self._step_index: int | None = None
         self._begin_index: int | None = None
-
-    @classmethod
-    def extract_init_dict(cls, config_dict, **kwargs):
-        # configs saved before the training curriculum moved out carry its keys: drop them (not kept as hidden keys,
-        # so a re-saved config is clean)
-        legacy = sorted(key for key in LEGACY_TRAINING_KEYS if key in config_dict)
-        if legacy:
-            logger.info(
-                f"Ignoring the training-curriculum keys {legacy} of this scheduler config: they moved to "
-                "`flashspeech_hf.training_utils.ConsistencyTrainingCurriculum` and are no longer part of the scheduler."
-            )
-            config_dict = {k: v for k, v in config_dict.items() if k not in legacy}
-            if "_use_default_values" in config_dict:
-                config_dict["_use_default_values"] = [k for k in config_dict["_use_default_values"] if k not in legacy]
-        return super().extract_init_dict(config_dict, **kwargs)
 
     def __len__(self) -> int:
         """Number of noise levels currently set (`len(self.timesteps)`)."""
