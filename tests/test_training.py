@@ -112,6 +112,14 @@ def prepared(tmp_path_factory) -> Path:
     return make_prepared_dir(tmp_path_factory.mktemp("prepared"))
 
 
+def consistency(pipe: FlashSpeechPipeline, x, sigma, condition, prompt_hidden, frame_mask, prompt_mask):
+    """f(x, sigma): the pipeline's scheduler's scalings around the denoiser's raw output (as training computes it)."""
+    scheduler = pipe.scheduler
+    raw = pipe.denoiser(scheduler.precondition_inputs(x, sigma), scheduler.precondition_noise(sigma), condition,
+                        prompt_hidden, frame_mask, prompt_mask).sample  # fmt: skip
+    return scheduler.precondition_outputs(x, raw, sigma)
+
+
 @torch.no_grad()
 def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: int = 11, pairs=slice(None)) -> float:
     """The iCT loss of `pipe` on the whole prepared set at every adjacent pair of `num_levels` levels, fixed noise."""
@@ -131,8 +139,8 @@ def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: i
     for low, high in list(zip(sigmas[:-1], sigmas[1:]))[pairs]:
         b = latents.shape[0]
         f = [
-            pipe.denoiser((latents + s * noise) * frame_mask[:, None], s.expand(b), condition, prompt_hidden, frame_mask,
-                          prompt_mask).sample
+            consistency(pipe, (latents + s * noise) * frame_mask[:, None], s.expand(b), condition, prompt_hidden,
+                        frame_mask, prompt_mask)
             for s in (high, low)
         ]  # fmt: skip
         losses.append(float(consistency_training_loss(f[0], f[1], (1 / (high - low)).expand(b), frame_mask)))
@@ -294,7 +302,8 @@ disc = FlashSpeechDiscriminator(slm_config=dict(TINY_SLM_CONFIG), input_sampling
 components = ["prior_encoder", "prosody_generator", "denoiser"] if stage == 1 else ["prosody_generator"]
 module = FlashSpeechTrainingModule(
     pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
-    ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler), TrainingLossConfig(stage=stage, adversarial_start_step=0), components, pipe.tokenizer.pad_token_id, 100,
+    ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler, total_training_steps=100), TrainingLossConfig(stage=stage, adversarial_start_step=0), components, pipe.tokenizer.pad_token_id,
+    scheduler=pipe.scheduler,
 )
 for refiner in (pipe.prosody_generator.duration_refiner, pipe.prosody_generator.pitch_refiner):
     torch.nn.init.normal_(refiner.out_proj.weight, std=0.1)  # zero-initialised: their inputs would get no gradient
@@ -544,8 +553,8 @@ def one_step_error(pipe: FlashSpeechPipeline, prepared: Path) -> float:
     condition = frame_hidden + pipe.prosody_generator.embed_pitch(batch["log_pitch"], frame_mask)
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
     sigma = torch.full((latents.shape[0],), 80.0)
-    out = pipe.denoiser((latents + 80.0 * noise) * frame_mask[:, None], sigma, condition, prompt_hidden, frame_mask,
-                        batch["prompt_mask"]).sample  # fmt: skip
+    out = consistency(pipe, (latents + 80.0 * noise) * frame_mask[:, None], sigma, condition, prompt_hidden, frame_mask,
+                      batch["prompt_mask"])  # fmt: skip
     mask = frame_mask[:, None].expand_as(latents)
     return float(((out - latents) ** 2)[mask].mean())
 
@@ -853,3 +862,22 @@ def test_vocoder_saves_atomically(tmp_path):
     ]
     assert json.loads((tmp_path / "train_vocoder_log.json").read_text()) == {"log": [2]}
     MelCodec.from_pretrained(tmp_path)
+
+
+def test_stage_and_components_are_checked_in_one_place():
+    from training_module import check_stage_components
+
+    assert check_stage_components(1) == ["prior_encoder", "prosody_generator", "denoiser"]
+    assert check_stage_components(2) == ["prosody_generator"]
+    assert check_stage_components(1, ["denoiser", "prior_encoder"]) == ["prior_encoder", "denoiser"]  # model order
+    for stage, components, match in (
+        (3, None, "stage must be 1 or 2"),
+        (1, [], "choose among"),
+        (1, ["codec"], "choose among"),
+        (2, ["denoiser"], "stage 2 trains only"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            check_stage_components(stage, components)
+    # the script reports the same check with its flags
+    with pytest.raises(ValueError, match=r"--stage 1 --train_components 'codec': train_components \['codec'\]"):
+        train.parse_args(["--prepared_dataset_dir", "x", "--output_dir", "y", "--train_components", "codec"])

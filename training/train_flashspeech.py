@@ -82,6 +82,7 @@ from training_module import (
     TRAINABLE_COMPONENTS,
     FlashSpeechTrainingModule,
     TrainingLossConfig,
+    check_stage_components,
     discriminator_step_loss,
 )
 
@@ -402,14 +403,13 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
         raise ValueError("Need 0 < --prompt_ratio_min <= --prompt_ratio_max < 1.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id.")
-    if args.train_components is None:
-        args.train_components = "prosody_generator" if args.stage == 2 else ",".join(TRAINABLE_COMPONENTS)
-    components = [c.strip() for c in args.train_components.split(",") if c.strip()]
-    bad = sorted(set(components) - set(TRAINABLE_COMPONENTS))
-    if bad or not components:
-        raise ValueError(f"--train_components {args.train_components!r}: choose among {list(TRAINABLE_COMPONENTS)}.")
-    if args.stage == 2 and components != ["prosody_generator"]:
-        raise ValueError("--stage 2 trains only the prosody refiners: use --train_components prosody_generator.")
+    requested = None
+    if args.train_components is not None:
+        requested = [c.strip() for c in args.train_components.split(",") if c.strip()]
+    try:
+        components = check_stage_components(args.stage, requested)
+    except ValueError as err:
+        raise ValueError(f"--stage {args.stage} --train_components {args.train_components!r}: {err}") from err
     if args.use_lora and not set(components) <= set(LORA_COMPONENTS):
         raise ValueError(f"--use_lora adapts only {list(LORA_COMPONENTS)}; got --train_components {components}.")
     args.train_components = components
@@ -987,12 +987,14 @@ def main(args_list: list[str] | None = None) -> dict:
     codec, scheduler = pipe.codec, pipe.scheduler
     curriculum_kwargs = {"s0": args.s0, "s1": args.s1 if args.s1 is not None else (160 if args.stage == 2 else None)}
     ct_curriculum = ConsistencyTrainingCurriculum.from_scheduler(
-        scheduler, **{k: v for k, v in curriculum_kwargs.items() if v is not None}
+        scheduler,
+        total_training_steps=args.curriculum_total_steps or args.max_train_steps,  # K, given once
+        **{k: v for k, v in curriculum_kwargs.items() if v is not None},
     )
-    curriculum_steps = args.curriculum_total_steps or args.max_train_steps
     if args.consistency_schedule == "ect":
         ct_curriculum = EasyConsistencyTuningSchedule.from_scheduler(
             scheduler,
+            total_training_steps=args.curriculum_total_steps or args.max_train_steps,
             num_stages=args.ect_num_stages,
             q=args.ect_q,
             p_mean=args.denoising_p_mean,
@@ -1010,8 +1012,8 @@ def main(args_list: list[str] | None = None) -> dict:
         TrainingLossConfig.from_args(args),
         train_components=args.train_components,
         pad_token_id=tokenizer.pad_token_id,
-        curriculum_steps=curriculum_steps,
         weight_dtype=weight_dtype,
+        scheduler=scheduler,
     )
     trained = model.train_components
     # LoRA: adapters injected into the models in place (their base weights frozen); `peft_models` save and merge them
@@ -1172,11 +1174,9 @@ def main(args_list: list[str] | None = None) -> dict:
         progress_bar.update(1)
         step_logs["lr"] = lr_scheduler.get_last_lr()[0]
         if args.consistency_schedule == "ect":
-            step_logs["ect_stage"] = ct_curriculum.stage(global_step - 1, curriculum_steps)
+            step_logs["ect_stage"] = ct_curriculum.stage(global_step - 1)
         else:
-            step_logs["num_discretization_steps"] = ct_curriculum.num_discretization_steps(
-                global_step - 1, curriculum_steps
-            )
+            step_logs["num_discretization_steps"] = ct_curriculum.num_discretization_steps(global_step - 1)
         loss_history.append(dict(step_logs))
         progress_bar.set_postfix(loss=step_logs["loss"], lr=step_logs["lr"])
         accelerator.log(dict(step_logs), step=global_step)

@@ -597,3 +597,20 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sampl
         audio = audio.detach().float().cpu().numpy()
     with open_audio_for_writing(path, sampling_rate) as handle:
         handle.write(np.asarray(audio))
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """
+    Writes a text file atomically: `text` goes to a hidden temporary file in the same folder (named with the process
+    id, so concurrent writers do not collide), which then replaces `path` (`os.replace`).
+
+    Args:
+        path (`str` or `os.PathLike`): The file to write.
+        text (`str`): Its content (UTF-8, newlines as given).
+    """
+    path = os.fspath(path)
+    remove_stale_partials(path)
+    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.partial")
+    with open(temporary, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    os.replace(temporary, path)

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .audio import read_audio_file, remove_stale_partials, write_audio
+from .audio import read_audio_file, write_audio, write_text_atomically
 
 __all__ = ["SynthesisRow", "rows_from_csv", "rows_from_dataset", "synthesize_rows"]
 
@@ -217,14 +217,6 @@ def _row_seed(row: SynthesisRow, default_seed: int) -> int:
     return int(match.group(1))
 
 
-def _write_text_atomically(path: str, text: str) -> None:
-    remove_stale_partials(path)
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.partial")
-    with open(temporary, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
 def _record_seed(journal: str, row_id: str, seed: int) -> None:
     """
     Appends the seed of a row to this process's journal before its audio is written, so that a run that is killed
@@ -260,7 +252,7 @@ def _write_metadata(rows: Sequence[SynthesisRow], output_dir: str, seeds: dict[s
         if os.path.isfile(os.path.join(output_dir, file_name)):
             writer.writerow([file_name, row.id, row.text, row.prompt, seeds.get(row.id, row.seed)])
             count += 1
-    _write_text_atomically(os.path.join(output_dir, "metadata.csv"), buffer.getvalue())
+    write_text_atomically(os.path.join(output_dir, "metadata.csv"), buffer.getvalue())
     return count
 
 
@@ -325,7 +317,7 @@ def synthesize_rows(
                 part["seeds"][row.id] = row_seed
             except Exception as err:  # one bad row is reported; the others continue
                 part["failed"].append({"id": row.id, "error": f"{type(err).__name__}: {err}"})
-    _write_text_atomically(os.path.join(parts, f"part-{state.process_index}.json"), json.dumps(part))
+    write_text_atomically(os.path.join(parts, f"part-{state.process_index}.json"), json.dumps(part))
     state.wait_for_everyone()
     if not state.is_main_process:
         state.wait_for_everyone()
@@ -347,7 +339,7 @@ def synthesize_rows(
             for record in csv.DictReader(handle):
                 seeds.setdefault(record["id"], record["seed"])
     report["num_listed"] = _write_metadata(rows, output_dir, seeds)
-    _write_text_atomically(os.path.join(output_dir, REPORT_FILE), json.dumps(report, indent=2) + "\n")
+    write_text_atomically(os.path.join(output_dir, REPORT_FILE), json.dumps(report, indent=2) + "\n")
     shutil.rmtree(parts, ignore_errors=True)
     state.wait_for_everyone()
     return report

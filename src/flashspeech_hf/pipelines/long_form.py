@@ -17,6 +17,7 @@ from ..text.sentence_splitting import (
     SENTENCE_END_MARKS,
     split_sentences,
 )
+from .utils import MAX_OUTPUT_SECONDS, MAX_PROMPT_SECONDS
 
 DEFAULT_PAUSE_SECONDS = 0.3
 """Default silence after a sentence; half of it follows a clause of an over-long sentence."""
@@ -142,8 +143,8 @@ class FlashSpeechLongFormMixin:
         max_sentence_characters: int = DEFAULT_MAX_SENTENCE_CHARACTERS,
         output_type: str = "np",
         prosody_num_inference_steps: int = 1,
-        max_output_seconds: float = 60.0,
-        max_prompt_seconds: float = 30.0,
+        max_output_seconds: float = MAX_OUTPUT_SECONDS,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
     ) -> Iterator[FlashSpeechAudioChunk]:
         r"""
         Speaks `text` in the voice of `prompt_audio`, yielding the audio sentence by sentence as soon as each batch of
@@ -214,8 +215,8 @@ class FlashSpeechLongFormMixin:
         batches = []  # every batch's texts and generators are checked before any work
         for start in range(0, len(sentences), batch_size):
             texts, _, batch_generators, prosody_steps = self.check_inputs(
-                sentences[start : start + batch_size],
-                prompt_audio,
+                text=sentences[start : start + batch_size],
+                prompt_audio=prompt_audio,
                 generator=generators[start : start + batch_size],
                 **settings,
             )
@@ -318,8 +319,8 @@ class FlashSpeechLongFormMixin:
         output_type: str = "np",
         return_dict: bool = True,
         prosody_num_inference_steps: int = 1,
-        max_output_seconds: float = 60.0,
-        max_prompt_seconds: float = 30.0,
+        max_output_seconds: float = MAX_OUTPUT_SECONDS,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
     ) -> FlashSpeechLongFormOutput | tuple:
         r"""
         Speaks a text of any length in the voice of `prompt_audio` as one waveform: the text is split into sentences
