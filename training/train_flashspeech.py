@@ -85,7 +85,7 @@ from flashspeech_hf import (
 )
 from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config
 from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator
-from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum, idle_cpu_count
+from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum, idle_cpu_count, resolve_mixed_precision
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -211,7 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--adam_weight_decay", type=float, default=1e-2)
     add("--adam_epsilon", type=float, default=1e-8)
     add("--max_grad_norm", type=float, default=1.0)
-    add("--mixed_precision", type=str, default=None, choices=("no", "fp16", "bf16"))
+    add(
+        "--mixed_precision",
+        type=str,
+        default=None,
+        choices=("no", "fp16", "bf16", "auto"),
+        help="Autocast of the models' forward (the weights, losses, consistency targets and optimizer state stay\n"
+        "float32). `auto`: bf16 where the device computes in bfloat16 natively (AVX512-BF16/AMX CPUs, CUDA), else\n"
+        "no, with a log line. Default: Accelerate's configuration.",
+    )
     add("--allow_tf32", action="store_true")
     add("--dataloader_num_workers", type=int, default=0)
     add("--seed", type=int, default=0)
@@ -314,8 +322,8 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
     check_numeric_flags(args, NUMERIC_FLAGS, FLAG_HINTS)
     if args.s0 is not None and args.s1 is not None and args.s1 < args.s0:
         raise ValueError(f"--s1 ({args.s1}) must be >= --s0 ({args.s0}): N(k) grows from s0 to s1.")
-    if args.mixed_precision not in (None, "no", "fp16", "bf16"):
-        raise ValueError(f"--mixed_precision must be 'no', 'fp16' or 'bf16', got {args.mixed_precision!r}.")
+    if args.mixed_precision not in (None, "no", "fp16", "bf16", "auto"):
+        raise ValueError(f"--mixed_precision must be 'no', 'fp16', 'bf16' or 'auto', got {args.mixed_precision!r}.")
     if args.pretrained_model_name_or_path is None and args.pipeline_config is None:
         args.pipeline_config = "tiny"
     if args.stage == 2 and args.pretrained_model_name_or_path is None:
@@ -838,6 +846,10 @@ def main(args_list: list[str] | None = None) -> dict:
     args = parse_args(args_list)
     os.makedirs(args.output_dir, exist_ok=True)
     logging_dir = Path(args.output_dir, args.logging_dir)
+    precision_note = None
+    if args.mixed_precision == "auto":
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        args.mixed_precision, precision_note = resolve_mixed_precision("auto", device_type)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
@@ -845,6 +857,9 @@ def main(args_list: list[str] | None = None) -> dict:
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(logging_dir)),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if precision_note is not None:
+        logger.warning(precision_note)
+    logger.info(f"Mixed precision: {accelerator.mixed_precision} (--mixed_precision).")
     if args.allow_tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
     set_seed(args.seed)
@@ -918,6 +933,11 @@ def main(args_list: list[str] | None = None) -> dict:
             raise ValueError(f"No utterance has at most --max_train_frames={args.max_train_frames} frames.")
     num_rows = len(dataset)
     dataset = dataset.add_column("row_id", list(range(num_rows)))
+    # rows as tensors: collating python lists took 4x longer (13 of a demo step's ~350 ms on one thread)
+    tensor_columns = [
+        c for c in ("input_ids", "latents", "log_pitch", "durations", "row_id") if c in dataset.column_names
+    ]
+    dataset = dataset.with_format("torch", columns=tensor_columns, output_all_columns=True)
     if args.streaming:
         num_shards = max(accelerator.num_processes, min(num_rows, 8 * accelerator.num_processes))
         dataset = dataset.to_iterable_dataset(num_shards=num_shards)
@@ -1007,12 +1027,15 @@ def main(args_list: list[str] | None = None) -> dict:
 
     # ---------------- optimizers: the parameters in component order, as checkpoints of earlier versions hold them
     params = model.trainable_parameters()
+    # the fused kernel: one pass per parameter (the per-tensor loop took 2.5x longer on a CPU); same state dict
+    fused = accelerator.device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(
         params,
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.adam_weight_decay,
         eps=args.adam_epsilon,
+        fused=fused,
     )
     lr_scheduler = get_scheduler(
         args.lr_scheduler,
@@ -1031,6 +1054,7 @@ def main(args_list: list[str] | None = None) -> dict:
             betas=(args.adam_beta1, args.adam_beta2),
             weight_decay=args.adam_weight_decay,
             eps=args.adam_epsilon,
+            fused=fused,
         )
         discriminator, d_optimizer = accelerator.prepare(discriminator, d_optimizer)
 
