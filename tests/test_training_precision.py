@@ -140,3 +140,26 @@ def test_vocoder_bf16_autocasts_the_backbone_and_keeps_the_head_and_losses_float
     assert all(p.grad is None or p.grad.dtype == torch.float32 for p in codec.parameters())
     assert losses["loss"].item() == pytest.approx(reference["loss"].item(), rel=0.05)
     assert vocoder.parse_args(["--audio_dir", ".", "--output_dir", "o", "--mixed_precision", "auto"]).mixed_precision
+
+
+def test_checkpoints_resume_with_or_without_torch_compile(prepared, tmp_path):
+    """
+    The compiled denoiser (in place) saves the keys of the plain one, so checkpoints resume across the two: a compiled
+    run's checkpoint resumes without compiling and continues as the compiled run did (the `eager` backend: tracing
+    only, no code generation, to stay quick).
+    """
+    import shutil
+
+    from safetensors.torch import load_file
+
+    common = ["--max_train_steps", "4", "--checkpointing_steps", "2", "--adversarial_start_step", "1000"]
+    compiled = train.main(base_args(prepared, tmp_path / "a", *common, "--torch_compile_backend", "eager"))
+    keys = load_file(tmp_path / "a" / "checkpoint-2" / "denoiser" / "diffusion_pytorch_model.safetensors").keys()
+    assert keys and not any("_orig_mod" in k for k in keys)
+    (tmp_path / "b").mkdir()
+    shutil.copytree(tmp_path / "a" / "checkpoint-2", tmp_path / "b" / "checkpoint-2")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    plain = train.main(base_args(prepared, tmp_path / "b", *common, "--resume_from_checkpoint", "latest"))
+    assert plain["global_step"] == 4
+    for a, b in zip(compiled["loss_history"][2:], plain["loss_history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)

@@ -220,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
         "float32). `auto`: bf16 where the device computes in bfloat16 natively (AVX512-BF16/AMX CPUs, CUDA), else\n"
         "no, with a log line. Default: Accelerate's configuration.",
     )
+    add(
+        "--torch_compile_backend",
+        type=str,
+        default=None,
+        help="torch.compile the denoiser's forward with this backend (`inductor`), dynamic shapes, in place\n"
+        "(`nn.Module.compile`): state dicts keep their keys, so checkpoints resume with or without it.",
+    )
     add("--allow_tf32", action="store_true")
     add("--dataloader_num_workers", type=int, default=0)
     add("--seed", type=int, default=0)
@@ -972,6 +979,8 @@ def main(args_list: list[str] | None = None) -> dict:
         model.adaptive_weight_parameter()  # raises now if LoRA left nothing trainable at the denoiser's last layer
     discriminator = build_discriminator(args, codec.sampling_rate) if use_adv else None
     model.to(accelerator.device).train()
+    if args.torch_compile_backend is not None:
+        model.denoiser.compile(backend=args.torch_compile_backend, dynamic=True)
     if weight_dtype != torch.float32:
         for frozen in [codec] + [m for n, m in model.components.items() if n not in trained]:
             frozen.to(dtype=weight_dtype)
@@ -1086,7 +1095,7 @@ def main(args_list: list[str] | None = None) -> dict:
     )
     loss_history: list[dict[str, float]] = []
     seen_rows: list[int] = []
-    start_time, frames_trained = time.perf_counter(), 0
+    start_time, frames_trained, step_end_seconds = time.perf_counter(), 0, []
 
     while global_step < args.max_train_steps:
         step_logs: dict[str, torch.Tensor] = collections.defaultdict(float)
@@ -1122,6 +1131,7 @@ def main(args_list: list[str] | None = None) -> dict:
         if not math.isfinite(step_logs["loss"]):
             raise FloatingPointError(f"The loss became {step_logs['loss']} at step {global_step}.")
         global_step += 1
+        step_end_seconds.append(time.perf_counter() - start_time)
         progress_bar.update(1)
         step_logs["lr"] = lr_scheduler.get_last_lr()[0]
         step_logs["num_discretization_steps"] = ct_curriculum.num_discretization_steps(
@@ -1164,6 +1174,8 @@ def main(args_list: list[str] | None = None) -> dict:
         "num_rows": num_rows,
         "language": tokenizer.language,
         "frames_per_second": frames_trained / max(elapsed, 1e-9),
+        "frames_trained": frames_trained,
+        "step_end_seconds": step_end_seconds,  # wall time from the first step's start to each step's end
         "aligner": aligner_source,
         "num_trainable_parameters": sum(p.numel() for p in params),
         "lora_adapters": {n: os.path.join(args.output_dir, "lora", n) for n in peft_models},
