@@ -1095,7 +1095,8 @@ def main(args_list: list[str] | None = None) -> dict:
     )
     loss_history: list[dict[str, float]] = []
     seen_rows: list[int] = []
-    start_time, frames_trained, step_end_seconds = time.perf_counter(), 0, []
+    start_time, start_cpu, frames_trained = time.perf_counter(), time.process_time(), 0
+    step_end_seconds, step_end_cpu_seconds = [], []
 
     while global_step < args.max_train_steps:
         step_logs: dict[str, torch.Tensor] = collections.defaultdict(float)
@@ -1132,6 +1133,7 @@ def main(args_list: list[str] | None = None) -> dict:
             raise FloatingPointError(f"The loss became {step_logs['loss']} at step {global_step}.")
         global_step += 1
         step_end_seconds.append(time.perf_counter() - start_time)
+        step_end_cpu_seconds.append(time.process_time() - start_cpu)
         progress_bar.update(1)
         step_logs["lr"] = lr_scheduler.get_last_lr()[0]
         step_logs["num_discretization_steps"] = ct_curriculum.num_discretization_steps(
@@ -1176,6 +1178,7 @@ def main(args_list: list[str] | None = None) -> dict:
         "frames_per_second": frames_trained / max(elapsed, 1e-9),
         "frames_trained": frames_trained,
         "step_end_seconds": step_end_seconds,  # wall time from the first step's start to each step's end
+        "step_end_cpu_seconds": step_end_cpu_seconds,  # the same in this process's CPU time (all its threads)
         "aligner": aligner_source,
         "num_trainable_parameters": sum(p.numel() for p in params),
         "lora_adapters": {n: os.path.join(args.output_dir, "lora", n) for n in peft_models},
