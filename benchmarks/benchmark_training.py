@@ -1,14 +1,21 @@
 """
-Training throughput (latent frames per second) and peak memory of train_flashspeech.py on this machine.
+Training speed of train_flashspeech.py on this machine: steps/s and audio seconds seen per hour, per precision.
 
-Runs the script in a fresh process per setting (so peak RSS is per run) on synthetic data in the prepared format, for
-consistency-only and with the adversarial loss from step 0, and prints a markdown table.
+Each setting (model size x precision x threads) runs the training script in a fresh process (so peak RSS and
+compilation are per run) on synthetic data in the prepared format, with the size's codec and its training config
+(`demo`: training/configs/demo.json, the bundled checkpoint's recipe: batch 8, utterances of 300-480 frames, the
+denoising objective). Steps/s is the steady rate after `--warmup_steps` (which include compilation); audio seconds per
+hour count the whole utterances of the batches (prompt and target) at the steady rate.
+
+Precisions: `fp32`; `bf16` (`--mixed_precision bf16`: autocast, float32 weights and optimizer); `bf16+compile` and
+`fp32+compile` (`--torch_compile_backend inductor`). Sizes: `tiny`, `demo`, `demo-2x` (every trained model twice as
+wide), `paper`.
 
 Examples:
 
 ```bash
-python benchmarks/benchmark_training.py --configs tiny --steps 20
-python benchmarks/benchmark_training.py --configs tiny paper --steps 3   # paper sizes: slow on a CPU
+python benchmarks/benchmark_training.py --sizes demo demo-2x --precisions fp32 bf16 bf16+compile --threads 1 2
+python benchmarks/benchmark_training.py --sizes tiny --steps 4 --warmup_steps 1  # seconds
 ```
 """
 
@@ -16,60 +23,134 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from flashspeech_hf.training_utils import idle_cpu_count
+from benchmark_inference import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
+SIZES = {
+    # size -> (training config, codec config, --model_overrides, utterance frames)
+    "tiny": ("tiny.json", "tiny", None, (150, 250)),
+    "demo": ("demo.json", "demo", None, (300, 480)),
+    "demo-2x": (
+        "demo.json",
+        "demo",
+        {
+            "prior_encoder": {"hidden_size": 256, "ffn_size": 512},
+            "prosody_generator": {"predictor_hidden_size": 192, "refine_hidden_size": 64},
+            "denoiser": {"hidden_size": 192},
+        },
+        (300, 480),
+    ),
+    "paper": ("demo.json", "demo", {"pipeline_config": "paper"}, (300, 480)),
+}
+PRECISIONS = {
+    "fp32": ["--mixed_precision", "no"],
+    "bf16": ["--mixed_precision", "bf16"],
+    "fp32+compile": ["--mixed_precision", "no", "--torch_compile_backend", "inductor"],
+    "bf16+compile": ["--mixed_precision", "bf16", "--torch_compile_backend", "inductor"],
+}
 
 CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys
 sys.path[:0] = [{tests!r}, {training!r}]
 from pathlib import Path
 import test_training as tt
-cfg, steps, adv, tmp, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", Path(sys.argv[4]), sys.argv[5]
-prep = tt.make_prepared_dir(tmp / "prep", num_rows=16, frames_per_row=(150, 250))
-args = tt.base_args(prep, tmp / "out", "--max_train_steps", str(steps), "--checkpointing_steps", "100000",
-                    "--train_batch_size", "4", "--adversarial_start_step", "0" if adv else "100000000",
-                    "--slm_config", "tiny", "--num_threads", threads)
-if cfg == "paper":
-    args += ["--pipeline_config", "paper", "--train_batch_size", "1"]  # paper sizes over the 16-d mel latents
+size, flags, steps, tmp, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
+config, codec, overrides, frames = json.loads(sys.argv[6])
+prep = tt.make_prepared_dir(tmp / "prep", num_rows=64, frames_per_row=tuple(frames), codec_config=codec)
+args = ["--config", os.path.join({configs!r}, config), "--prepared_dataset_dir", str(prep), "--output_dir",
+        str(tmp / "out"), "--report_to", "none", "--max_train_steps", str(steps), "--checkpointing_steps", "100000",
+        "--validation_steps", "100000", "--num_threads", threads, "--slm_config", "tiny", *flags]
+overrides = dict(overrides or {{}})
+if "pipeline_config" in overrides:
+    args += ["--pipeline_config", overrides.pop("pipeline_config")]
+if overrides:
+    args += ["--model_overrides", json.dumps(overrides)]
+load = os.getloadavg()[0]
 summary = tt.train.main(args)
-print("RESULT", json.dumps({{"frames_per_second": summary["frames_per_second"],
+print("RESULT", json.dumps({{"step_end_seconds": summary["step_end_seconds"], "frames_trained": summary["frames_trained"],
+      "step_end_cpu_seconds": summary["step_end_cpu_seconds"], "load_before": load, "load_after": os.getloadavg()[0],
       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
-def run(config: str, steps: int, adversarial: bool, threads: int) -> dict:
+def run(size: str, precision: str, threads: int, steps: int) -> dict:
+    """One training run in a fresh process; returns its step times, frames trained, CPU time and load averages."""
     with tempfile.TemporaryDirectory() as tmp:
-        code = CHILD.format(tests=str(ROOT / "tests"), training=str(ROOT / "training"))
-        out = subprocess.run(
-            [sys.executable, "-c", code, config, str(steps), "1" if adversarial else "0", tmp, str(threads)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        code = CHILD.format(
+            tests=str(ROOT / "tests"), training=str(ROOT / "training"), configs=str(ROOT / "training" / "configs")
+        )
+        argv = [size, json.dumps(PRECISIONS[precision]), str(steps), tmp, str(threads), json.dumps(SIZES[size])]
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, check=False)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if not lines:
-            raise RuntimeError(out.stderr[-3000:])
+            raise RuntimeError(f"{size} {precision} {threads} thread(s) failed:\n{out.stderr[-3000:]}")
         return json.loads(lines[-1][len("RESULT ") :])
 
 
-def main() -> None:
+def summarize(result: dict, steps: int, warmup_steps: int, seconds_per_frame: float) -> dict:
+    """Steady steps/s after the warm-up, warm-up seconds (compilation included), audio seconds seen per hour."""
+    ends, cpu = result["step_end_seconds"], result["step_end_cpu_seconds"]
+    steady = (steps - warmup_steps) / (ends[-1] - ends[warmup_steps - 1])
+    audio_per_step = result["frames_trained"] / steps * seconds_per_frame
+    return {
+        "steps_per_second": steady,
+        "warmup_seconds": ends[warmup_steps - 1],
+        "audio_hours_per_hour": steady * audio_per_step,
+        "cpu_seconds_per_step": (cpu[-1] - cpu[warmup_steps - 1]) / (steps - warmup_steps),
+        "load": (result["load_before"] + result["load_after"]) / 2,
+        "peak_rss_mib": result["peak_rss_mib"],
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", default=["tiny"])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--num_threads", type=int, default=None, help="torch CPU threads (default: the idle cores).")
-    args = parser.parse_args()
-    threads = args.num_threads or idle_cpu_count()
-    print("| config | loss | latent frames/s | peak RSS (MiB) |")
-    print("|---|---|---|---|")
-    for config in args.configs:
-        for adversarial in (False, True):
-            result = run(config, args.steps, adversarial, threads)
-            name = "consistency + adversarial" if adversarial else "consistency only"
-            print(f"| {config} | {name} | {result['frames_per_second']:.0f} | {result['peak_rss_mib']:.0f} |")
+    parser.add_argument("--sizes", nargs="+", default=["demo", "demo-2x"], choices=sorted(SIZES))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "bf16+compile"], choices=list(PRECISIONS))
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch CPU threads of each run.")
+    parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per run, warm-up included.")
+    parser.add_argument("--warmup_steps", type=int, default=10, help="First steps left out of the steady rate.")
+    parser.add_argument("--output", default=None, help="Markdown file for the table (a .json with the data beside).")
+    args = parser.parse_args(argv)
+    if not 1 <= args.warmup_steps < args.steps:
+        raise ValueError(f"Need 1 <= --warmup_steps < --steps, got {args.warmup_steps} and {args.steps}.")
+    from flashspeech_hf.configs import get_pipeline_config
+
+    rows = []
+    lines = [
+        "| size | precision | threads | steps/s | vs fp32 1 thread | audio h seen per hour | warm-up s | CPU s/step "
+        "| load avg | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in args.sizes:
+        codec = get_pipeline_config(SIZES[size][1])["codec"]
+        seconds_per_frame = codec["hop_length"] / codec["sampling_rate"]
+        reference = None
+        for threads in args.threads:
+            for precision in args.precisions:
+                result = summarize(run(size, precision, threads, args.steps), args.steps, args.warmup_steps,
+                                   seconds_per_frame)  # fmt: skip
+                result.update(size=size, precision=precision, threads=threads)
+                if precision == "fp32" and threads == 1:
+                    reference = result["steps_per_second"]
+                ratio = f"{result['steps_per_second'] / reference:.2f}x" if reference else "-"
+                rows.append(result)
+                lines.append(
+                    f"| {size} | {precision} | {threads} | {result['steps_per_second']:.2f} | {ratio} | "
+                    f"{result['audio_hours_per_hour']:.1f} | {result['warmup_seconds']:.0f} | "
+                    f"{result['cpu_seconds_per_step']:.2f} | {result['load']:.1f} | {result['peak_rss_mib']:.0f} |"
+                )
+                print(lines[-1], flush=True)
+    report = "\n".join(lines) + "\n"
+    if args.output:
+        write_report(args.output, report, {"args": vars(args), "rows": rows})
+    return rows
 
 
 if __name__ == "__main__":

@@ -42,17 +42,20 @@ def make_prepared_dir(
     frames_per_row: tuple[int, int] = (40, 70),
     drop_columns: tuple[str, ...] = (),
     with_aligner: bool = True,
+    codec_config: str = "tiny",
 ) -> Path:
     """
     Writes a prepared folder in the prepare_dataset.py format from structured synthetic data: each phoneme id has its
     own latent pattern (so the denoiser can learn the mapping), durations 2-6 frames, a gliding ln F0, and (unless
-    `with_aligner` is False) an untrained tiny `aligner/` in the data tokenizer's vocabulary.
+    `with_aligner` is False) an untrained tiny `aligner/` in the data tokenizer's vocabulary. The codec (and so the
+    latent size) is that of the named pipeline config `codec_config`.
     """
     rng = np.random.default_rng(seed)
     tokenizer = tokenizer or FlashSpeechTokenizer()
-    codec_config = get_pipeline_config("tiny")["codec"]
-    codec_config.pop("class_name")
-    codec = MelCodec(**codec_config)
+    codec_kwargs = get_pipeline_config(codec_config)["codec"]
+    if codec_kwargs.pop("class_name") != "MelCodec":
+        raise ValueError(f"The {codec_config!r} config's codec is not a MelCodec.")
+    codec = MelCodec(**codec_kwargs)
     channels = codec.latent_dim
     table = np.random.default_rng(1234).normal(0.0, 0.5, size=(len(tokenizer), channels)).astype(np.float32)
     ids_pool = phoneme_ids or list(range(5, 30))

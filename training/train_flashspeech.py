@@ -97,6 +97,7 @@ from flashspeech_hf.training_utils import (
     ConsistencyTrainingCurriculum,
     EasyConsistencyTuningSchedule,
     idle_cpu_count,
+    resolve_mixed_precision,
 )
 
 logger = get_logger(__name__, log_level="INFO")
@@ -265,7 +266,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("--adam_weight_decay", type=float, default=1e-2)
     add("--adam_epsilon", type=float, default=1e-8)
     add("--max_grad_norm", type=float, default=1.0)
-    add("--mixed_precision", type=str, default=None, choices=("no", "fp16", "bf16"))
+    add(
+        "--mixed_precision",
+        type=str,
+        default=None,
+        choices=("no", "fp16", "bf16", "auto"),
+        help="Autocast of the models' forward (the weights, losses, consistency targets and optimizer state stay\n"
+        "float32). `auto`: bf16 where the device computes in bfloat16 natively (AVX512-BF16/AMX CPUs, CUDA), else\n"
+        "no, with a log line. Default: Accelerate's configuration.",
+    )
+    add(
+        "--torch_compile_backend",
+        type=str,
+        default=None,
+        help="torch.compile the denoiser's forward with this backend (`inductor`), dynamic shapes, in place\n"
+        "(`nn.Module.compile`): state dicts keep their keys, so checkpoints resume with or without it.",
+    )
     add("--allow_tf32", action="store_true")
     add("--dataloader_num_workers", type=int, default=0)
     add("--seed", type=int, default=0)
@@ -371,8 +387,8 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
     check_numeric_flags(args, NUMERIC_FLAGS, FLAG_HINTS)
     if args.s0 is not None and args.s1 is not None and args.s1 < args.s0:
         raise ValueError(f"--s1 ({args.s1}) must be >= --s0 ({args.s0}): N(k) grows from s0 to s1.")
-    if args.mixed_precision not in (None, "no", "fp16", "bf16"):
-        raise ValueError(f"--mixed_precision must be 'no', 'fp16' or 'bf16', got {args.mixed_precision!r}.")
+    if args.mixed_precision not in (None, "no", "fp16", "bf16", "auto"):
+        raise ValueError(f"--mixed_precision must be 'no', 'fp16', 'bf16' or 'auto', got {args.mixed_precision!r}.")
     if args.pretrained_model_name_or_path is None and args.pipeline_config is None:
         args.pipeline_config = "tiny"
     if args.stage == 2 and args.pretrained_model_name_or_path is None:
@@ -898,6 +914,10 @@ def main(args_list: list[str] | None = None) -> dict:
     args = parse_args(args_list)
     os.makedirs(args.output_dir, exist_ok=True)
     logging_dir = Path(args.output_dir, args.logging_dir)
+    precision_note = None
+    if args.mixed_precision == "auto":
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        args.mixed_precision, precision_note = resolve_mixed_precision("auto", device_type)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
@@ -905,6 +925,9 @@ def main(args_list: list[str] | None = None) -> dict:
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(logging_dir)),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if precision_note is not None:
+        logger.warning(precision_note)
+    logger.info(f"Mixed precision: {accelerator.mixed_precision} (--mixed_precision).")
     if args.allow_tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
     set_seed(args.seed)
@@ -978,6 +1001,11 @@ def main(args_list: list[str] | None = None) -> dict:
             raise ValueError(f"No utterance has at most --max_train_frames={args.max_train_frames} frames.")
     num_rows = len(dataset)
     dataset = dataset.add_column("row_id", list(range(num_rows)))
+    # rows as tensors: collating python lists took 4x longer (13 of a demo step's ~350 ms on one thread)
+    tensor_columns = [
+        c for c in ("input_ids", "latents", "log_pitch", "durations", "row_id") if c in dataset.column_names
+    ]
+    dataset = dataset.with_format("torch", columns=tensor_columns, output_all_columns=True)
     if args.streaming:
         num_shards = max(accelerator.num_processes, min(num_rows, 8 * accelerator.num_processes))
         dataset = dataset.to_iterable_dataset(num_shards=num_shards)
@@ -1023,6 +1051,8 @@ def main(args_list: list[str] | None = None) -> dict:
         model.adaptive_weight_parameter()  # raises now if LoRA left nothing trainable at the denoiser's last layer
     discriminator = build_discriminator(args, codec.sampling_rate) if use_adv else None
     model.to(accelerator.device).train()
+    if args.torch_compile_backend is not None:
+        model.denoiser.compile(backend=args.torch_compile_backend, dynamic=True)
     if weight_dtype != torch.float32:
         for frozen in [codec] + [m for n, m in model.components.items() if n not in trained]:
             frozen.to(dtype=weight_dtype)
@@ -1078,12 +1108,15 @@ def main(args_list: list[str] | None = None) -> dict:
 
     # ---------------- optimizers: the parameters in component order, as checkpoints of earlier versions hold them
     params = model.trainable_parameters()
+    # the fused kernel: one pass per parameter (the per-tensor loop took 2.5x longer on a CPU); same state dict
+    fused = accelerator.device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(
         params,
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.adam_weight_decay,
         eps=args.adam_epsilon,
+        fused=fused,
     )
     lr_scheduler = get_scheduler(
         args.lr_scheduler,
@@ -1102,6 +1135,7 @@ def main(args_list: list[str] | None = None) -> dict:
             betas=(args.adam_beta1, args.adam_beta2),
             weight_decay=args.adam_weight_decay,
             eps=args.adam_epsilon,
+            fused=fused,
         )
         discriminator, d_optimizer = accelerator.prepare(discriminator, d_optimizer)
 
@@ -1133,7 +1167,8 @@ def main(args_list: list[str] | None = None) -> dict:
     )
     loss_history: list[dict[str, float]] = []
     seen_rows: list[int] = []
-    start_time, frames_trained = time.perf_counter(), 0
+    start_time, start_cpu, frames_trained = time.perf_counter(), time.process_time(), 0
+    step_end_seconds, step_end_cpu_seconds = [], []
     deadline = None if args.max_train_minutes is None else start_time + 60.0 * args.max_train_minutes
     out_of_time = False
 
@@ -1171,6 +1206,8 @@ def main(args_list: list[str] | None = None) -> dict:
         if not math.isfinite(step_logs["loss"]):
             raise FloatingPointError(f"The loss became {step_logs['loss']} at step {global_step}.")
         global_step += 1
+        step_end_seconds.append(time.perf_counter() - start_time)
+        step_end_cpu_seconds.append(time.process_time() - start_cpu)
         progress_bar.update(1)
         step_logs["lr"] = lr_scheduler.get_last_lr()[0]
         if args.consistency_schedule == "ect":
@@ -1218,6 +1255,9 @@ def main(args_list: list[str] | None = None) -> dict:
         "language": tokenizer.language,
         "frames_per_second": frames_trained / max(elapsed, 1e-9),
         "train_seconds": elapsed,
+        "frames_trained": frames_trained,
+        "step_end_seconds": step_end_seconds,  # wall time from the first step's start to each step's end
+        "step_end_cpu_seconds": step_end_cpu_seconds,  # the same in this process's CPU time (all its threads)
         "aligner": aligner_source,
         "num_trainable_parameters": sum(p.numel() for p in params),
         "lora_adapters": {n: os.path.join(args.output_dir, "lora", n) for n in peft_models},

@@ -33,7 +33,7 @@ from arg_checks import check_numeric_flags
 from flashspeech_hf import MelCodec
 from flashspeech_hf.audio import load_audio
 from flashspeech_hf.configs import get_pipeline_config
-from flashspeech_hf.training_utils import idle_cpu_count
+from flashspeech_hf.training_utils import idle_cpu_count, resolve_mixed_precision
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 # flag -> (type, accepted interval, whether None is allowed); see `arg_checks.check_numeric_flags`
@@ -69,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_threads", type=int, default=None, help="torch CPU threads (default: the idle cores).")
+    parser.add_argument(
+        "--mixed_precision",
+        choices=("no", "bf16", "auto"),
+        default="no",
+        help="bf16: the vocoder backbone under bfloat16 autocast (weights, losses, optimizer state and the iSTFT head\n"
+        "stay float32); auto: bf16 where the CPU computes in bfloat16 natively, else no (logged).",
+    )
     args = parser.parse_args(argv)
     check_numeric_flags(
         args,
@@ -125,11 +132,18 @@ def random_batch(waves: list[torch.Tensor], batch_size: int, num_samples: int, r
     return batch
 
 
-def reconstruction_losses(codec: MelCodec, waveform: torch.Tensor, lambda_mel: float) -> dict[str, torch.Tensor]:
-    """Analysis-resynthesis of `waveform [B, T]` (T a multiple of the hop); returns the losses."""
+def reconstruction_losses(
+    codec: MelCodec, waveform: torch.Tensor, lambda_mel: float, autocast_dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
+    """
+    Analysis-resynthesis of `waveform [B, T]` (T a multiple of the hop); returns the losses. With `autocast_dtype`
+    the decoding runs under CPU autocast (the codec keeps its mel front-end and iSTFT head in float32); the losses are
+    float32.
+    """
     with torch.no_grad():
         mel = codec._encode_frames(waveform)
-    reconstruction = codec._decode_frames(mel)
+    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+        reconstruction = codec._decode_frames(mel)
     stft_loss = multi_resolution_stft_loss(reconstruction, waveform)
     mel_loss = F.l1_loss(codec._encode_frames(reconstruction), mel)
     return {"loss": stft_loss + lambda_mel * mel_loss, "stft": stft_loss, "mel_l1": mel_loss}
@@ -138,6 +152,10 @@ def reconstruction_losses(codec: MelCodec, waveform: torch.Tensor, lambda_mel: f
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.num_threads or idle_cpu_count())
+    mixed_precision, note = resolve_mixed_precision(args.mixed_precision, "cpu")
+    if note is not None:
+        print(note, flush=True)
+    autocast_dtype = torch.bfloat16 if mixed_precision == "bf16" else None
     set_seed(args.seed)
     rng = random.Random(args.seed)
     if args.codec_name_or_path:
@@ -168,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     codec.train()
     for step in range(1, args.max_train_steps + 1):
         losses = reconstruction_losses(
-            codec, random_batch(train_waves, args.train_batch_size, num_samples, rng), args.lambda_mel
+            codec, random_batch(train_waves, args.train_batch_size, num_samples, rng), args.lambda_mel, autocast_dtype
         )
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()

@@ -13,7 +13,9 @@ from .schedulers.scheduling_flashspeech import karras_sigmas
 __all__ = [
     "ConsistencyTrainingCurriculum",
     "EasyConsistencyTuningSchedule",
+    "cpu_has_native_bf16",
     "idle_cpu_count",
+    "resolve_mixed_precision",
     "sample_denoising_sigmas",
 ]
 
@@ -327,3 +329,47 @@ def idle_cpu_count() -> int:
     except OSError:
         busy = 0.0
     return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+# CPU feature flags (/proc/cpuinfo) of native bfloat16 arithmetic: x86 AVX512-BF16 / AMX-BF16, Arm BF16 (ARMv8.6)
+NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_has_native_bf16(cpuinfo_path: str = "/proc/cpuinfo") -> bool:
+    """
+    Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX-BF16 on x86, BF16 on Arm), read from the
+    `flags`/`Features` lines of `cpuinfo_path`. Without them torch emulates bfloat16 matrix products on CPU, slower
+    than float32, so mixed precision only pays where this is True. False where the file cannot be read.
+    """
+    try:
+        with open(cpuinfo_path, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features") and NATIVE_BF16_CPU_FLAGS & set(value.split()):
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def resolve_mixed_precision(requested: str | None, device_type: str = "cpu") -> tuple[str, str | None]:
+    """
+    The mixed precision to train with: `"auto"` becomes `"bf16"` where the device computes in bfloat16 natively (a
+    CPU with [`cpu_has_native_bf16`], a CUDA GPU with bfloat16 support) and `"no"` elsewhere; other values are
+    returned unchanged (`None` as `"no"`).
+
+    Returns:
+        `(mixed_precision, note)`: `note` explains a fallback from `"auto"` to `"no"` (for the log), else None.
+    """
+    if requested != "auto":
+        return requested or "no", None
+    if device_type == "cuda":
+        supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    else:
+        supported = device_type == "cpu" and cpu_has_native_bf16()
+    if supported:
+        return "bf16", None
+    return "no", (
+        f"--mixed_precision auto: this {device_type} has no native bfloat16 arithmetic (AVX512-BF16, AMX or Arm BF16 "
+        "on a CPU), so training runs in float32."
+    )

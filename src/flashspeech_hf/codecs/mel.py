@@ -136,9 +136,10 @@ class ISTFTHead(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """Hidden states `(batch_size, num_frames, dim)` in any float dtype -> float32 waveform
         `(batch_size, num_frames * hop_length)`; the projection runs in the dtype of `self.out` (float32 in a
-        `MelCodec`)."""
+        `MelCodec`), also under autocast (mixed-precision training)."""
         hidden_states = hidden_states.to(self.out.weight.dtype)
-        log_magnitude, phase = self.out(hidden_states).transpose(1, 2).float().chunk(2, dim=1)
+        with torch.autocast(hidden_states.device.type, enabled=False):
+            log_magnitude, phase = self.out(hidden_states).transpose(1, 2).float().chunk(2, dim=1)
         # exp then clip at 1e2 as Vocos, written as a clip of the log so that the gradient stays finite.
         magnitude = torch.exp(log_magnitude.clamp(max=math.log(_MAX_MAGNITUDE)))
         return self.istft(torch.polar(magnitude, phase))
@@ -329,9 +330,11 @@ class MelCodec(AudioCodecMixin, ModelMixin, ConfigMixin):
         return spectrogram[..., :num_frames]
 
     def _encode_frames(self, waveform: torch.Tensor) -> torch.Tensor:
-        # the front-end is fixed signal processing, always in float32 (log of small magnitudes, filter sums)
+        # the front-end is fixed signal processing, always in float32 (log of small magnitudes, filter sums), also
+        # under autocast
         magnitude = self.stft(waveform).abs()
-        mel = torch.matmul(self.mel_filters.float(), magnitude)
+        with torch.autocast(magnitude.device.type, enabled=False):
+            mel = torch.matmul(self.mel_filters.float(), magnitude)
         return torch.log(mel.clamp(min=self.config.log_clamp))
 
     def _decode_frames(self, latents: torch.Tensor) -> torch.Tensor:

@@ -69,7 +69,8 @@ class FlashSpeechDiscriminatorOutput(BaseOutput):
     """
 
     logits: torch.Tensor
-    mask: torch.Tensor
+    # a default, so that the output can be rebuilt from a dict (Accelerate's mixed precision converts outputs so)
+    mask: torch.Tensor | None = None
 
 
 def default_slm() -> str:
