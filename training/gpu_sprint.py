@@ -271,11 +271,13 @@ def validation_loss(
         pipe.prosody_generator,
         pipe.denoiser,
         pipe.codec,
-        ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler),
+        ConsistencyTrainingCurriculum.from_scheduler(
+            pipe.scheduler, total_training_steps=train_args.curriculum_total_steps or train_args.max_train_steps
+        ),
         TrainingLossConfig.from_args(train_args),
         train_components=train_args.train_components,
         pad_token_id=pipe.tokenizer.pad_token_id,
-        curriculum_steps=train_args.curriculum_total_steps or train_args.max_train_steps,
+        scheduler=pipe.scheduler,
     )
     module.to(device).eval()
     rows = rows.with_format("numpy")
