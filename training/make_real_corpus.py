@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from make_demo_corpus import SAMPLING_RATE, trim_silence, word_error_rate
+from make_demo_corpus import SAMPLING_RATE, _write_csv, trim_silence, word_error_rate
 
 SKIPPED_SPEAKER_PREFIXES = ("fsdd_",)
 LICENCE_NOTE = (
@@ -261,13 +261,6 @@ def run_jobs(function, jobs: list[dict], num_workers: int) -> list[dict]:
 def read_metadata(directory: Path) -> list[dict]:
     with open(directory / "metadata.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def build(args: argparse.Namespace) -> dict:
