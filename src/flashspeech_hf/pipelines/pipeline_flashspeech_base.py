@@ -17,7 +17,7 @@ from diffusers.utils import logging
 from huggingface_hub import snapshot_download
 from transformers import PreTrainedTokenizer
 
-from ..audio import AudioInput, check_speech, load_audio
+from ..audio import AudioInput, check_audio_input, check_speech, load_audio
 from ..codecs import DacCodec, EncodecCodec, MelCodec
 from ..models.modeling_aligner import FlashSpeechAligner
 from ..models.modeling_denoiser import FlashSpeechDenoiser
@@ -26,6 +26,7 @@ from ..models.modeling_prosody import FlashSpeechProsodyGenerator, length_regula
 from ..precision import INT8_COMPONENTS, is_int8_quantized, quantize_dynamic_int8
 from ..schedulers.scheduling_flashspeech import FlashSpeechScheduler
 from .pipeline_output import FlashSpeechAlignment, FlashSpeechPipelineOutput
+from .voice import FlashSpeechVoice, voice_fingerprint
 
 logger = logging.get_logger(__name__)
 
@@ -515,6 +516,95 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         device, dtype = self._execution_device, self.denoiser.dtype
         latents = [self.codec.encode(w.to(device)[None], self.sampling_rate)[0] for w in waveforms]
         return self._pad_frames(latents, device, dtype)
+
+    @torch.no_grad()
+    def encode_voice(
+        self,
+        prompt_audio: AudioInput,
+        prompt_sampling_rate: int | None = None,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
+        name: str = "prompt_audio",
+    ) -> FlashSpeechVoice:
+        r"""
+        Encodes a speech prompt once: its codec latents and the prior encoder's prompt states, to pass as `voice=`
+        to any FlashSpeech pipeline instead of `prompt_audio=` (the same audio, bit for bit, without encoding the
+        prompt again) or to save with [`FlashSpeechVoice.save`].
+
+        Args:
+            prompt_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): A path or a 1-D waveform, 1 s at
+                least.
+            prompt_sampling_rate (`int`, *optional*): Sample rate of an array prompt in Hz (required for arrays).
+            max_prompt_seconds (`float`, defaults to 30.0): Longest prompt accepted.
+            name (`str`): Argument name for error messages.
+
+        Returns:
+            [`FlashSpeechVoice`] with CPU tensors `prompt_latents` `(latent_dim, frames)` and `prompt_hidden`
+            `(frames, hidden_size)` in the pipeline's dtypes.
+
+        Examples:
+
+        ```py
+        >>> from flashspeech_hf import FlashSpeechPipeline
+
+        >>> pipe = FlashSpeechPipeline.from_pretrained("checkpoints/flashspeech-demo")
+        >>> voice = pipe.encode_voice("prompt.wav")
+        >>> voice.save("prompt.voice.safetensors")
+        >>> audio = pipe("Hello there.", voice=voice, generator=0).audios[0]
+        ```
+        """
+        _check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
+        check_audio_input(prompt_audio, prompt_sampling_rate, name, max_prompt_seconds, "max_prompt_seconds")
+        waveform = self.load_prompt(prompt_audio, prompt_sampling_rate, name, max_prompt_seconds)
+        device = self._execution_device
+        latents = self.codec.encode(waveform.to(device)[None], self.sampling_rate)[0]
+        return self._voice_from_latents(latents, waveform.shape[-1] / self.sampling_rate)
+
+    def _voice_from_latents(self, latents: torch.Tensor, duration_seconds: float) -> FlashSpeechVoice:
+        """The voice of prompt latents `(latent_dim, frames)`: cast to the denoiser's dtype, prompt-encoded alone."""
+        prompt_latents, prompt_mask = self._pad_frames([latents], self._execution_device, self.denoiser.dtype)
+        prompt_hidden = self.prior_encoder.encode_prompt(prompt_latents, prompt_mask)
+        return FlashSpeechVoice(
+            prompt_latents=prompt_latents[0].cpu(),
+            prompt_hidden=prompt_hidden[0].cpu(),
+            sampling_rate=self.sampling_rate,
+            duration_seconds=float(duration_seconds),
+            fingerprint=voice_fingerprint(self),
+        )
+
+    def _voice_states(self, voices: Sequence[FlashSpeechVoice]) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        The padded prompt states of voices (checked against this pipeline).
+
+        Returns:
+            `(prompt_hidden, prompt_mask)` of shapes `(len(voices), max_frames, hidden_size)` and
+            `(len(voices), max_frames)`, on the execution device; zero past each voice's frames, as `encode_prompt`
+            leaves padded frames.
+        """
+        device = self._execution_device
+        for voice in {id(v): v for v in voices}.values():
+            voice.check_compatible(self)
+        lengths = [v.num_frames for v in voices]
+        hidden = torch.zeros(
+            len(voices), max(lengths), voices[0].prompt_hidden.shape[-1], dtype=voices[0].prompt_hidden.dtype
+        )
+        for i, voice in enumerate(voices):
+            hidden[i, : lengths[i]] = voice.prompt_hidden
+        mask = torch.arange(max(lengths), device=device)[None] < torch.tensor(lengths, device=device)[:, None]
+        return hidden.to(device), mask
+
+    @staticmethod
+    def _check_voice_or_audio(voice, audio, audio_name: str) -> None:
+        """Raises unless exactly one of `voice` and the prompt audio argument `audio_name` is given."""
+        if voice is None and audio is None:
+            raise ValueError(f"Give the target voice: `{audio_name}` (audio) or `voice` (from `pipe.encode_voice`).")
+        if voice is not None and audio is not None:
+            raise ValueError(f"Give either `{audio_name}` or `voice`, not both.")
+        for i, v in enumerate(voice if isinstance(voice, (list, tuple)) else [voice]):
+            if v is not None and not isinstance(v, FlashSpeechVoice):
+                raise TypeError(
+                    f"`voice` must be a FlashSpeechVoice (`pipe.encode_voice(...)` or `FlashSpeechVoice.load(path)`), "
+                    f"got {type(v).__name__}" + (f" at index {i}." if isinstance(voice, (list, tuple)) else ".")
+                )
 
     @staticmethod
     def _pad_frames(

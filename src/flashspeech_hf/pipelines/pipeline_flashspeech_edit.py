@@ -13,6 +13,7 @@ from diffusers.utils import replace_example_docstring
 from ..audio import AudioInput, check_audio_input
 from .pipeline_flashspeech_base import (
     MAX_OUTPUT_SECONDS,
+    MAX_PROMPT_SECONDS,
     MIN_PROMPT_SECONDS,
     FlashSpeechBasePipeline,
     GeneratorInput,
@@ -23,6 +24,7 @@ from .pipeline_flashspeech_base import (
     _check_text_length,
 )
 from .pipeline_output import FlashSpeechEditOutput
+from .voice import FlashSpeechVoice
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -103,6 +105,9 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         max_output_seconds=MAX_OUTPUT_SECONDS,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
+        prompt_audio=None,
+        prompt_sampling_rate=None,
+        voice=None,
     ) -> list[torch.Generator | None]:
         """
         Validates every argument of `__call__` before any work (no model runs, no audio is decoded).
@@ -121,6 +126,12 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
         _check_text_length(new_text, "new_text", max_output_seconds)
         check_audio_input(audio, sampling_rate, "audio", max_output_seconds, "max_output_seconds")
+        if prompt_audio is not None or voice is not None:
+            self._check_voice_or_audio(voice, prompt_audio, "prompt_audio")
+        if prompt_audio is not None:
+            check_audio_input(prompt_audio, prompt_sampling_rate, "prompt_audio", MAX_PROMPT_SECONDS)
+        if voice is not None:
+            voice.check_compatible(self)
         _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         return _as_generators(generator, 1)
 
@@ -141,6 +152,9 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         max_output_seconds: float = MAX_OUTPUT_SECONDS,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        prompt_audio: AudioInput | None = None,
+        prompt_sampling_rate: int | None = None,
+        voice: FlashSpeechVoice | None = None,
     ) -> FlashSpeechEditOutput | tuple:
         r"""
         Zero-shot speech editing: changes the words of a recording that differ between `original_text` and
@@ -167,6 +181,11 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
             output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechEditOutput`] rather than a tuple.
             max_output_seconds (`float`, defaults to 60.0): Longest recording, and longest edited output, accepted.
+            prompt_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`, *optional*): A speech prompt of the
+                voice to speak the new words in, instead of the recording's unchanged context (the default).
+            prompt_sampling_rate (`int`, *optional*): Sample rate of an array `prompt_audio`.
+            voice ([`FlashSpeechVoice`], *optional*): That voice encoded once by
+                [`~FlashSpeechBasePipeline.encode_voice`] (or loaded), instead of `prompt_audio`: the same audio.
 
         Returns:
             [`FlashSpeechEditOutput`] or a tuple whose first element is the audio of shape `(1, num_samples)`.
@@ -179,26 +198,30 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         generators = self.check_inputs(
             audio, original_text, new_text, sampling_rate, num_inference_steps, prosody_alpha, generator, crossfade_ms,
             output_type, return_dict, max_output_seconds, callback_on_step_end, callback_on_step_end_tensor_inputs,
+            prompt_audio, prompt_sampling_rate, voice,
         )  # fmt: skip
         new_phonemes = self.tokenizer.phonemize(new_text)[0]
         alignment = self.align(audio, original_text, sampling_rate, "audio", max_output_seconds)
         start, end, new_end = self._edit_span(alignment.phonemes, new_phonemes)
 
-        device, dtype = self._execution_device, self.denoiser.dtype
+        device = self._execution_device
         hop, rate = self.codec.hop_length, self.sampling_rate
         durations, latents = alignment.durations.to(device), alignment.latents
         num_frames = latents.shape[-1]
         frame_start, frame_end = int(durations[:start].sum()), int(durations[:end].sum())
         # The unchanged context is the speech prompt (the whole recording when the context is under a second).
         context = torch.cat([latents[:, :frame_start], latents[:, frame_end:]], dim=1)
-        prompt = context if context.shape[-1] >= math.ceil(MIN_PROMPT_SECONDS * rate / hop) else latents
-        prompt_latents, prompt_mask = self._pad_frames([prompt], device, dtype)
+        # Or the voice given as `prompt_audio` / `voice`.
+        if voice is None and prompt_audio is not None:
+            voice = self.encode_voice(prompt_audio, prompt_sampling_rate)
+        if voice is None:
+            prompt = context if context.shape[-1] >= math.ceil(MIN_PROMPT_SECONDS * rate / hop) else latents
+            voice = self._voice_from_latents(prompt, prompt.shape[-1] * hop / rate)
+        prompt_hidden, prompt_mask = self._voice_states([voice])
 
         input_ids = torch.tensor(self.tokenizer.convert_tokens_to_ids(new_phonemes), device=device)[None]
         phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        phoneme_hidden, prompt_hidden = self.prior_encoder(
-            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
-        )
+        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
         predicted = self.predict_durations(
             phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
             generators,

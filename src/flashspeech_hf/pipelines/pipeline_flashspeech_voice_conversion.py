@@ -21,6 +21,7 @@ from .pipeline_flashspeech_base import (
     _check_output_type,
 )
 from .pipeline_output import FlashSpeechPipelineOutput
+from .voice import FlashSpeechVoice
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -57,7 +58,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         self,
         source_audio,
         source_text,
-        reference_audio,
+        reference_audio=None,
         strength=0.7,
         num_inference_steps=2,
         prosody_alpha=0.2,
@@ -70,6 +71,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         max_prompt_seconds=MAX_PROMPT_SECONDS,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
+        voice=None,
     ) -> list[torch.Generator | None]:
         """
         Validates every argument of `__call__` before any work (no model runs, no audio is decoded).
@@ -88,9 +90,13 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
         check_audio_input(source_audio, sampling_rate, "source_audio", max_output_seconds, "max_output_seconds")
-        check_audio_input(
-            reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds, "max_prompt_seconds"
-        )
+        self._check_voice_or_audio(voice, reference_audio, "reference_audio")
+        if voice is None:
+            check_audio_input(
+                reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds, "max_prompt_seconds"
+            )
+        else:
+            voice.check_compatible(self)
         _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         return _as_generators(generator, 1)
 
@@ -100,7 +106,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         self,
         source_audio: AudioInput,
         source_text: str,
-        reference_audio: AudioInput,
+        reference_audio: AudioInput | None = None,
         strength: float = 0.7,
         num_inference_steps: int = 2,
         prosody_alpha: float = 0.2,
@@ -113,6 +119,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         max_prompt_seconds: float = MAX_PROMPT_SECONDS,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        voice: FlashSpeechVoice | None = None,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
         Zero-shot voice conversion: says what `source_audio` says, with its timing, in the voice of `reference_audio`.
@@ -141,6 +148,8 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             max_prompt_seconds (`float`, defaults to 30.0): Longest `reference_audio`.
             callback_on_step_end (`Callable`, *optional*), callback_on_step_end_tensor_inputs (`list[str]`,
                 *optional*): As in [`FlashSpeechPipeline.__call__`].
+            voice ([`FlashSpeechVoice`], *optional*): The target voice encoded once by
+                [`~FlashSpeechBasePipeline.encode_voice`] (or loaded), instead of `reference_audio`: the same audio.
 
         Returns:
             [`FlashSpeechPipelineOutput`] (durations are the source's) or a tuple whose first element is the audio of
@@ -154,21 +163,18 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         generators = self.check_inputs(
             source_audio, source_text, reference_audio, strength, num_inference_steps, prosody_alpha, generator,
             sampling_rate, reference_sampling_rate, output_type, return_dict, max_output_seconds, max_prompt_seconds,
-            callback_on_step_end, callback_on_step_end_tensor_inputs,
+            callback_on_step_end, callback_on_step_end_tensor_inputs, voice,
         )  # fmt: skip
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
         alignment = self.align(source_audio, source_text, sampling_rate, "source_audio", max_output_seconds)
-        reference = self.load_prompt(
-            reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds=max_prompt_seconds
-        )
-        prompt_latents, prompt_mask = self.encode_audio([reference])
+        if voice is None:
+            voice = self.encode_voice(reference_audio, reference_sampling_rate, max_prompt_seconds, "reference_audio")
+        prompt_hidden, prompt_mask = self._voice_states([voice])
 
         input_ids = alignment.input_ids[None]
         phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        phoneme_hidden, prompt_hidden = self.prior_encoder(
-            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
-        )
+        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
         durations, condition, frame_mask, log_pitch = self.predict_prosody(
             phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
             generators, durations=alignment.durations[None].to(input_ids.device),
