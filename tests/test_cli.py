@@ -57,6 +57,8 @@ def _required_args(name):
         return ["--model", "m", "--source", "s.wav", "--source_text", "t", "--reference", "r.wav", "--output", "o.wav"]
     if name == "edit":
         return ["--model", "m", "--audio", "a.wav", "--original_text", "t", "--new_text", "u", "--output", "o.wav"]
+    if name == "voice":
+        return ["--model", "m", "--prompt", "p.wav", "--output", "v.voice.safetensors"]
     return []
 
 

@@ -205,3 +205,28 @@ def test_voices_per_text(pipe, prompt, source):
         n = alone.audio_lengths[0]
         assert both.audio_lengths[i] == n
         np.testing.assert_allclose(both.audios[i, :n], alone.audios[0], atol=1e-4)
+
+
+def test_cli_voice_then_synthesize_with_it(tmp_path, capsys):
+    from flashspeech_hf.cli import main
+
+    torch.manual_seed(0)
+    model = tmp_path / "model"
+    FlashSpeechPipeline.from_named_config("tiny").save_pretrained(model)
+    wav = tmp_path / "prompt.wav"
+    sf.write(wav, make_prompt(1.5, 22050, seed=2), 22050)
+    voice_file = tmp_path / "voices" / "a.voice.safetensors"
+    assert main(["voice", "--model", str(model), "--prompt", str(wav), "--output", str(voice_file)]) == 0
+    assert "fingerprint" in capsys.readouterr().out
+    argv = ["synthesize", "--model", str(model), "--text", "Hello there. A second sentence.", "--seed", "3"]
+    assert main([*argv, "--prompt", str(wav), "--output", str(tmp_path / "a.wav")]) == 0
+    assert main([*argv, "--voice", str(voice_file), "--output", str(tmp_path / "v.wav")]) == 0
+    np.testing.assert_array_equal(sf.read(tmp_path / "a.wav")[0], sf.read(tmp_path / "v.wav")[0])
+    argv = [*argv, "--output", str(tmp_path / "x.wav")]
+    with pytest.raises(SystemExit, match="one of --prompt"):
+        main([*argv, "--prompt", str(wav), "--voice", str(voice_file)])
+    with pytest.raises(SystemExit, match="--voice file not found"):
+        main([*argv, "--voice", str(tmp_path / "missing.voice.safetensors")])
+    # a voice made at another precision is refused with the reason
+    assert main([*argv, "--voice", str(voice_file), "--precision", "bfloat16"]) == 2
+    assert "made in float32, this pipeline runs bfloat16" in capsys.readouterr().err
