@@ -230,3 +230,32 @@ def test_cli_voice_then_synthesize_with_it(tmp_path, capsys):
     # a voice made at another precision is refused with the reason
     assert main([*argv, "--voice", str(voice_file), "--precision", "bfloat16"]) == 2
     assert "made in float32, this pipeline runs bfloat16" in capsys.readouterr().err
+
+
+def test_app_keeps_the_encoded_prompt_between_requests(pipe, prompt, source, tmp_path, monkeypatch):
+    from flashspeech_hf import app
+
+    demo = app.FlashSpeechDemo(pipe)
+    expected = pipe(TEXT, prompt, prompt_sampling_rate=RATE, generator=4)  # what the file gives without the cache
+    calls = []
+    encode = pipe.encode_voice
+    monkeypatch.setattr(pipe, "encode_voice", lambda *a, **k: calls.append(a[0]) or encode(*a, **k))
+    first, again = tmp_path / "a.wav", tmp_path / "b.wav"  # the same content uploaded twice
+    for path in (first, again):
+        sf.write(path, prompt, RATE, subtype="FLOAT")
+    (rate, audio), _, _ = demo.synthesize(TEXT, str(first), 2, 0.2, 1.0, 4)
+    (_, audio_again), _, _ = demo.synthesize(NEW_TEXT, str(again), 2, 0.2, 1.0, 4)
+    demo.convert(make_wav(tmp_path / "src.wav", source), TEXT, str(again), 0.7, 2, 0.2, 0)
+    assert calls == [str(first)]  # encoded once for the three requests
+    assert rate == pipe.sampling_rate
+    assert np.array_equal(audio, app._to_int16(expected.audios[0, : expected.audio_lengths[0]]))
+    monkeypatch.setattr(app, "VOICE_CACHE_SIZE", 1)
+    other = make_wav(tmp_path / "other.wav", source)
+    demo.synthesize(TEXT, other, 2, 0.2, 1.0, 4)
+    demo.synthesize(TEXT, str(first), 2, 0.2, 1.0, 4)
+    assert calls == [str(first), other, str(first)]  # least recently used out
+
+
+def make_wav(path, audio) -> str:
+    sf.write(path, audio, RATE, subtype="FLOAT")
+    return str(path)
