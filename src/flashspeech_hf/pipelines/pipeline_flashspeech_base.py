@@ -45,6 +45,8 @@ SPEED_RANGE = (0.25, 4.0)
 MAX_CHARACTERS_PER_SECOND = 100
 """Text longer than this many characters per second of `max_output_seconds` cannot be spoken within it."""
 GeneratorInput = torch.Generator | int | list[torch.Generator | int] | None
+SAVED_DTYPE_KEY = "_torch_dtype"
+"""Key of `model_index.json` where `save_pretrained` records a low-precision pipeline's dtype."""
 
 
 def _is_int(value) -> bool:
@@ -353,6 +355,10 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             except Exception as err:
                 raise OSError(f"Could not resolve {cls.__name__} '{pretrained_model_name_or_path}': {err}") from err
         cls._check_checkpoint(path)
+        if requested_dtype is None and quantization in (None, "none"):
+            saved_dtype = cls._saved_dtype(path)
+            if saved_dtype is not None:  # a low-precision pipeline saved as such loads as such
+                kwargs["dtype"] = saved_dtype
         pipe = super().from_pretrained(path, **kwargs)
         for name, component in pipe.components.items():
             if isinstance(component, torch.nn.Module):
@@ -402,14 +408,44 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         return self
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """Saves the pipeline like [`DiffusionPipeline.save_pretrained`]; raises for an int8-quantized pipeline."""
+        """
+        Saves the pipeline like [`DiffusionPipeline.save_pretrained`]; raises for an int8-quantized pipeline.
+
+        The weights are written in their dtype: a pipeline cast to bfloat16 (or float16) is saved in bfloat16 (the
+        parts kept in float32 stay float32), half the size of float32, and `model_index.json` records it as
+        `"_torch_dtype": "bfloat16"`, so that `from_pretrained` loads it in bfloat16 unless another `dtype` is asked.
+        """
         quantized = [n for n, c in self.components.items() if isinstance(c, torch.nn.Module) and is_int8_quantized(c)]
         if quantized:
             raise ValueError(
                 f"The component(s) {quantized} are int8 dynamically quantized, which cannot be saved: save the float "
                 "pipeline and pass `quantization='int8'` to `from_pretrained`."
             )
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        dtype = self.denoiser.dtype if self.denoiser is not None else torch.float32
+        if dtype != torch.float32:
+            index_file = os.path.join(save_directory, "model_index.json")
+            with open(index_file, encoding="utf-8") as f:
+                index = json.load(f)
+            index[SAVED_DTYPE_KEY] = str(dtype).removeprefix("torch.")
+            temporary = f"{index_file}.{os.getpid()}.partial"
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(index, f, indent=2, sort_keys=True)
+                f.write("\n")
+            os.replace(temporary, index_file)
+
+    @staticmethod
+    def _saved_dtype(path: str) -> torch.dtype | None:
+        """The dtype a saved pipeline records in `model_index.json` (`SAVED_DTYPE_KEY`), or None (float32)."""
+        with open(os.path.join(path, "model_index.json"), encoding="utf-8") as f:
+            name = json.load(f).get(SAVED_DTYPE_KEY)
+        if name is None:
+            return None
+        if name not in ("float32", "bfloat16", "float16"):
+            raise ValueError(
+                f"{path}/model_index.json records {SAVED_DTYPE_KEY}={name!r}; expected bfloat16 or float16."
+            )
+        return getattr(torch, name)
 
     @classmethod
     def _check_checkpoint(cls, path: str) -> None:
