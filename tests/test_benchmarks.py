@@ -87,3 +87,17 @@ def test_component_timer_times_the_real_call_through_hooks(nfe):
     module, args, kwargs = passes[0]
     with torch.inference_mode():
         assert module(*args, **kwargs).sample.shape == args[0].shape
+
+
+def test_saved_voice_option_and_lever_ab_run(tmp_path):
+    rows = benchmark_inference.main(["--smoke", "--voice", "--peer", "none"])
+    assert rows and all(r.system == "FlashSpeech tiny saved voice" and r.rtf > 0 for r in rows)
+    import benchmark_levers
+
+    output = tmp_path / "levers.md"
+    result = benchmark_levers.main(["--smoke", "--threads", "1", "--output", str(output)])
+    assert result["audio_seconds"] == pytest.approx(2.0, abs=0.3)
+    assert all(len(t) == 2 and min(t) > 0 for t in result["times"].values())  # 2 rounds of every variant
+    table = output.read_text()
+    assert "| saved voice (`voice=`) | bfloat16, prompt audio | bfloat16, saved voice |" in table
+    assert table.count("x |") >= 2 * len(result["levers"]) and output.with_suffix(".json").is_file()
