@@ -9,14 +9,14 @@ text of about `--seconds` of speech, a 3 s prompt, `--nfe` steps, `torch.inferen
 
 - `float32, prompt audio` -> `bfloat16, prompt audio` (lever: bfloat16 networks, the fragile parts float32)
 - `bfloat16, prompt audio` -> `bfloat16, saved voice` (lever: `voice=pipe.encode_voice(prompt)`, encoded before)
-- `bfloat16, saved voice, N threads` -> `... 1 thread` (lever: thread count; on a busy 2-core CPU 1 may win)
+- `bfloat16, saved voice` -> `... 1 thread` (or 2 threads with `--threads 1`; on a busy 2-core CPU 1 may win)
 - `bfloat16, saved voice` -> `... oneDNN off` (`torch.backends.mkldnn.enabled = False`: what oneDNN brings)
-- with `--compile`: `bfloat16, saved voice` -> `... compiled denoiser` (`torch.compile` of the denoiser's forward)
+- `bfloat16, saved voice` -> `... compiled denoiser` (`torch.compile` of the denoiser's forward; `--levers compile`)
 
 Usage:
 
 ```bash
-python benchmarks/benchmark_levers.py --config paper --seconds 5 --nfe 2 --threads 2 --rounds 7 \\
+python benchmarks/benchmark_levers.py --config paper --seconds 5 --nfe 2 --threads 2 --rounds 7 --levers threads compile \\
     --output benchmarks/results/levers_paper.md
 python benchmarks/benchmark_levers.py --smoke      # tiny config, seconds (the test)
 ```
@@ -86,21 +86,27 @@ def build_variants(args) -> tuple[dict[str, Callable[[], object]], list[tuple[st
         return run
 
     audio = {"prompt_audio": prompt, "prompt_sampling_rate": PROMPT_SR}
+    other_threads = 1 if args.threads > 1 else 2
+    threads_variant = f"bfloat16, saved voice, {other_threads} thread{'s' if other_threads > 1 else ''}"
     variants = {
         "float32, prompt audio": call(fp32, **audio),
         "bfloat16, prompt audio": call(bf16, **audio),
         "bfloat16, saved voice": call(bf16, voice=voice),
-        "bfloat16, saved voice, 1 thread": call(bf16, threads=1, voice=voice),
-        "bfloat16, saved voice, oneDNN off": call(bf16, mkldnn=False, voice=voice),
     }
     levers = [
         ("bfloat16 networks (iSTFT, pitch bins, latent stats float32)", "float32, prompt audio",
          "bfloat16, prompt audio"),
         ("saved voice (`voice=`)", "bfloat16, prompt audio", "bfloat16, saved voice"),
-        (f"1 thread instead of {torch.get_num_threads()}", "bfloat16, saved voice", "bfloat16, saved voice, 1 thread"),
-        ("oneDNN (mkldnn) off", "bfloat16, saved voice", "bfloat16, saved voice, oneDNN off"),
     ]  # fmt: skip
-    if args.compile:
+    if "threads" in args.levers:
+        variants[threads_variant] = call(bf16, threads=other_threads, voice=voice)
+        levers.append(
+            (f"{other_threads} thread(s) instead of {args.threads}", "bfloat16, saved voice", threads_variant)
+        )
+    if "onednn" in args.levers:
+        variants["bfloat16, saved voice, oneDNN off"] = call(bf16, mkldnn=False, voice=voice)
+        levers.append(("oneDNN (mkldnn) off", "bfloat16, saved voice", "bfloat16, saved voice, oneDNN off"))
+    if "compile" in args.levers:
         compiled = build_pipeline(args.config, CPU, dtype="bfloat16")
         compiled.denoiser.forward = torch.compile(compiled.denoiser.forward, dynamic=False)
         compiled_voice = compiled.encode_voice(prompt, PROMPT_SR)
@@ -163,7 +169,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--nfe", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd denoiser")
+    parser.add_argument("--levers", nargs="+", choices=["threads", "onednn", "compile"], default=["threads", "onednn"],
+                        help="optional variants besides bfloat16 and the saved voice (each against `bfloat16, saved "
+                        "voice`): another thread count, oneDNN off, a torch.compile'd denoiser")  # fmt: skip
     parser.add_argument("--output", default=None, help="markdown file to write (a .json is written beside it)")
     parser.add_argument("--smoke", action="store_true", help="tiny config, 2 s, 2 rounds")
     args = parser.parse_args(argv)
