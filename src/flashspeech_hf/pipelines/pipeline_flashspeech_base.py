@@ -539,21 +539,6 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         return waveform
 
     @torch.no_grad()
-    def encode_audio(self, waveforms: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """
-        Encodes waveforms one by one (so padding never changes an item) and pads the latents.
-
-        Args:
-            waveforms (`list[torch.Tensor]`): 1-D waveforms at `self.sampling_rate`.
-
-        Returns:
-            `(latents, mask)` of shapes `(batch_size, latent_dim, max_frames)` and `(batch_size, max_frames)`.
-        """
-        device, dtype = self._execution_device, self.denoiser.dtype
-        latents = [self.codec.encode(w.to(device)[None], self.sampling_rate)[0] for w in waveforms]
-        return self._pad_frames(latents, device, dtype)
-
-    @torch.no_grad()
     def encode_voice(
         self,
         prompt_audio: AudioInput,
