@@ -90,12 +90,13 @@ def test_component_timer_times_the_real_call_through_hooks(nfe):
 
 
 def test_saved_voice_option_and_lever_ab_run(tmp_path):
-    rows = benchmark_inference.main(["--smoke", "--voice", "--peer", "none"])
-    assert rows and all(r.system == "FlashSpeech tiny saved voice" and r.rtf > 0 for r in rows)
+    rows = benchmark_inference.main(["--smoke", "--prompt_as", "audio", "voice", "--peer", "none"])
+    assert [r.system for r in rows[:2]] == ["FlashSpeech tiny", "FlashSpeech tiny saved voice"]  # cell by cell
+    assert len(rows) == 8 and all(r.rtf > 0 for r in rows)
     import benchmark_levers
 
     output = tmp_path / "levers.md"
-    result = benchmark_levers.main(["--smoke", "--threads", "1", "--output", str(output)])
+    result = benchmark_levers.main(["--smoke", "--threads", "1", "--levers", "threads", "--output", str(output)])
     assert result["audio_seconds"] == pytest.approx(2.0, abs=0.3)
     assert all(len(t) == 2 and min(t) > 0 for t in result["times"].values())  # 2 rounds of every variant
     table = output.read_text()
