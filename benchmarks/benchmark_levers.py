@@ -181,7 +181,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--nfe", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--levers", nargs="+", choices=["threads", "onednn", "compile"], default=["threads", "onednn"],
+    parser.add_argument("--levers", nargs="*", choices=["threads", "onednn", "compile"], default=["threads", "onednn"],
                         help="optional variants besides bfloat16 and the saved voice (each against `bfloat16, saved "
                         "voice`): another thread count, oneDNN off, torch.compile with frozen weights")  # fmt: skip
     parser.add_argument("--output", default=None, help="markdown file to write (a .json is written beside it)")
