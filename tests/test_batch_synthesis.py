@@ -162,3 +162,36 @@ def test_two_processes_write_every_row_exactly_once(saved_pipeline, prompts, tmp
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["written"] == [] and sorted(report["skipped"]) == sorted(ids)
     assert mtimes(out) == before and len(audiofolder_texts(out)) == 6
+
+
+class _KilledAfter:
+    """The pipeline, killed (an exception no row handler catches, as SIGKILL) when the `n`-th row starts."""
+
+    def __init__(self, pipe, n):
+        self.pipe, self.n = pipe, n
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+    def long_form(self, *args, **kwargs):
+        self.n -= 1
+        if self.n < 0:
+            raise KeyboardInterrupt("killed")
+        return self.pipe.long_form(*args, **kwargs)
+
+
+def test_a_run_killed_and_resumed_gives_the_clean_runs_metadata(pipe, prompts, tmp_path):
+    # rows without a seed: each gets --seed plus a hash of its id, which metadata.csv must record
+    table = [(f"utt{i}", f"Row {i} says hello.", str(prompts / f"voice{i % 2}.wav"), "") for i in range(4)]
+    rows = rows_from_csv(write_csv(tmp_path / "rows.csv", table))
+    clean, resumed = tmp_path / "clean", tmp_path / "resumed"
+    synthesize_rows(pipe, rows, clean, seed=5, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize_rows(_KilledAfter(pipe, 2), rows, resumed, seed=5, progress=False)
+    assert sorted(name for name in os.listdir(resumed) if name.endswith(".wav")) == ["utt0.wav", "utt1.wav"]
+    report = synthesize_rows(pipe, rows, resumed, seed=5, progress=False)
+    assert report["skipped"] == ["utt0", "utt1"] and report["written"] == ["utt2", "utt3"]
+    assert (resumed / "metadata.csv").read_text() == (clean / "metadata.csv").read_text()
+    for i in range(4):
+        assert (resumed / f"utt{i}.wav").read_bytes() == (clean / f"utt{i}.wav").read_bytes()
+    assert not (resumed / ".synthesis_parts").exists()

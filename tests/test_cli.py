@@ -8,7 +8,14 @@ import soundfile as sf
 import torch
 
 from flashspeech_hf import FlashSpeechPipeline
-from flashspeech_hf.cli import SUBCOMMANDS, build_parser, main
+from flashspeech_hf.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_OUTPUT_ERROR,
+    EXIT_TERMINATED,
+    SUBCOMMANDS,
+    build_parser,
+    main,
+)
 
 
 def make_speech_like(seconds: float, sampling_rate: int, seed: int = 0) -> np.ndarray:
@@ -59,6 +66,8 @@ def _required_args(name):
         return ["--model", "m", "--audio", "a.wav", "--original_text", "t", "--new_text", "u", "--output", "o.wav"]
     if name == "voice":
         return ["--model", "m", "--prompt", "p.wav", "--output", "v.voice.safetensors"]
+    if name == "convert-whisper":
+        return ["--model", "tiny.en", "--output_dir", "d"]
     return []
 
 
@@ -139,3 +148,93 @@ def test_precision_flag_loads_the_networks_in_that_precision(saved_pipeline, pro
     assert len(audio) > 0 and np.isfinite(audio).all()
     with pytest.raises(SystemExit):
         main([*argv, "--output", str(output), "--precision", "int4"])
+
+
+def test_output_location_is_checked_before_the_model_loads(tmp_path, prompt_file, capsys, monkeypatch):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    missing_model = str(tmp_path / "no-model")  # never loaded: the output is checked first
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"text,prompt\nHi.,{prompt_file}\n")
+    argv = ["synthesize", "--model", missing_model, "--input_csv", str(rows), "--output_dir", str(a_file)]
+    assert main(argv) == EXIT_OUTPUT_ERROR
+    assert "is a file, not a folder" in capsys.readouterr().err
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    real_access = os.access  # a read-only mount, also for root (who may write into a mode-555 folder)
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(read_only) else real_access(p, mode))
+    argv = ["synthesize", "--model", missing_model, "--text", "Hi.", "--prompt", prompt_file]
+    assert main([*argv, "--output", str(read_only / "out.wav")]) == EXIT_OUTPUT_ERROR
+    assert "read_only is read-only" in capsys.readouterr().err
+    assert main([*argv, "--output", str(tmp_path)]) == EXIT_OUTPUT_ERROR  # a folder given as the output file
+    assert "is a folder" in capsys.readouterr().err
+    # argument errors have their own status (2, as argparse's), distinct from a batch's failed rows (1)
+    with pytest.raises(SystemExit, match="--text_file not found") as error:
+        main([*argv[:3], "--prompt", prompt_file, "--text_file", str(tmp_path / "none.txt"), "--output", "o.wav"])
+    assert error.value.code == EXIT_BAD_INPUT
+    binary = tmp_path / "book.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(SystemExit, match=rf"--text_file {binary} is not UTF-8 text \(byte 0x89 at offset 0\)"):
+        main([*argv[:3], "--prompt", prompt_file, "--text_file", str(binary), "--output", "o.wav"])
+    help_text = subprocess.run(
+        [sys.executable, "-m", "flashspeech_hf.cli", "synthesize", "--help"], capture_output=True, text=True
+    ).stdout
+    assert f"{EXIT_OUTPUT_ERROR} the output cannot be written" in " ".join(help_text.split())
+
+
+def _run_cli(code: str, argv: list[str], preexec_fn=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        preexec_fn=preexec_fn,
+    )
+
+
+def test_a_full_disk_is_named_with_its_own_exit_status(saved_pipeline, prompt_file, tmp_path):
+    out = tmp_path / "out.wav"
+    # a real failing write of the synthesized audio: a file-size limit of 4 KiB (a full disk fails the same way)
+    code = (
+        "import resource, signal, sys\n"
+        "from flashspeech_hf.audio import AtomicAudioWriter\n"
+        "from flashspeech_hf.cli import main\n"
+        "write = AtomicAudioWriter.write\n"
+        "def limited_write(self, samples):\n"
+        "    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "    write(self, samples)\n"
+        "AtomicAudioWriter.write = limited_write\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["synthesize", "--model", saved_pipeline, "--text", "Hello world.", "--prompt", prompt_file]
+    result = _run_cli(code, [*argv, "--output", str(out)])
+    assert result.returncode == EXIT_OUTPUT_ERROR, result.stderr[-2000:]
+    assert f"error: Could not write {out}: System error : File too large." in result.stderr
+    assert "Traceback" not in result.stderr and os.listdir(tmp_path) == []
+
+
+def test_sigterm_during_a_text_file_leaves_no_partial_output(saved_pipeline, prompt_file, tmp_path):
+    book = tmp_path / "book.txt"
+    book.write_text("The first sentence. The second sentence. The third one.", encoding="utf-8")
+    out = tmp_path / "out" / "book.wav"
+    # SIGTERM arrives after the first sentence is written to the hidden temporary file
+    code = (
+        "import os, signal, sys\n"
+        "from flashspeech_hf.cli import main\n"
+        "from flashspeech_hf.pipelines.long_form import FlashSpeechLongFormMixin\n"
+        "stream = FlashSpeechLongFormMixin.stream\n"
+        "def stream_then_sigterm(self, *args, **kwargs):\n"
+        "    for chunk in stream(self, *args, **kwargs):\n"
+        "        yield chunk\n"
+        "        assert os.listdir(os.path.dirname(sys.argv[-1]))  # the partial file exists\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "FlashSpeechLongFormMixin.stream = stream_then_sigterm\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["synthesize", "--model", saved_pipeline, "--text_file", str(book), "--prompt", prompt_file]
+    result = _run_cli(code, [*argv, "--output", str(out)])
+    assert result.returncode == EXIT_TERMINATED == 143, result.stderr[-2000:]
+    assert os.listdir(out.parent) == []

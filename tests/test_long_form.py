@@ -231,3 +231,11 @@ def test_audio_file_appears_only_when_complete(tmp_path):
     with pytest.raises(ValueError, match="extension"):
         with open_audio_for_writing(tmp_path / "a.txt", 16000):
             pass
+
+
+def test_long_form_says_it_holds_the_whole_waveform_and_points_to_stream():
+    from flashspeech_hf.pipelines.long_form import FlashSpeechLongFormMixin
+
+    doc = " ".join(FlashSpeechLongFormMixin.long_form.__doc__.split())
+    assert "the result holds the whole waveform in memory" in doc
+    assert "For very long texts (a book), use [`~FlashSpeechLongFormMixin.stream`]" in doc

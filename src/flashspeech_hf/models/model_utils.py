@@ -29,3 +29,10 @@ def resize_embedding(old: nn.Embedding, new_num_tokens: int) -> nn.Embedding:
     with torch.no_grad():
         new.weight[:keep] = old.weight[:keep]
     return new
+
+
+CONSISTENCY_CONFIG_KEYS = {
+    key: "the consistency parametrization belongs to the scheduler (`FlashSpeechScheduler`), whose config has it"
+    for key in ("sigma_data", "sigma_min")
+}
+"""Keys of denoiser and prosody generator configs saved before the scheduler applied the consistency scalings."""

@@ -13,7 +13,8 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
-from ..schedulers.scheduling_flashspeech import apply_consistency_function
+from ..configuration_utils import DropLegacyConfigKeysMixin
+from .model_utils import CONSISTENCY_CONFIG_KEYS
 
 
 class SinusoidalNoiseEmbedding(nn.Module):
@@ -240,21 +241,24 @@ class FlashSpeechDenoiserOutput(BaseOutput):
 
     Args:
         sample (`torch.Tensor` of shape `(batch_size, latent_dim, num_frames)`):
-            The consistency function's estimate of the clean latents, zero on padded frames.
+            The network's raw output `F`, zero on padded frames; the scheduler turns it into the consistency
+            function's estimate of the clean latents (`FlashSpeechScheduler.step` or `precondition_outputs`).
     """
 
     sample: torch.Tensor
 
 
-class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
+class FlashSpeechDenoiser(DropLegacyConfigKeysMixin, ModelMixin, ConfigMixin):
     r"""
-    The latent consistency model of FlashSpeech, `f_theta(x, sigma, condition, prompt)`.
+    The network `F_theta(c_in x, c_noise, condition, prompt)` of the latent consistency model of FlashSpeech.
 
     A non-causal WaveNet (NaturalSpeech 2) over codec latents, conditioned per frame on the length-regulated phoneme
-    features plus the pitch embedding, on the noise level through a sinusoidal embedding of
-    `c_noise = 1000 * 0.25 * ln(sigma)`, and on the prompt through FiLM computed by cross-attention to
-    `num_query_tokens` learned query tokens every `cross_attention_every`-th layer. The output is the consistency
-    function `c_skip x + c_out F(c_in x, c_noise)`, which equals `x` at `sigma = sigma_min`.
+    features plus the pitch embedding, on the noise level through a sinusoidal embedding of the timestep
+    (`c_noise`), and on the prompt through FiLM computed by cross-attention to `num_query_tokens` learned query
+    tokens every `cross_attention_every`-th layer. It returns its raw output `F`, as a diffusers UNet does: the
+    scheduler ([`FlashSpeechScheduler`]) scales its input by `c_in`, gives it `c_noise` as the timestep, and forms
+    the consistency function `f = c_skip x + c_out F`, which equals `x` at `sigma = sigma_min`. The model holds no
+    diffusion constants (configs saved with `sigma_data`/`sigma_min` load; the keys are dropped).
 
     Args:
         latent_dim (`int`, defaults to 256): Channels of the codec latents.
@@ -268,24 +272,27 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
         num_query_tokens (`int`, defaults to 32): Learned prompt query tokens.
         cross_attention_every (`int`, defaults to 3): FiLM from the prompt every this many layers.
         dropout (`float`, defaults to 0.0): Dropout on each layer's input.
-        sigma_data (`float`, defaults to 0.5), sigma_min (`float`, defaults to 0.002): Consistency parametrization.
 
     Examples:
 
     ```py
     >>> import torch
-    >>> from flashspeech_hf import FlashSpeechDenoiser
+    >>> from flashspeech_hf import FlashSpeechDenoiser, FlashSpeechScheduler
 
     >>> model = FlashSpeechDenoiser(latent_dim=8, condition_dim=16, prompt_dim=16, hidden_size=16, num_layers=3)
-    >>> x = torch.randn(2, 8, 50) * 80
-    >>> out = model(x, sigma=torch.tensor([80.0, 80.0]), condition=torch.randn(2, 50, 16),
-    ...             prompt_hidden=torch.randn(2, 20, 16)).sample
-    >>> out.shape
+    >>> scheduler = FlashSpeechScheduler()
+    >>> scheduler.set_timesteps(1)
+    >>> t = scheduler.timesteps[0]
+    >>> x = torch.randn(2, 8, 50) * scheduler.init_noise_sigma
+    >>> model_output = model(scheduler.scale_model_input(x, t), t, condition=torch.randn(2, 50, 16),
+    ...                      prompt_hidden=torch.randn(2, 20, 16)).sample
+    >>> scheduler.step(model_output, t, x).prev_sample.shape
     torch.Size([2, 8, 50])
     ```
     """
 
     _supports_gradient_checkpointing = False
+    _legacy_config_keys = CONSISTENCY_CONFIG_KEYS
 
     @register_to_config
     def __init__(
@@ -301,8 +308,6 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
         num_query_tokens: int = 32,
         cross_attention_every: int = 3,
         dropout: float = 0.0,
-        sigma_data: float = 0.5,
-        sigma_min: float = 0.002,
     ):
         super().__init__()
         if hidden_size % num_attention_heads:
@@ -347,7 +352,7 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
             prompt_mask (`torch.Tensor` of shape `(batch_size, prompt_frames)`, *optional*): As in `forward`.
 
         Returns:
-            [`WaveNetCondition`]: `forward(sample, sigma, prepared)` equals `forward(sample, sigma, condition,
+            [`WaveNetCondition`]: `forward(sample, timestep, prepared)` equals `forward(sample, timestep, condition,
             prompt_hidden, mask, prompt_mask)` exactly.
 
         Examples:
@@ -359,8 +364,8 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
         >>> model = FlashSpeechDenoiser(latent_dim=8, condition_dim=16, prompt_dim=16, hidden_size=16, num_layers=3)
         >>> condition, prompt = torch.randn(1, 50, 16), torch.randn(1, 20, 16)
         >>> prepared = model.prepare_condition(condition, prompt)
-        >>> x = torch.randn(1, 8, 50) * 80
-        >>> torch.equal(model(x, 80.0, prepared).sample, model(x, 80.0, condition, prompt).sample)
+        >>> x, t = torch.randn(1, 8, 50), torch.tensor(1000.0)
+        >>> torch.equal(model(x, t, prepared).sample, model(x, t, condition, prompt).sample)
         True
         ```
         """
@@ -375,7 +380,7 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
     def forward(
         self,
         sample: torch.Tensor,
-        sigma: torch.Tensor | float,
+        timestep: torch.Tensor | float,
         condition: torch.Tensor | WaveNetCondition,
         prompt_hidden: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
@@ -384,8 +389,10 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
     ) -> FlashSpeechDenoiserOutput | tuple[torch.Tensor]:
         """
         Args:
-            sample (`torch.Tensor` of shape `(batch_size, latent_dim, num_frames)`): Noisy latents `x`.
-            sigma (`torch.Tensor` of shape `(batch_size,)` or `float`): Noise level of each item.
+            sample (`torch.Tensor` of shape `(batch_size, latent_dim, num_frames)`): The scaled noisy latents
+                `c_in x` (`scheduler.scale_model_input`).
+            timestep (`torch.Tensor` of shape `(batch_size,)`, a scalar tensor or `float`): The noise conditioning
+                `c_noise` of each item (an element of `scheduler.timesteps`, or `scheduler.precondition_noise`).
             condition (`torch.Tensor` of shape `(batch_size, num_frames, condition_dim)` or [`WaveNetCondition`]):
                 Length-regulated phoneme features plus pitch embedding, or their
                 [`~FlashSpeechDenoiser.prepare_condition`] (which then holds the prompt and the mask: the three
@@ -397,7 +404,7 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechDenoiserOutput`] rather than a tuple.
 
         Returns:
-            [`FlashSpeechDenoiserOutput`] or a one-element tuple with the denoised latents.
+            [`FlashSpeechDenoiserOutput`] or a one-element tuple with the raw output `F`, in the weights' dtype.
         """
         if sample.ndim != 3 or sample.shape[1] != self.config.latent_dim:
             raise ValueError(
@@ -417,13 +424,10 @@ class FlashSpeechDenoiser(ModelMixin, ConfigMixin):
                     f"{self.config.condition_dim}), got {tuple(condition.shape)}."
                 )
             prepared = self.prepare_condition(condition, prompt_hidden, mask, prompt_mask)
-
-        def backbone(scaled: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-            return self.backbone(scaled, c_noise, prepared)
-
-        denoised = apply_consistency_function(
-            backbone, sample, sigma, self.config.sigma_data, self.config.sigma_min
-        ) * (prepared.mask > 0).to(sample.dtype)
+        timestep = torch.as_tensor(timestep, device=sample.device, dtype=torch.float32)
+        if timestep.ndim == 0:
+            timestep = timestep.expand(sample.shape[0])
+        model_output = self.backbone(sample, timestep, prepared)
         if not return_dict:
-            return (denoised,)
-        return FlashSpeechDenoiserOutput(sample=denoised)
+            return (model_output,)
+        return FlashSpeechDenoiserOutput(sample=model_output)

@@ -10,8 +10,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
+from ..configuration_utils import DropLegacyConfigKeysMixin
 from ..precision import KeepInFloat32Mixin
-from ..schedulers.scheduling_flashspeech import apply_consistency_function
+from .model_utils import CONSISTENCY_CONFIG_KEYS
 from .modeling_denoiser import WaveNet
 
 
@@ -104,13 +105,14 @@ class ProsodyPredictor(nn.Module):
         return self.out(h).squeeze(-1) * mask.to(x.dtype), h
 
 
-class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
+class FlashSpeechProsodyGenerator(DropLegacyConfigKeysMixin, KeepInFloat32Mixin, ModelMixin, ConfigMixin):
     r"""
     Prosody generator of FlashSpeech: duration and pitch regression plus consistency refinement of their residual.
 
     The regression predictors follow NaturalSpeech 2. The refinement models are small consistency models (non-causal
     WaveNets) that map noise to the residual `ground truth - regression`, conditioned on the regression's last
-    hidden features; at inference the prosody is `regression + alpha * residual` (alpha 0.2 in the paper), so
+    hidden features; like the denoiser they return their raw output `F`, and the scheduler applies the consistency
+    scalings (`c_in`, `c_noise`, `c_skip`, `c_out`) around them. At inference the prosody is `regression + alpha * residual` (alpha 0.2 in the paper), so
     alpha 0 gives the deterministic regression prosody and larger alpha gives more diverse prosody.
 
     Durations are predicted as `log(1 + frames)` per phoneme; pitch as `ln(F0 / 1 Hz)` per frame (continuous, unvoiced
@@ -132,7 +134,6 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
         num_pitch_bins (`int`, defaults to 512), pitch_min_hz (`float`, defaults to 50.0),
         pitch_max_hz (`float`, defaults to 1100.0): Pitch quantization.
         dropout (`float`, defaults to 0.1): Dropout of the predictors.
-        sigma_data (`float`, defaults to 0.5), sigma_min (`float`, defaults to 0.002): Consistency parametrization.
 
     Examples:
 
@@ -150,6 +151,7 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
     """
 
     _keep_in_fp32_modules = ["pitch_bin_edges"]
+    _legacy_config_keys = CONSISTENCY_CONFIG_KEYS
 
     @register_to_config
     def __init__(
@@ -168,8 +170,6 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
         pitch_min_hz: float = 50.0,
         pitch_max_hz: float = 1100.0,
         dropout: float = 0.1,
-        sigma_data: float = 0.5,
-        sigma_min: float = 0.002,
     ):
         super().__init__()
         for name, value in (("predictor_hidden_size", predictor_hidden_size), ("hidden_size", hidden_size)):
@@ -258,46 +258,45 @@ class FlashSpeechProsodyGenerator(KeepInFloat32Mixin, ModelMixin, ConfigMixin):
             math.sqrt(self.config.pitch_min_hz * self.config.pitch_max_hz)
         ) * frame_mask, hidden
 
+    @staticmethod
     def _refine(
-        self,
         refiner: WaveNet,
         sample: torch.Tensor,
-        sigma: torch.Tensor | float,
+        timestep: torch.Tensor | float,
         hidden: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
-        cond = hidden.transpose(1, 2)
-
-        def backbone(scaled: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-            return refiner(scaled, c_noise, cond, mask)
-
-        out = apply_consistency_function(backbone, sample, sigma, self.config.sigma_data, self.config.sigma_min)
-        return out * mask[:, None, :].to(out.dtype)
+        timestep = torch.as_tensor(timestep, device=sample.device, dtype=torch.float32)
+        if timestep.ndim == 0:
+            timestep = timestep.expand(sample.shape[0])
+        return refiner(sample, timestep, hidden.transpose(1, 2), mask)
 
     @apply_forward_hook
     def refine_durations(
-        self, sample: torch.Tensor, sigma: torch.Tensor | float, hidden: torch.Tensor, phoneme_mask: torch.Tensor
+        self, sample: torch.Tensor, timestep: torch.Tensor | float, hidden: torch.Tensor, phoneme_mask: torch.Tensor
     ) -> torch.Tensor:
         """
-        Consistency function of the duration residual.
+        The duration refiner's raw output `F` (the scheduler forms the consistency function of the residual from it).
 
         Args:
-            sample (`torch.Tensor` of shape `(batch_size, 1, num_phonemes)`): Noisy residual of `log(1 + frames)`.
-            sigma (`torch.Tensor` of shape `(batch_size,)` or `float`): Noise level.
+            sample (`torch.Tensor` of shape `(batch_size, 1, num_phonemes)`): The scaled noisy residual of
+                `log(1 + frames)` (`scheduler.scale_model_input`).
+            timestep (`torch.Tensor` of shape `(batch_size,)`, a scalar tensor or `float`): Noise conditioning
+                `c_noise` (an element of `scheduler.timesteps`).
             hidden (`torch.Tensor` of shape `(batch_size, num_phonemes, predictor_hidden_size)`): Regression features.
             phoneme_mask (`torch.Tensor` of shape `(batch_size, num_phonemes)`): True on real phonemes.
 
         Returns:
-            `torch.Tensor` of shape `(batch_size, 1, num_phonemes)`: the denoised residual.
+            `torch.Tensor` of shape `(batch_size, 1, num_phonemes)` in the weights' dtype, zero on padding.
         """
-        return self._refine(self.duration_refiner, sample, sigma, hidden, phoneme_mask.bool())
+        return self._refine(self.duration_refiner, sample, timestep, hidden, phoneme_mask.bool())
 
     @apply_forward_hook
     def refine_pitch(
-        self, sample: torch.Tensor, sigma: torch.Tensor | float, hidden: torch.Tensor, frame_mask: torch.Tensor
+        self, sample: torch.Tensor, timestep: torch.Tensor | float, hidden: torch.Tensor, frame_mask: torch.Tensor
     ) -> torch.Tensor:
-        """Consistency function of the pitch residual; shapes as in `refine_durations` with frames for phonemes."""
-        return self._refine(self.pitch_refiner, sample, sigma, hidden, frame_mask.bool())
+        """The pitch refiner's raw output `F`; shapes as in `refine_durations` with frames for phonemes."""
+        return self._refine(self.pitch_refiner, sample, timestep, hidden, frame_mask.bool())
 
     @staticmethod
     def durations_to_frames(

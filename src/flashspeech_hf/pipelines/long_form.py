@@ -17,6 +17,7 @@ from ..text.sentence_splitting import (
     SENTENCE_END_MARKS,
     split_sentences,
 )
+from .utils import MAX_OUTPUT_SECONDS, MAX_PROMPT_SECONDS
 from .voice import FlashSpeechVoice
 
 DEFAULT_PAUSE_SECONDS = 0.3
@@ -143,8 +144,8 @@ class FlashSpeechLongFormMixin:
         max_sentence_characters: int = DEFAULT_MAX_SENTENCE_CHARACTERS,
         output_type: str = "np",
         prosody_num_inference_steps: int = 1,
-        max_output_seconds: float = 60.0,
-        max_prompt_seconds: float = 30.0,
+        max_output_seconds: float = MAX_OUTPUT_SECONDS,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
         voice: FlashSpeechVoice | None = None,
     ) -> Iterator[FlashSpeechAudioChunk]:
         r"""
@@ -220,8 +221,8 @@ class FlashSpeechLongFormMixin:
         batches = []  # every batch's texts and generators are checked before any work
         for start in range(0, len(sentences), batch_size):
             texts, _, batch_generators, prosody_steps = self.check_inputs(
-                sentences[start : start + batch_size],
-                prompt_audio,
+                text=sentences[start : start + batch_size],
+                prompt_audio=prompt_audio,
                 generator=generators[start : start + batch_size],
                 voice=voice,
                 **settings,
@@ -332,15 +333,19 @@ class FlashSpeechLongFormMixin:
         output_type: str = "np",
         return_dict: bool = True,
         prosody_num_inference_steps: int = 1,
-        max_output_seconds: float = 60.0,
-        max_prompt_seconds: float = 30.0,
+        max_output_seconds: float = MAX_OUTPUT_SECONDS,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
         voice: FlashSpeechVoice | None = None,
     ) -> FlashSpeechLongFormOutput | tuple:
         r"""
         Speaks a text of any length in the voice of `prompt_audio` as one waveform: the text is split into sentences
         (after the tokenizer's normalization), the sentences are synthesized in padded batches of `batch_size` with
-        the prompt encoded once, and joined with short pauses. Memory is bounded by one batch of sentences, whatever
-        the length of the text; a progress bar counts sentences.
+        the prompt encoded once, and joined with short pauses; a progress bar counts sentences.
+
+        Memory: synthesis holds one batch of sentences at a time, but the result holds the whole waveform in memory
+        (4 bytes a sample: an hour at 16 kHz is 230 MB, about twice that while the pieces are joined). For very long
+        texts (a book), use [`~FlashSpeechLongFormMixin.stream`] and write each chunk as it comes, as
+        `flashspeech synthesize --text_file` does.
 
         Arguments are those of [`~FlashSpeechLongFormMixin.stream`] (whose chunks, concatenated, are this waveform),
         with `batch_size` defaulting to 8, plus `return_dict`; `voice=` replaces `prompt_audio` as there.

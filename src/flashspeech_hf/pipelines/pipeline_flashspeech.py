@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.utils import replace_example_docstring
+from diffusers.utils import deprecate, replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
 from .long_form import FlashSpeechLongFormMixin
-from .pipeline_flashspeech_base import (
+from .pipeline_flashspeech_base import FlashSpeechBasePipeline
+from .pipeline_output import FlashSpeechPipelineOutput
+from .utils import (
     MAX_BATCH_SIZE,
     MAX_INFERENCE_STEPS,
     MAX_OUTPUT_SECONDS,
     MAX_PROMPT_SECONDS,
     MIN_PROMPT_SECONDS,
     SPEED_RANGE,
-    FlashSpeechBasePipeline,
     GeneratorInput,
-    _as_generators,
-    _check_callback,
-    _check_float,
-    _check_int,
-    _check_latents,
-    _check_output_type,
-    _check_text_length,
+    as_generators,
+    check_callback,
+    check_float,
+    check_int,
+    check_latents,
+    check_output_type,
+    check_text_length,
+    check_voice_or_audio,
 )
-from .pipeline_output import FlashSpeechPipelineOutput
 from .voice import FlashSpeechVoice
 
 EXAMPLE_DOC_STRING = """
@@ -114,7 +114,7 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
                 raise TypeError(f"`text` must be a string or a list of strings, got {type(t).__name__}.")
             if not t.strip():
                 raise ValueError("`text` is empty: give the sentence to speak.")
-        self._check_voice_or_audio(voice, prompt_audio, "prompt_audio")
+        check_voice_or_audio(voice, prompt_audio, "prompt_audio")
         prompts = self._as_list(prompt_audio if voice is None else voice, "prompt_audio" if voice is None else "voice")
         if len(prompts) == 1 and len(texts) > 1:
             prompts = prompts * len(texts)
@@ -123,28 +123,28 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         self._check_common(num_inference_steps, prosody_alpha)
         if prosody_num_inference_steps is None:
             prosody_num_inference_steps = num_inference_steps
-        _check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
+        check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
         low, high = SPEED_RANGE
-        _check_float(speed, "speed", low, high, note=" 1.5 speaks 1.5 times faster than the predicted durations.")
-        n = _check_int(num_waveforms_per_prompt, "num_waveforms_per_prompt", 1)
+        check_float(speed, "speed", low, high, note=" 1.5 speaks 1.5 times faster than the predicted durations.")
+        n = check_int(num_waveforms_per_prompt, "num_waveforms_per_prompt", 1)
         if len(texts) * n > MAX_BATCH_SIZE:
             raise ValueError(
                 f"This call would generate {len(texts) * n} waveforms (len(text) * num_waveforms_per_prompt); at most "
                 f"{MAX_BATCH_SIZE} are generated in one call: split the texts over several calls."
             )
-        _check_output_type(output_type, return_dict)
-        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
-        _check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
+        check_output_type(output_type, return_dict)
+        check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
         for i, t in enumerate(texts):
-            _check_text_length(t, f"text[{i}]" if len(texts) > 1 else "text", max_output_seconds)
+            check_text_length(t, f"text[{i}]" if len(texts) > 1 else "text", max_output_seconds)
         for p in {id(p): p for p in prompts}.values():
             if voice is None:
                 check_audio_input(p, prompt_sampling_rate, "prompt_audio", max_prompt_seconds, "max_prompt_seconds")
             else:
                 p.check_compatible(self)
-        generators = _as_generators(generator, len(texts) * n)
-        _check_latents(latents, len(texts) * n, self.denoiser.config.latent_dim)
-        _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        generators = as_generators(generator, len(texts) * n)
+        check_latents(latents, len(texts) * n, self.denoiser.config.latent_dim)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         return texts, prompts, generators, int(prosody_num_inference_steps)
 
     @torch.no_grad()
@@ -229,11 +229,24 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         texts, prompts, generators, prosody_steps = self.check_inputs(
-            text, prompt_audio, prompt_sampling_rate, num_inference_steps, prosody_alpha, speed,
-            num_waveforms_per_prompt, generator, output_type, return_dict, prosody_num_inference_steps,
-            max_output_seconds, max_prompt_seconds, latents, callback_on_step_end, callback_on_step_end_tensor_inputs,
-            voice,
-        )  # fmt: skip
+            text=text,
+            prompt_audio=prompt_audio,
+            prompt_sampling_rate=prompt_sampling_rate,
+            num_inference_steps=num_inference_steps,
+            prosody_alpha=prosody_alpha,
+            speed=speed,
+            num_waveforms_per_prompt=num_waveforms_per_prompt,
+            generator=generator,
+            output_type=output_type,
+            return_dict=return_dict,
+            prosody_num_inference_steps=prosody_num_inference_steps,
+            max_output_seconds=max_output_seconds,
+            max_prompt_seconds=max_prompt_seconds,
+            latents=latents,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            voice=voice,
+        )
         device = self._execution_device
         n = num_waveforms_per_prompt
         tokens = self.tokenizer(texts, padding=True, return_tensors="pt")
@@ -252,12 +265,36 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         input_ids = tokens["input_ids"].to(device).repeat_interleave(n, dim=0)
         phoneme_mask = tokens["attention_mask"].to(device).bool().repeat_interleave(n, dim=0)
 
-        durations, frame_mask, log_pitch, latents = self.text_to_latents(
-            input_ids, phoneme_mask, prompt_hidden, prompt_mask, generators, num_inference_steps, prosody_alpha, speed,
-            prosody_steps, max_output_seconds, progress=True, latents=latents,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+        # phonemes, then prosody: durations, length regulation, pitch
+        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
+        durations, condition, frame_mask, log_pitch = self.predict_prosody(
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, speed, prosody_steps, generators,
+            max_output_seconds=max_output_seconds,
         )  # fmt: skip
+
+        # consistency sampling: the scheduler scales the input, turns the denoiser's output into the estimate and
+        # re-noises it; the condition's projections are computed once
+        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        num_channels = self.denoiser.config.latent_dim
+        latents = self.prepare_latents(num_channels, frame_mask, generators, latents=latents)
+        mask = frame_mask[:, None, :].to(torch.float32)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latents = latents * mask
+                model_input = self.scheduler.scale_model_input(latents, t)
+                model_output = self.denoiser(model_input, t.expand(latents.shape[0]), prepared).sample
+                step_kwargs = self.prepare_extra_step_kwargs(self.scheduler, i, num_channels, frame_mask, generators)
+                output = self.scheduler.step(model_output, t, latents, **step_kwargs)
+                latents = output.prev_sample
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "denoised": getattr(output, "denoised", None)}
+                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
+        latents = latents * mask
         return self._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, output_type, return_dict)
 
     def text_to_latents(
@@ -272,11 +309,11 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         speed: float,
         prosody_num_inference_steps: int,
         max_output_seconds: float,
-        **sampling_kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         The steps from phoneme ids and an encoded prompt to codec latents: phoneme encoding, prosody (durations, length
-        regulation, pitch) and consistency sampling. `__call__` and the long-form methods share them.
+        regulation, pitch) and consistency sampling, for the long-form methods (`__call__` shows the same steps, its
+        sampling loop written out).
 
         Args:
             input_ids (`torch.LongTensor` of shape `(B, L)`), phoneme_mask (`torch.BoolTensor` of shape `(B, L)`).
@@ -284,7 +321,6 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
                 The prompt encoder's output, one row per item.
             generators (`list`), num_inference_steps, prosody_alpha, speed, prosody_num_inference_steps,
             max_output_seconds: As in `__call__` (checked by `check_inputs`).
-            **sampling_kwargs: Passed to [`~FlashSpeechBasePipeline.sample_latents`] (`latents`, callbacks, ...).
 
         Returns:
             `(durations (B, L), frame_mask (B, T), log_pitch (B, T), latents (B, latent_dim, T))`.
@@ -295,7 +331,7 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
             prosody_num_inference_steps, generators, max_output_seconds=max_output_seconds,
         )  # fmt: skip
         latents = self.sample_latents(
-            condition, prompt_hidden, frame_mask, prompt_mask, num_inference_steps, generators, **sampling_kwargs
+            condition, prompt_hidden, frame_mask, prompt_mask, num_inference_steps, generators
         )
         return durations, frame_mask, log_pitch, latents
 
@@ -312,11 +348,11 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         return self._forward_to(FlashSpeechEditPipeline, "edit", *args, **kwargs)
 
     def _forward_to(self, pipeline_class: type, method: str, *args, **kwargs):
-        warnings.warn(
-            f"`FlashSpeechPipeline.{method}(...)` is deprecated and will be removed: use "
-            f"`{pipeline_class.__name__}(**pipe.components)(...)` (same arguments).",
-            FutureWarning,
-            stacklevel=3,
+        deprecate(
+            f"FlashSpeechPipeline.{method}",
+            "1.0.0",
+            f"Use `{pipeline_class.__name__}(**pipe.components)(...)` (same arguments).",
+            stacklevel=4,
         )
         pipe = pipeline_class(**self.components)
         pipe.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
-import numbers
+import inspect
 import os
-import re
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 
 import torch
-from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging
-from huggingface_hub import snapshot_download
 from transformers import PreTrainedTokenizer
 
 from ..audio import AudioInput, check_audio_input, check_speech, load_audio
@@ -24,212 +18,29 @@ from ..models.modeling_denoiser import FlashSpeechDenoiser
 from ..models.modeling_prior import FlashSpeechPriorEncoder
 from ..models.modeling_prosody import FlashSpeechProsodyGenerator, length_regulate
 from ..precision import INT8_COMPONENTS, is_int8_quantized, quantize_dynamic_int8
-from ..schedulers.scheduling_flashspeech import FlashSpeechScheduler
+from ..schedulers.scheduling_flashspeech import PAPER_TWO_STEP_SIGMA, FlashSpeechScheduler
+from .pipeline_loading_utils import (
+    check_checkpoint,
+    check_load_kwargs,
+    check_saveable,
+    own_aligned_weights,
+    record_saved_dtype,
+    resolve_pretrained_path,
+    saved_dtype,
+)
 from .pipeline_output import FlashSpeechAlignment, FlashSpeechPipelineOutput
+from .utils import (
+    MAX_INFERENCE_STEPS,
+    MAX_OUTPUT_SECONDS,
+    MAX_PROMPT_SECONDS,
+    MIN_PROMPT_SECONDS,
+    MIN_SOURCE_SECONDS,
+    check_float,
+    check_int,
+)
 from .voice import FlashSpeechVoice, voice_fingerprint
 
 logger = logging.get_logger(__name__)
-
-MIN_PROMPT_SECONDS = 1.0
-MIN_SOURCE_SECONDS = 0.25
-MAX_OUTPUT_SECONDS = 60.0
-"""Default `max_output_seconds`: the longest waveform one call generates (longer text: split it into sentences)."""
-MAX_PROMPT_SECONDS = 30.0
-"""Default `max_prompt_seconds`: the longest speech prompt accepted (the paper uses 3 s prompts)."""
-MAX_INFERENCE_STEPS = 1000
-"""Most evaluations per sampled sequence (consistency models need 1-4)."""
-MAX_BATCH_SIZE = 256
-"""Most waveforms generated in one call (`len(text) * num_waveforms_per_prompt`)."""
-SPEED_RANGE = (0.25, 4.0)
-"""Accepted `speed` values (inclusive): from four times slower to four times faster than the predicted rate."""
-MAX_CHARACTERS_PER_SECOND = 100
-"""Text longer than this many characters per second of `max_output_seconds` cannot be spoken within it."""
-GeneratorInput = torch.Generator | int | list[torch.Generator | int] | None
-SAVED_DTYPE_KEY = "_torch_dtype"
-"""Key of `model_index.json` where `save_pretrained` records a low-precision pipeline's dtype."""
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_int(value, name: str, low: int, high: int | None = None) -> int:
-    """Raises unless `value` is an integer (not a bool) in `[low, high]`."""
-    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-    if not _is_int(value) or value < low or (high is not None and value > high):
-        raise ValueError(f"`{name}` must be an integer {bounds}, got {value!r}.")
-    return int(value)
-
-
-def _check_float(
-    value, name: str, low: float, high: float | None = None, low_open: bool = False, note: str = ""
-) -> float:
-    """Raises unless `value` is a finite real number in `[low, high]` (`(low, high]` with `low_open`)."""
-    bounds = (
-        ("> " if low_open else ">= ") + f"{low:g}"
-        if high is None
-        else f"in {'(' if low_open else '['}{low:g}, {high:g}]"
-    )
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (high is None or value <= high)
-    if not ok:
-        raise ValueError(f"`{name}` must be a finite number {bounds}, got {value!r}.{note}")
-    return float(value)
-
-
-def _as_generators(generator: GeneratorInput, batch_size: int) -> list[torch.Generator | None]:
-    """
-    One generator (or None) per output waveform, from `None`, a `torch.Generator`, an `int` seed (the same as
-    `torch.Generator().manual_seed(seed)`) or a list of one of them per waveform. Raises a `TypeError`/`ValueError`
-    naming what to pass.
-    """
-
-    def one(item, where: str) -> torch.Generator | None:
-        if item is None or isinstance(item, torch.Generator):
-            return item
-        if _is_int(item):
-            if not 0 <= item < 2**64:
-                raise ValueError(f"A seed given as `generator`{where} must lie in [0, 2**64), got {item}.")
-            return torch.Generator().manual_seed(int(item))
-        raise TypeError(
-            f"`generator`{where} must be a `torch.Generator` (e.g. `torch.Generator().manual_seed(0)`), an int seed "
-            f"or None, got {type(item).__name__}."
-        )
-
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != batch_size:
-            raise ValueError(
-                f"Got {len(generator)} generators for {batch_size} waveforms; pass one per waveform "
-                "(len(text) * num_waveforms_per_prompt) or a single generator."
-            )
-        return [one(g, f"[{i}]") for i, g in enumerate(generator)]
-    return [one(generator, "")] * batch_size
-
-
-def _check_text_length(text: str, name: str, max_output_seconds: float) -> None:
-    """Raises when `text` has more characters than any speaking rate fits in `max_output_seconds`."""
-    max_characters = int(max_output_seconds * MAX_CHARACTERS_PER_SECOND)
-    if len(text) > max_characters:
-        raise ValueError(
-            f"`{name}` has {len(text)} characters, more than can be spoken in `max_output_seconds`="
-            f"{max_output_seconds:g} s (at most {max_characters}): split it into sentences with "
-            "`pipe.long_form(text, prompt_audio)` (or synthesize them one at a time), or raise `max_output_seconds`."
-        )
-
-
-def _check_output_type(output_type, return_dict, allowed: Sequence[str] = ("np", "pt", "latent")) -> None:
-    if output_type not in allowed:
-        raise ValueError(f"`output_type` must be one of {', '.join(repr(a) for a in allowed)}, got {output_type!r}.")
-    if not isinstance(return_dict, bool):
-        raise ValueError(f"`return_dict` must be True or False, got {return_dict!r}.")
-
-
-def _check_callback(callback_on_step_end, tensor_inputs, allowed: Sequence[str]) -> list[str]:
-    """Validates `callback_on_step_end` and its tensor names; returns the names (a `PipelineCallback`'s own)."""
-    if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
-        tensor_inputs = callback_on_step_end.tensor_inputs
-    if callback_on_step_end is not None and not callable(callback_on_step_end):
-        raise TypeError(
-            "`callback_on_step_end` must be a callable `(pipe, step, timestep, callback_kwargs) -> dict`, got "
-            f"{type(callback_on_step_end).__name__}."
-        )
-    tensor_inputs = list(tensor_inputs)
-    unknown = [name for name in tensor_inputs if name not in allowed]
-    if unknown:
-        raise ValueError(f"`callback_on_step_end_tensor_inputs` has {unknown}; the callback can get {list(allowed)}.")
-    return tensor_inputs
-
-
-def _check_latents(latents, batch_size: int, latent_dim: int) -> None:
-    """Raises unless `latents` is None or a finite float tensor of shape `(batch_size, latent_dim, frames)`."""
-    if latents is None:
-        return
-    if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
-        raise TypeError(f"`latents` must be a float torch.Tensor, got {type(latents).__name__}.")
-    if latents.ndim != 3 or latents.shape[:2] != (batch_size, latent_dim):
-        raise ValueError(
-            f"`latents` must have shape ({batch_size}, {latent_dim}, num_frames) (one row per output waveform), got "
-            f"{tuple(latents.shape)}."
-        )
-    if not torch.isfinite(latents).all():
-        raise ValueError("`latents` holds NaN or infinite values.")
-
-
-def check_consistency_constants(scheduler, *models) -> None:
-    """
-    Raises a `ValueError` unless the scheduler and every consistency model (the denoiser, the prosody generator) use
-    the same `sigma_min` and `sigma_data`: the scheduler's levels and re-noising assume the models' boundary level,
-    and a model trained with other constants would be sampled wrongly without an error.
-    """
-    if scheduler is None:
-        return
-    for model in models:
-        if model is None or not hasattr(model, "config"):
-            continue
-        for key in ("sigma_min", "sigma_data"):
-            ours, theirs = scheduler.config.get(key), model.config.get(key)
-            if theirs is not None and ours is not None and not math.isclose(ours, theirs, rel_tol=1e-6):
-                raise ValueError(
-                    f"The scheduler's {key}={ours:g} differs from the {type(model).__name__}'s {key}={theirs:g}: the "
-                    "consistency parametrization needs one value. Build the scheduler with "
-                    f"`FlashSpeechScheduler.from_config(scheduler.config, {key}={theirs:g})` (the model's trained value)."
-                )
-
-
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
-}  # fmt: skip
-
-
-def _weight_files(folder: str, variant: str | None) -> list[str]:
-    """The safetensors weight files diffusers loads from a component folder (one file, or the shards of one)."""
-    infix = re.escape(f".{variant}") if variant else ""
-    pattern = re.compile(rf"^(diffusion_pytorch_model|model){infix}(-\d+-of-\d+)?\.safetensors$")
-    return (
-        sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
-        if os.path.isdir(folder)
-        else []
-    )
-
-
-def _own_aligned_weights(module: torch.nn.Module, folder: str, variant: str | None = None) -> None:
-    """
-    Replaces every CPU weight of `module` that is not 64-byte aligned (a view into a memory-mapped safetensors file)
-    by an owned, aligned tensor. Weights found in the component's safetensors files are read from the file with
-    `readinto` (no mapped page is touched, so no second copy of the file is resident); any other is cloned.
-
-    Args:
-        module (`torch.nn.Module`): A loaded component.
-        folder (`str`): Its folder in the saved pipeline.
-        variant (`str`, *optional*): The weight variant that was loaded.
-    """
-    tensors = {name: t for name, t in module.state_dict(keep_vars=True).items() if isinstance(t, torch.Tensor)}
-    done: set[int] = set()
-    for path in _weight_files(folder, variant):
-        with open(path, "rb") as f:
-            header_size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_size))
-            for name, info in header.items():
-                target = tensors.get(name)
-                dtype = _SAFETENSORS_DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
-                if target is None or dtype is None or target.device.type != "cpu" or id(target) in done:
-                    continue
-                if tuple(info["shape"]) != tuple(target.shape) or target.data_ptr() % 64 == 0:
-                    continue
-                owned = torch.empty(info["shape"], dtype=dtype)
-                begin, end = info["data_offsets"]
-                if owned.numel():
-                    f.seek(8 + header_size + begin)
-                    f.readinto(memoryview(owned.view(-1).view(torch.uint8).numpy()))
-                if end - begin != owned.numel() * owned.element_size():
-                    raise ValueError(f"{path}: the size of {name} does not match its shape and dtype.")
-                target.data = owned.to(target.dtype)
-                done.add(id(target))
-    for tensor in (*module.parameters(), *module.buffers()):
-        if tensor.device.type == "cpu" and tensor.data_ptr() % 64 != 0:
-            tensor.data = tensor.data.clone()
 
 
 class FlashSpeechBasePipeline(DiffusionPipeline):
@@ -252,8 +63,8 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         prior_encoder ([`FlashSpeechPriorEncoder`]): Phoneme encoder and prompt encoder.
         prosody_generator ([`FlashSpeechProsodyGenerator`]): Durations and pitch.
         denoiser ([`FlashSpeechDenoiser`]): The latent consistency model.
-        scheduler ([`FlashSpeechScheduler`]): Noise levels for 1-, 2- or N-step sampling; its `sigma_min` and
-            `sigma_data` must be the denoiser's and the prosody generator's (checked here).
+        scheduler ([`FlashSpeechScheduler`]): Noise levels for 1-, 2- or N-step sampling and the consistency
+            scalings around the denoiser's and the prosody refiners' raw outputs.
         aligner ([`FlashSpeechAligner`], *optional*): Phoneme durations of real audio, needed by voice conversion,
             editing and [`~FlashSpeechBasePipeline.align`]; text-to-speech does not use it.
     """
@@ -282,12 +93,24 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             scheduler=scheduler,
             aligner=aligner,
         )
-        check_consistency_constants(scheduler, denoiser, prosody_generator)
 
     @property
     def sampling_rate(self) -> int:
         """Sample rate of the generated audio (the codec's)."""
         return self.codec.sampling_rate
+
+    @property
+    def prosody_scheduler(self) -> FlashSpeechScheduler:
+        """
+        The scheduler the prosody refiners sample with: the pipeline's, but at the paper's two-step level
+        (`two_step_sigma = 2.0`), since a checkpoint's `two_step_sigma` is tuned for its denoiser (the demo's: 10),
+        not for the refiners. The pipeline's own scheduler when it already has that level.
+        """
+        if not isinstance(self.scheduler, FlashSpeechScheduler):
+            return self.scheduler
+        if self.scheduler.config.two_step_sigma == PAPER_TWO_STEP_SIGMA:
+            return self.scheduler
+        return type(self.scheduler).from_config(self.scheduler.config, two_step_sigma=PAPER_TWO_STEP_SIGMA)
 
     # ------------------------------------------------------------------------------------------------------------
     # Loading
@@ -298,7 +121,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         """
         Loads a pipeline saved with `save_pretrained` from a local folder or a Hugging Face Hub repository id.
 
-        Why this override exists:
+        Why this override exists (each step is a function of `flashspeech_hf.pipelines.pipeline_loading_utils`):
 
         - Stock diffusers refuses to download pipelines whose components live outside diffusers/transformers, so a
           Hub id is first resolved to a local snapshot with `huggingface_hub.snapshot_download` (honouring
@@ -323,46 +146,17 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         Returns:
             An instance of the class it is called on, e.g. [`FlashSpeechPipeline`].
         """
-        quantization = kwargs.pop("quantization", None)
-        if quantization not in (None, "none", "int8"):
-            raise ValueError(f"`quantization` must be None, 'none' or 'int8', got {quantization!r}.")
-        if kwargs.get("low_cpu_mem_usage") is False:
-            # diffusers refuses it for models with `_keep_in_fp32_modules` (the codec, the prosody generator); the
-            # weights loaded are the same either way
-            logger.warning(
-                "`low_cpu_mem_usage=False` is not supported by FlashSpeech's codec and prosody generator, which keep "
-                "some tensors in float32 (`_keep_in_fp32_modules`); loading with `low_cpu_mem_usage=True` (same weights)."
-            )
-            kwargs["low_cpu_mem_usage"] = True
-        requested_dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
-        if quantization == "int8" and requested_dtype not in (None, torch.float32):
-            raise ValueError(
-                "`quantization='int8'` quantizes float32 weights (int8 weights, float32 activations); it cannot be "
-                f"combined with dtype={requested_dtype}: choose one of the two."
-            )
-        path = os.fspath(pretrained_model_name_or_path)
-        if not os.path.isdir(path):
-            if os.path.exists(path) or path.startswith((".", "/")) or path.count("/") > 1:
-                raise ValueError(f"{path} is not a folder with a saved {cls.__name__}, nor a Hub repository id.")
-            try:
-                path = snapshot_download(
-                    path,
-                    revision=kwargs.pop("revision", None),
-                    cache_dir=kwargs.pop("cache_dir", None),
-                    token=kwargs.pop("token", None),
-                    local_files_only=kwargs.pop("local_files_only", False),
-                )
-            except Exception as err:
-                raise OSError(f"Could not resolve {cls.__name__} '{pretrained_model_name_or_path}': {err}") from err
+        quantization = check_load_kwargs(kwargs)
+        path = resolve_pretrained_path(pretrained_model_name_or_path, kwargs, cls.__name__)
         cls._check_checkpoint(path)
-        if requested_dtype is None and quantization in (None, "none"):
-            saved_dtype = cls._saved_dtype(path)
-            if saved_dtype is not None:  # a low-precision pipeline saved as such loads as such
-                kwargs["dtype"] = saved_dtype
+        if kwargs.get("dtype") is None and kwargs.get("torch_dtype") is None and quantization in (None, "none"):
+            dtype = saved_dtype(path)
+            if dtype is not None:  # a low-precision pipeline saved as such loads as such
+                kwargs["dtype"] = dtype
         pipe = super().from_pretrained(path, **kwargs)
         for name, component in pipe.components.items():
             if isinstance(component, torch.nn.Module):
-                _own_aligned_weights(component, os.path.join(path, name), kwargs.get("variant"))
+                own_aligned_weights(component, os.path.join(path, name), kwargs.get("variant"))
         if quantization == "int8":
             pipe.enable_int8_dynamic_quantization()
         return pipe
@@ -415,62 +209,15 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         parts kept in float32 stay float32), half the size of float32, and `model_index.json` records it as
         `"_torch_dtype": "bfloat16"`, so that `from_pretrained` loads it in bfloat16 unless another `dtype` is asked.
         """
-        quantized = [n for n, c in self.components.items() if isinstance(c, torch.nn.Module) and is_int8_quantized(c)]
-        if quantized:
-            raise ValueError(
-                f"The component(s) {quantized} are int8 dynamically quantized, which cannot be saved: save the float "
-                "pipeline and pass `quantization='int8'` to `from_pretrained`."
-            )
+        check_saveable(self.components)
         super().save_pretrained(save_directory, *args, **kwargs)
-        dtype = self.denoiser.dtype if self.denoiser is not None else torch.float32
-        if dtype != torch.float32:
-            index_file = os.path.join(save_directory, "model_index.json")
-            with open(index_file, encoding="utf-8") as f:
-                index = json.load(f)
-            index[SAVED_DTYPE_KEY] = str(dtype).removeprefix("torch.")
-            temporary = f"{index_file}.{os.getpid()}.partial"
-            with open(temporary, "w", encoding="utf-8") as f:
-                json.dump(index, f, indent=2, sort_keys=True)
-                f.write("\n")
-            os.replace(temporary, index_file)
-
-    @staticmethod
-    def _saved_dtype(path: str) -> torch.dtype | None:
-        """The dtype a saved pipeline records in `model_index.json` (`SAVED_DTYPE_KEY`), or None (float32)."""
-        with open(os.path.join(path, "model_index.json"), encoding="utf-8") as f:
-            name = json.load(f).get(SAVED_DTYPE_KEY)
-        if name is None:
-            return None
-        if name not in ("float32", "bfloat16", "float16"):
-            raise ValueError(
-                f"{path}/model_index.json records {SAVED_DTYPE_KEY}={name!r}; expected bfloat16 or float16."
-            )
-        return getattr(torch, name)
+        record_saved_dtype(save_directory, self.denoiser.dtype if self.denoiser is not None else torch.float32)
 
     @classmethod
     def _check_checkpoint(cls, path: str) -> None:
         """Raises a `ValueError` naming what is missing when `path` is not a complete saved pipeline."""
-        index_file = os.path.join(path, "model_index.json")
-        if not os.path.isfile(index_file):
-            raise ValueError(f"{path} is not a saved {cls.__name__}: it has no model_index.json.")
-        try:
-            with open(index_file, encoding="utf-8") as f:
-                index = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{index_file} is not valid JSON: {err}") from err
-        expected = [name for name in cls._get_signature_keys(cls)[0] if name not in cls._optional_components]
-        missing = [name for name in expected if name not in index or index[name] in (None, [None, None])]
-        if missing:
-            raise ValueError(f"{index_file} lacks the component(s) {missing}; a {cls.__name__} needs {expected}.")
-        absent = [name for name in expected if not os.path.isdir(os.path.join(path, name))]
-        optional = [
-            name
-            for name in cls._optional_components
-            if index.get(name) not in (None, [None, None]) and not os.path.isdir(os.path.join(path, name))
-        ]
-        absent += optional
-        if absent:
-            raise ValueError(f"The checkpoint {path} is missing the folder(s) of component(s) {absent}.")
+        required = [name for name in cls._get_signature_keys(cls)[0] if name not in cls._optional_components]
+        check_checkpoint(path, cls.__name__, required, list(cls._optional_components))
 
     @classmethod
     def from_named_config(
@@ -573,7 +320,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         >>> audio = pipe("Hello there.", voice=voice, generator=0).audios[0]
         ```
         """
-        _check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
+        check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
         check_audio_input(prompt_audio, prompt_sampling_rate, name, max_prompt_seconds, "max_prompt_seconds")
         waveform = self.load_prompt(prompt_audio, prompt_sampling_rate, name, max_prompt_seconds)
         device = self._execution_device
@@ -612,20 +359,6 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             hidden[i, : lengths[i]] = voice.prompt_hidden
         mask = torch.arange(max(lengths), device=device)[None] < torch.tensor(lengths, device=device)[:, None]
         return hidden.to(device), mask
-
-    @staticmethod
-    def _check_voice_or_audio(voice, audio, audio_name: str) -> None:
-        """Raises unless exactly one of `voice` and the prompt audio argument `audio_name` is given."""
-        if voice is None and audio is None:
-            raise ValueError(f"Give the target voice: `{audio_name}` (audio) or `voice` (from `pipe.encode_voice`).")
-        if voice is not None and audio is not None:
-            raise ValueError(f"Give either `{audio_name}` or `voice`, not both.")
-        for i, v in enumerate(voice if isinstance(voice, (list, tuple)) else [voice]):
-            if v is not None and not isinstance(v, FlashSpeechVoice):
-                raise TypeError(
-                    f"`voice` must be a FlashSpeechVoice (`pipe.encode_voice(...)` or `FlashSpeechVoice.load(path)`), "
-                    f"got {type(v).__name__}" + (f" at index {i}." if isinstance(voice, (list, tuple)) else ".")
-                )
 
     @staticmethod
     def _pad_frames(
@@ -693,6 +426,7 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         generators: Sequence[torch.Generator | None],
         latents: torch.Tensor | None = None,
         start: torch.Tensor | None = None,
+        scheduler: FlashSpeechScheduler | None = None,
     ) -> torch.Tensor:
         """
         The sample that sampling starts from, at the first sigma of the scheduler (call `set_timesteps` first):
@@ -705,10 +439,12 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             latents (`torch.Tensor` of shape `(batch_size, num_channels, frames)`, *optional*): Standard Gaussian noise
                 to use instead of drawing it, with `frames >= T` (positions past an item's length are ignored).
             start (`torch.Tensor` of shape `(batch_size, num_channels, T)`, *optional*): A clean sample to noise.
+            scheduler (`FlashSpeechScheduler`, *optional*): Defaults to `self.scheduler`.
 
         Returns:
             Float32 `torch.Tensor` of shape `(batch_size, num_channels, T)`.
         """
+        scheduler = self.scheduler if scheduler is None else scheduler
         device, dtype = mask.device, torch.float32
         lengths = mask.sum(dim=1).tolist()
         if latents is None:
@@ -721,8 +457,31 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
                 )
             noise = latents[..., : mask.shape[1]].to(device, dtype) * mask[:, None, :].to(dtype)
         if start is None:
-            return noise * self.scheduler.init_noise_sigma
-        return self.scheduler.add_noise(start, noise, self.scheduler.timesteps[0])
+            return noise * scheduler.init_noise_sigma
+        return scheduler.add_noise(start, noise, scheduler.sigmas[0])
+
+    def prepare_extra_step_kwargs(
+        self,
+        scheduler: FlashSpeechScheduler,
+        step: int,
+        num_channels: int,
+        mask: torch.Tensor,
+        generators: Sequence[torch.Generator | None],
+    ) -> dict:
+        """
+        The randomness of `scheduler.step` at step `step`: each item's own noise draw (float32, at its own length) for
+        the re-noising of every step but the last, or, for a compatible scheduler that draws its noise itself
+        (`CMStochasticIterativeScheduler`), the first item's generator.
+
+        Returns:
+            `dict` of keyword arguments for `scheduler.step`.
+        """
+        if "noise" not in inspect.signature(scheduler.step).parameters:
+            return {"generator": generators[0]}
+        if step + 1 == len(scheduler.timesteps):
+            return {}
+        lengths = mask.sum(dim=1).tolist()
+        return {"noise": self._randn(num_channels, lengths, generators, mask.device, torch.float32)}
 
     def sample_latents(
         self,
@@ -732,7 +491,6 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         prompt_mask: torch.Tensor,
         num_inference_steps: int,
         generators: Sequence[torch.Generator | None],
-        **sampling_kwargs,
     ) -> torch.Tensor:
         """
         The denoiser's consistency sampling of codec latents: its step-independent work
@@ -742,86 +500,59 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
             condition (`torch.Tensor` of shape `(batch_size, T, condition_dim)`): Frame-level condition.
             prompt_hidden (`torch.Tensor` of shape `(batch_size, Fp, H)`), prompt_mask (`(batch_size, Fp)`): Prompt.
             frame_mask (`torch.Tensor` of shape `(batch_size, T)`): True on valid frames.
-            num_inference_steps (`int`), generators (`list`), **sampling_kwargs: As in `sample_consistency`.
+            num_inference_steps (`int`), generators (`list`): As in `sample_consistency`.
 
         Returns:
             Float32 `torch.Tensor` of shape `(batch_size, latent_dim, T)`.
         """
         prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
         return self.sample_consistency(
-            lambda x, s: self.denoiser(x, s, prepared).sample,
+            lambda x, t: self.denoiser(x, t, prepared).sample,
             self.denoiser.config.latent_dim,
             frame_mask,
             num_inference_steps,
             generators,
-            **sampling_kwargs,
         )
 
     def sample_consistency(
         self,
-        consistency_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         channels: int,
         mask: torch.Tensor,
         num_inference_steps: int,
         generators: Sequence[torch.Generator | None],
-        start: torch.Tensor | None = None,
-        sigmas: list[float] | None = None,
-        progress: bool = False,
-        strength: float = 1.0,
-        latents: torch.Tensor | None = None,
-        callback_on_step_end: Callable | None = None,
-        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        scheduler: FlashSpeechScheduler | None = None,
     ) -> torch.Tensor:
         """
-        Multistep consistency sampling (Song et al. 2023, Algorithm 1) with the pipeline's scheduler.
+        Multistep consistency sampling (Song et al. 2023, Algorithm 1) from noise, as the task pipelines' `__call__`
+        loops do it: at each step the model gets `scheduler.scale_model_input(x, t)` and `t`, and `scheduler.step`
+        turns its raw output into the denoised estimate and re-noises it. The prosody refiners and long-form
+        synthesis sample through it.
 
         Args:
-            consistency_fn (`Callable`): `(x (B, channels, T), sigma (B,)) -> denoised (B, channels, T)`.
+            model_fn (`Callable`): `(scaled x (B, channels, T), timestep (B,)) -> raw model output F (B, channels, T)`.
             channels (`int`): Channels of the sample.
             mask (`torch.Tensor` of shape `(batch_size, T)`): True on valid positions.
-            num_inference_steps (`int`): Network evaluations (ignored when `sigmas` is given).
+            num_inference_steps (`int`): Network evaluations.
             generators (`list[torch.Generator | None]`): One per item.
-            start (`torch.Tensor` of shape `(batch_size, channels, T)`, *optional*): A clean sample to start from,
-                noised to the first sigma (voice conversion, editing); pure noise when omitted.
-            sigmas (`list[float]`, *optional*): Explicit decreasing sigmas.
-            progress (`bool`): Show a progress bar.
-            strength (`float`, defaults to 1.0): With `start`, how far down the noise scale sampling starts (see
-                [`FlashSpeechScheduler.set_timesteps`]).
-            latents (`torch.Tensor`, *optional*): Initial noise instead of a draw (see
-                [`~FlashSpeechBasePipeline.prepare_latents`]).
-            callback_on_step_end (`Callable`, *optional*): Called after every step as
-                `callback_on_step_end(self, i, t, callback_kwargs)` with the tensors named in
-                `callback_on_step_end_tensor_inputs` (`"latents"`: the sample for the next step, `"denoised"`: this
-                step's estimate); a `"latents"` entry of the returned dict replaces the sample.
-            callback_on_step_end_tensor_inputs (`Sequence[str]`, defaults to `("latents",)`): Names passed to the
-                callback, from `_callback_tensor_inputs`.
+            scheduler (`FlashSpeechScheduler`, *optional*): Defaults to `self.scheduler` (the prosody refiners sample
+                with [`~FlashSpeechBasePipeline.prosody_scheduler`]).
 
         Returns:
             Float32 `torch.Tensor` of shape `(batch_size, channels, T)`, zero where `mask` is False.
 
         The sampling state (noise, noisy samples, scheduler arithmetic) is float32 whatever the models' dtype, so a
-        seed draws the same noise at every precision; `consistency_fn` gets float32 samples.
+        seed draws the same noise at every precision; `model_fn` gets float32 samples.
         """
-        device, dtype = mask.device, torch.float32
-        lengths = mask.sum(dim=1).tolist()
-        self.scheduler.set_timesteps(num_inference_steps, device=device, sigmas=sigmas, strength=strength)
-        timesteps = self.scheduler.timesteps
-        sample = self.prepare_latents(channels, mask, generators, latents=latents, start=start)
-        m = mask[:, None, :].to(dtype)
-        with self.progress_bar(total=len(timesteps)) if progress else nullcontext() as bar:
-            for i, t in enumerate(timesteps):
-                denoised = consistency_fn(sample * m, t.expand(mask.shape[0]))
-                step_noise = None
-                if i + 1 < len(timesteps):
-                    step_noise = self._randn(channels, lengths, generators, device, dtype)
-                sample = self.scheduler.step(denoised, t, sample, noise=step_noise).prev_sample
-                if callback_on_step_end is not None:
-                    tensors = {"latents": sample, "denoised": denoised}
-                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
-                    sample = callback_outputs.pop("latents", sample)
-                if bar is not None:
-                    bar.update()
+        scheduler = self.scheduler if scheduler is None else scheduler
+        scheduler.set_timesteps(num_inference_steps, device=mask.device)
+        sample = self.prepare_latents(channels, mask, generators, scheduler=scheduler)
+        m = mask[:, None, :].to(torch.float32)
+        for i, t in enumerate(scheduler.timesteps):
+            sample = sample * m
+            model_output = model_fn(scheduler.scale_model_input(sample, t), t.expand(mask.shape[0]))
+            step_kwargs = self.prepare_extra_step_kwargs(scheduler, i, channels, mask, generators)
+            sample = scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
         return sample * m
 
     def _refine(
@@ -839,7 +570,12 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         if prosody_alpha == 0:
             return regression
         residual = self.sample_consistency(
-            lambda x, s: refine_fn(x, s, hidden, mask), 1, mask, num_inference_steps, generators
+            lambda x, t: refine_fn(x, t, hidden, mask),
+            1,
+            mask,
+            num_inference_steps,
+            generators,
+            scheduler=self.prosody_scheduler,
         )
         return regression + prosody_alpha * residual[:, 0]
 
@@ -965,8 +701,8 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
 
     @staticmethod
     def _check_common(num_inference_steps: int, prosody_alpha: float, name: str = "num_inference_steps") -> None:
-        _check_int(num_inference_steps, name, 1, MAX_INFERENCE_STEPS)
-        _check_float(
+        check_int(num_inference_steps, name, 1, MAX_INFERENCE_STEPS)
+        check_float(
             prosody_alpha, "prosody_alpha", 0.0, 1.0, note=" 0 is the regression prosody, 1 the full sampled residual."
         )
 

@@ -11,19 +11,22 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
-from .pipeline_flashspeech_base import (
+from .pipeline_flashspeech_base import FlashSpeechBasePipeline
+from .pipeline_output import FlashSpeechEditOutput
+from .utils import (
+    MAX_INFERENCE_STEPS,
     MAX_OUTPUT_SECONDS,
     MAX_PROMPT_SECONDS,
     MIN_PROMPT_SECONDS,
-    FlashSpeechBasePipeline,
     GeneratorInput,
-    _as_generators,
-    _check_callback,
-    _check_float,
-    _check_output_type,
-    _check_text_length,
+    as_generators,
+    check_callback,
+    check_float,
+    check_int,
+    check_output_type,
+    check_text_length,
+    check_voice_or_audio,
 )
-from .pipeline_output import FlashSpeechEditOutput
 from .voice import FlashSpeechVoice
 
 EXAMPLE_DOC_STRING = """
@@ -105,6 +108,7 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         max_output_seconds=MAX_OUTPUT_SECONDS,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
+        prosody_num_inference_steps=1,
         prompt_audio=None,
         prompt_sampling_rate=None,
         voice=None,
@@ -119,21 +123,22 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         if not isinstance(original_text, str) or not original_text.strip():
             raise ValueError("The text of `audio` is empty: give the words spoken in it.")
         self._check_common(num_inference_steps, prosody_alpha)
+        check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
         if not isinstance(new_text, str) or not new_text.strip():
             raise ValueError("`new_text` is empty: give the sentence the edited recording should say.")
-        _check_float(crossfade_ms, "crossfade_ms", 0.0)
-        _check_output_type(output_type, return_dict, allowed=("np", "pt"))
-        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
-        _check_text_length(new_text, "new_text", max_output_seconds)
+        check_float(crossfade_ms, "crossfade_ms", 0.0)
+        check_output_type(output_type, return_dict)
+        check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        check_text_length(new_text, "new_text", max_output_seconds)
         check_audio_input(audio, sampling_rate, "audio", max_output_seconds, "max_output_seconds")
         if prompt_audio is not None or voice is not None:
-            self._check_voice_or_audio(voice, prompt_audio, "prompt_audio")
+            check_voice_or_audio(voice, prompt_audio, "prompt_audio")
         if prompt_audio is not None:
             check_audio_input(prompt_audio, prompt_sampling_rate, "prompt_audio", MAX_PROMPT_SECONDS)
         if voice is not None:
             voice.check_compatible(self)
-        _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
-        return _as_generators(generator, 1)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        return as_generators(generator, 1)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -152,6 +157,7 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         max_output_seconds: float = MAX_OUTPUT_SECONDS,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        prosody_num_inference_steps: int = 1,
         prompt_audio: AudioInput | None = None,
         prompt_sampling_rate: int | None = None,
         voice: FlashSpeechVoice | None = None,
@@ -178,9 +184,15 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
             generator (`torch.Generator` or `int`, *optional*): Controls every random draw; an `int` is a seed.
             crossfade_ms (`float`, defaults to 10.0): Length of each cross-fade (shortened where the context is
                 shorter); 0 gives a hard splice.
-            output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
+            output_type (`str`, defaults to `"np"`): `"np"` or `"pt"` waveforms, or `"latent"`: the sampled latents of
+                the whole edited utterance, `(1, latent_dim, num_frames)`, not decoded nor spliced (the splice
+                positions are then in latent frames: `edit_start`/`edit_end` bound the regenerated frames).
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechEditOutput`] rather than a tuple.
             max_output_seconds (`float`, defaults to 60.0): Longest recording, and longest edited output, accepted.
+            callback_on_step_end (`Callable`, *optional*), callback_on_step_end_tensor_inputs (`list[str]`,
+                *optional*): As in [`FlashSpeechPipeline.__call__`].
+            prosody_num_inference_steps (`int`, defaults to 1): Evaluations of each prosody refinement model, as in
+                [`FlashSpeechPipeline.__call__`] (sampled with [`~FlashSpeechBasePipeline.prosody_scheduler`]).
             prompt_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`, *optional*): A speech prompt of the
                 voice to speak the new words in, instead of the recording's unchanged context (the default).
             prompt_sampling_rate (`int`, *optional*): Sample rate of an array `prompt_audio`.
@@ -196,10 +208,24 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         generators = self.check_inputs(
-            audio, original_text, new_text, sampling_rate, num_inference_steps, prosody_alpha, generator, crossfade_ms,
-            output_type, return_dict, max_output_seconds, callback_on_step_end, callback_on_step_end_tensor_inputs,
-            prompt_audio, prompt_sampling_rate, voice,
-        )  # fmt: skip
+            audio=audio,
+            original_text=original_text,
+            new_text=new_text,
+            sampling_rate=sampling_rate,
+            num_inference_steps=num_inference_steps,
+            prosody_alpha=prosody_alpha,
+            generator=generator,
+            crossfade_ms=crossfade_ms,
+            output_type=output_type,
+            return_dict=return_dict,
+            max_output_seconds=max_output_seconds,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            prosody_num_inference_steps=prosody_num_inference_steps,
+            prompt_audio=prompt_audio,
+            prompt_sampling_rate=prompt_sampling_rate,
+            voice=voice,
+        )
         new_phonemes = self.tokenizer.phonemize(new_text)[0]
         alignment = self.align(audio, original_text, sampling_rate, "audio", max_output_seconds)
         start, end, new_end = self._edit_span(alignment.phonemes, new_phonemes)
@@ -223,12 +249,12 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
         phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
         predicted = self.predict_durations(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, prosody_num_inference_steps,
             generators,
         )[0]  # fmt: skip
         new_durations = torch.cat([durations[:start], predicted[start:new_end], durations[end:]])[None]
         new_durations, condition, frame_mask, log_pitch = self.predict_prosody(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, prosody_num_inference_steps,
             generators, durations=new_durations, max_output_seconds=max_output_seconds,
         )  # fmt: skip
         span_end = frame_start + int(predicted[start:new_end].sum())
@@ -239,41 +265,52 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         is_context = torch.ones(1, 1, total, dtype=torch.bool, device=device)
         is_context[..., frame_start:span_end] = False
 
+        # consistency sampling of the whole new utterance; every estimate keeps the known context (inpainting)
         prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
-
-        def consistency_fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            denoised = self.denoiser(x, sigma, prepared).sample
-            return torch.where(is_context, known, denoised)
-
-        sample = self.sample_consistency(
-            consistency_fn,
-            self.denoiser.config.latent_dim,
-            frame_mask,
-            num_inference_steps,
-            generators,
-            start=known,
-            progress=True,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
-        generated = self.codec.decode(sample)[0].float().cpu()
-        audio_out, edit_start, edit_end, original_end = _splice(
-            alignment.waveform.float().cpu(),
-            generated,
-            frame_start * hop,
-            frame_end * hop,
-            span_end * hop,
-            round(crossfade_ms * rate / 1000),
-        )
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        num_channels = self.denoiser.config.latent_dim
+        latents = self.prepare_latents(num_channels, frame_mask, generators, start=known)
+        mask = frame_mask[:, None, :].to(torch.float32)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latents = latents * mask
+                model_input = self.scheduler.scale_model_input(latents, t)
+                model_output = self.denoiser(model_input, t.expand(latents.shape[0]), prepared).sample
+                step_kwargs = self.prepare_extra_step_kwargs(self.scheduler, i, num_channels, frame_mask, generators)
+                output = self.scheduler.step(
+                    model_output, t, latents, known_sample=known, known_mask=is_context, **step_kwargs
+                )
+                latents = output.prev_sample
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "denoised": getattr(output, "denoised", None)}
+                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
+        sample = latents * mask
+        if output_type == "latent":  # the whole edited utterance, splice positions in latent frames
+            audios, length = sample, total
+            edit_start, edit_end, original_end = frame_start, span_end, frame_end
+        else:
+            generated = self.codec.decode(sample)[0].float().cpu()
+            audio_out, edit_start, edit_end, original_end = _splice(
+                alignment.waveform.float().cpu(),
+                generated,
+                frame_start * hop,
+                frame_end * hop,
+                span_end * hop,
+                round(crossfade_ms * rate / 1000),
+            )
+            audios, length = audio_out[None], audio_out.shape[-1]
+            if output_type == "np":
+                audios = audios.numpy()
         self.maybe_free_model_hooks()
-        audios = audio_out[None]
-        if output_type == "np":
-            audios = audios.numpy()
         if not return_dict:
             return (audios,)
         return FlashSpeechEditOutput(
             audios=audios,
-            audio_lengths=[audio_out.shape[-1]],
+            audio_lengths=[length],
             durations=[new_durations[0].cpu()],
             log_pitch=[log_pitch[0].float().cpu()],
             edit_start=edit_start,

@@ -9,18 +9,21 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
 from ..audio import AudioInput, check_audio_input
-from .pipeline_flashspeech_base import (
+from .pipeline_flashspeech_base import FlashSpeechBasePipeline
+from .pipeline_output import FlashSpeechPipelineOutput
+from .utils import (
+    MAX_INFERENCE_STEPS,
     MAX_OUTPUT_SECONDS,
     MAX_PROMPT_SECONDS,
     MIN_PROMPT_SECONDS,
-    FlashSpeechBasePipeline,
     GeneratorInput,
-    _as_generators,
-    _check_callback,
-    _check_float,
-    _check_output_type,
+    as_generators,
+    check_callback,
+    check_float,
+    check_int,
+    check_output_type,
+    check_voice_or_audio,
 )
-from .pipeline_output import FlashSpeechPipelineOutput
 from .voice import FlashSpeechVoice
 
 EXAMPLE_DOC_STRING = """
@@ -71,6 +74,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         max_prompt_seconds=MAX_PROMPT_SECONDS,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
+        prosody_num_inference_steps=1,
         voice=None,
     ) -> list[torch.Generator | None]:
         """
@@ -81,24 +85,25 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         """
         self._check_aligner()
         self._check_common(num_inference_steps, prosody_alpha)
-        _check_float(strength, "strength", 0.0, 1.0, low_open=True)
+        check_int(prosody_num_inference_steps, "prosody_num_inference_steps", 1, MAX_INFERENCE_STEPS)
+        check_float(strength, "strength", 0.0, 1.0, low_open=True)
         if not isinstance(source_text, str) or not source_text.strip():
             raise ValueError("`source_text` is empty: give the words spoken in `source_audio`.")
-        _check_output_type(output_type, return_dict)
-        _check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
-        _check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
+        check_output_type(output_type, return_dict)
+        check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
+        check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
         check_audio_input(source_audio, sampling_rate, "source_audio", max_output_seconds, "max_output_seconds")
-        self._check_voice_or_audio(voice, reference_audio, "reference_audio")
+        check_voice_or_audio(voice, reference_audio, "reference_audio")
         if voice is None:
             check_audio_input(
                 reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds, "max_prompt_seconds"
             )
         else:
             voice.check_compatible(self)
-        _check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
-        return _as_generators(generator, 1)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        return as_generators(generator, 1)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -119,6 +124,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         max_prompt_seconds: float = MAX_PROMPT_SECONDS,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        prosody_num_inference_steps: int = 1,
         voice: FlashSpeechVoice | None = None,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
@@ -148,6 +154,8 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             max_prompt_seconds (`float`, defaults to 30.0): Longest `reference_audio`.
             callback_on_step_end (`Callable`, *optional*), callback_on_step_end_tensor_inputs (`list[str]`,
                 *optional*): As in [`FlashSpeechPipeline.__call__`].
+            prosody_num_inference_steps (`int`, defaults to 1): Evaluations of each prosody refinement model, as in
+                [`FlashSpeechPipeline.__call__`] (sampled with [`~FlashSpeechBasePipeline.prosody_scheduler`]).
             voice ([`FlashSpeechVoice`], *optional*): The target voice encoded once by
                 [`~FlashSpeechBasePipeline.encode_voice`] (or loaded), instead of `reference_audio`: the same audio.
 
@@ -161,10 +169,24 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         generators = self.check_inputs(
-            source_audio, source_text, reference_audio, strength, num_inference_steps, prosody_alpha, generator,
-            sampling_rate, reference_sampling_rate, output_type, return_dict, max_output_seconds, max_prompt_seconds,
-            callback_on_step_end, callback_on_step_end_tensor_inputs, voice,
-        )  # fmt: skip
+            source_audio=source_audio,
+            source_text=source_text,
+            reference_audio=reference_audio,
+            strength=strength,
+            num_inference_steps=num_inference_steps,
+            prosody_alpha=prosody_alpha,
+            generator=generator,
+            sampling_rate=sampling_rate,
+            reference_sampling_rate=reference_sampling_rate,
+            output_type=output_type,
+            return_dict=return_dict,
+            max_output_seconds=max_output_seconds,
+            max_prompt_seconds=max_prompt_seconds,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            prosody_num_inference_steps=prosody_num_inference_steps,
+            voice=voice,
+        )
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
         alignment = self.align(source_audio, source_text, sampling_rate, "source_audio", max_output_seconds)
@@ -176,20 +198,30 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
         phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
         durations, condition, frame_mask, log_pitch = self.predict_prosody(
-            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, num_inference_steps,
+            phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, prosody_num_inference_steps,
             generators, durations=alignment.durations[None].to(input_ids.device),
         )  # fmt: skip
-        latents = self.sample_latents(
-            condition,
-            prompt_hidden,
-            frame_mask,
-            prompt_mask,
-            num_inference_steps,
-            generators,
-            start=alignment.latents[None],
-            strength=float(strength),
-            progress=True,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+
+        # consistency sampling from the source latents noised to the level `strength` sets
+        prepared = self.denoiser.prepare_condition(condition, prompt_hidden, frame_mask, prompt_mask)
+        self.scheduler.set_timesteps(num_inference_steps, device=frame_mask.device, strength=float(strength))
+        timesteps = self.scheduler.timesteps
+        num_channels = self.denoiser.config.latent_dim
+        latents = self.prepare_latents(num_channels, frame_mask, generators, start=alignment.latents[None])
+        mask = frame_mask[:, None, :].to(torch.float32)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latents = latents * mask
+                model_input = self.scheduler.scale_model_input(latents, t)
+                model_output = self.denoiser(model_input, t.expand(latents.shape[0]), prepared).sample
+                step_kwargs = self.prepare_extra_step_kwargs(self.scheduler, i, num_channels, frame_mask, generators)
+                output = self.scheduler.step(model_output, t, latents, **step_kwargs)
+                latents = output.prev_sample
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "denoised": getattr(output, "denoised", None)}
+                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
+        latents = latents * mask
         return self._postprocess(latents, frame_mask, durations, phoneme_mask, log_pitch, output_type, return_dict)

@@ -40,6 +40,9 @@ class FlashSpeechEditOutput(FlashSpeechPipelineOutput):
         edit_end (`int`): End (exclusive) of the spliced region in the output (end of the right cross-fade);
             `audios[0, edit_end:]` equals `original[original_end:]`.
         original_end (`int`): End (exclusive) of the replaced region in the original waveform.
+        With `output_type="latent"` the three positions are latent frames of the unspliced edited utterance
+        (`audios` of shape `(1, latent_dim, num_frames)`): `[edit_start, edit_end)` are the regenerated frames, which
+        replace the original's `[edit_start, original_end)`.
         original_phonemes (`list[str]`): Phonemes of the original text that were replaced.
         new_phonemes (`list[str]`): Phonemes that were generated in their place.
     """

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils import BaseOutput, logging
+from diffusers.utils import BaseOutput
 
-logger = logging.get_logger(__name__)
+from ..configuration_utils import DropLegacyConfigKeysMixin
+
+PAPER_TWO_STEP_SIGMA = 2.0
+"""The intermediate level of two-step sampling in the FlashSpeech paper (the default `two_step_sigma`)."""
 
 LEGACY_TRAINING_KEYS = ("s0", "s1", "total_training_steps", "p_mean", "p_std")
 """Keys of the improved-consistency-training curriculum that older `scheduler_config.json` files carry; the curriculum
@@ -76,33 +78,19 @@ def noise_conditioning(sigma: torch.Tensor) -> torch.Tensor:
     return 1000.0 * 0.25 * torch.log(sigma.clamp_min(1e-20))
 
 
-def apply_consistency_function(
-    backbone_out_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    sample: torch.Tensor,
-    sigma: torch.Tensor | float,
-    sigma_data: float,
-    sigma_min: float,
-) -> torch.Tensor:
-    """
-    `f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))`: the consistency parametrization
-    shared by the latent denoiser, the prosody refiners and [`FlashSpeechScheduler`] (one definition of the maths).
-
-    Args:
-        backbone_out_fn (`Callable[[torch.Tensor, torch.Tensor], torch.Tensor]`): Maps `(c_in * x, c_noise)` to `F`.
-        sample (`torch.Tensor` of shape `(batch, channels, frames)`): Noisy input `x`.
-        sigma (`torch.Tensor` of shape `(batch,)`, a scalar tensor or `float`): Noise level per item.
-        sigma_data (`float`), sigma_min (`float`): Parametrization constants.
-
-    Returns:
-        `torch.Tensor` of shape `(batch, channels, frames)`, in the dtype of `sample` or of `F` if wider: with a
-        float32 `sample` the skip connection and scalings stay in float32 whatever precision `F` runs in.
-    """
+def _per_item(sigma: torch.Tensor | float, sample: torch.Tensor) -> torch.Tensor:
+    """`sigma` as a float32 tensor of shape `(batch,)` on `sample`'s device (a scalar is shared by every item)."""
     sigma = torch.as_tensor(sigma, device=sample.device, dtype=torch.float32)
     if sigma.ndim == 0:
         sigma = sigma.expand(sample.shape[0])
-    c_skip, c_out, c_in = consistency_scalings(sigma, sigma_data, sigma_min)
-    c_skip, c_out, c_in = (c[:, None, None].to(sample.dtype) for c in (c_skip, c_out, c_in))
-    return c_skip * sample + c_out * backbone_out_fn(c_in * sample, noise_conditioning(sigma))
+    if sigma.shape != (sample.shape[0],):
+        raise ValueError(f"`sigma` must be a scalar or have shape ({sample.shape[0]},), got {tuple(sigma.shape)}.")
+    return sigma
+
+
+def _broadcast(scale: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    """A per-item `(batch,)` scale reshaped to `(batch, 1, ..., 1)` and cast to `sample`'s dtype."""
+    return scale.reshape(-1, *([1] * (sample.ndim - 1))).to(sample.dtype)
 
 
 @dataclass
@@ -115,26 +103,28 @@ class FlashSpeechSchedulerOutput(BaseOutput):
             The sample at the next (lower) noise level, input to the next network evaluation. After the last step it
             equals `denoised`.
         denoised (`torch.Tensor` of shape `(batch_size, num_channels, num_frames)`):
-            The consistency model's estimate of the clean sample at this step.
+            The consistency model's estimate of the clean sample at this step: `c_skip * sample + c_out *
+            model_output` (with `known_sample` pasted where `known_mask` is True).
     """
 
     prev_sample: torch.Tensor
     denoised: torch.Tensor
 
 
-class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
+class FlashSpeechScheduler(DropLegacyConfigKeysMixin, SchedulerMixin, ConfigMixin):
     """
     Sampling schedule and consistency parametrization of the latent consistency model of FlashSpeech.
 
     Noise levels are continuous EDM sigmas (no discrete DDPM alphas and no clamping of the denoised estimate: codec
-    latents are not bounded); `timesteps` are the sigmas themselves. The consistency function is
-    `f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))` with the scalings of
-    [`~FlashSpeechScheduler.get_scalings_for_boundary_condition`] and `c_noise =`
-    [`~FlashSpeechScheduler.sigma_to_t`]; the models apply it through the same functions of this module
-    (`apply_consistency_function`), with the `sigma_data` and `sigma_min` that the pipeline checks agree with this
-    config. The model output given to [`~FlashSpeechScheduler.step`] is therefore already `f(x, sigma)`, the denoised
-    estimate, and [`~FlashSpeechScheduler.scale_model_input`] is the identity. One-step sampling evaluates
-    `f(sigma_max * z, sigma_max)`; multistep sampling re-noises each estimate to the next sigma with
+    latents are not bounded). As in diffusers' `CMStochasticIterativeScheduler`, the scheduler owns the consistency
+    parametrization `f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))` and the models
+    return their raw output `F`: [`~FlashSpeechScheduler.scale_model_input`] applies `c_in`, the `timesteps` given to
+    the model are `c_noise = 1000 * 0.25 ln(sigma)` ([`~FlashSpeechScheduler.sigma_to_t`]), and
+    [`~FlashSpeechScheduler.step`] applies `c_skip` and `c_out` (the scalings of
+    [`~FlashSpeechScheduler.get_scalings_for_boundary_condition`]) and re-noises. Training calls the same scalings
+    per item ([`~FlashSpeechScheduler.precondition_inputs`], [`~FlashSpeechScheduler.precondition_noise`],
+    [`~FlashSpeechScheduler.precondition_outputs`], named as in diffusers' `EDMEulerScheduler`). One-step sampling
+    evaluates `f(sigma_max * z, sigma_max)`; multistep sampling re-noises each estimate to the next sigma with
     `sqrt(sigma^2 - sigma_min^2) * z` and applies `f` again (Song et al. 2023, Algorithm 1).
 
     Sigmas for `num_inference_steps`:
@@ -169,12 +159,21 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
     >>> scheduler.set_timesteps(2)
     >>> scheduler.sigmas
     tensor([80.,  2.])
+    >>> scheduler.timesteps  # c_noise = 250 ln(sigma), what the model is given
+    tensor([1095.5310,  173.2868])
     >>> scheduler.set_timesteps(2, strength=0.5)  # voice conversion: start from a noised source
     >>> scheduler.sigmas
     tensor([2.5152, 2.0000])
     ```
     """
 
+    # config-compatible: `CMStochasticIterativeScheduler.from_config(scheduler.config)` and back round-trip, and it
+    # applies the same scalings and c_noise (`clip_denoised=False` for unbounded codec latents)
+    _compatibles = ["CMStochasticIterativeScheduler"]
+    _legacy_config_keys = {
+        key: "the training curriculum, now `flashspeech_hf.training_utils.ConsistencyTrainingCurriculum`"
+        for key in LEGACY_TRAINING_KEYS
+    }
     order = 1
 
     @register_to_config
@@ -184,7 +183,7 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         sigma_max: float = 80.0,
         sigma_data: float = 0.5,
         rho: float = 7.0,
-        two_step_sigma: float = 2.0,
+        two_step_sigma: float = PAPER_TWO_STEP_SIGMA,
     ):
         if not 0 < sigma_min < sigma_max:
             raise ValueError(f"Need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}.")
@@ -195,24 +194,9 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         self.init_noise_sigma = sigma_max
         self.num_inference_steps: int | None = None
         self.sigmas = torch.tensor([sigma_max], dtype=torch.float32)
-        self.timesteps = self.sigmas.clone()
+        self.timesteps = self.sigma_to_t(self.sigmas)
         self._step_index: int | None = None
         self._begin_index: int | None = None
-
-    @classmethod
-    def extract_init_dict(cls, config_dict, **kwargs):
-        # configs saved before the training curriculum moved out carry its keys: drop them (not kept as hidden keys,
-        # so a re-saved config is clean)
-        legacy = sorted(key for key in LEGACY_TRAINING_KEYS if key in config_dict)
-        if legacy:
-            logger.info(
-                f"Ignoring the training-curriculum keys {legacy} of this scheduler config: they moved to "
-                "`flashspeech_hf.training_utils.ConsistencyTrainingCurriculum` and are no longer part of the scheduler."
-            )
-            config_dict = {k: v for k, v in config_dict.items() if k not in legacy}
-            if "_use_default_values" in config_dict:
-                config_dict["_use_default_values"] = [k for k in config_dict["_use_default_values"] if k not in legacy]
-        return super().extract_init_dict(config_dict, **kwargs)
 
     def __len__(self) -> int:
         """Number of noise levels currently set (`len(self.timesteps)`)."""
@@ -314,6 +298,45 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         """The noise conditioning `c_noise = 1000 * 0.25 * ln(sigma)` that the networks are given, elementwise."""
         return noise_conditioning(torch.as_tensor(sigmas, dtype=torch.float32))
 
+    def precondition_inputs(self, sample: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        """
+        The model's input `c_in(sigma) * sample`, per item (training; sampling goes through `scale_model_input`).
+
+        Args:
+            sample (`torch.Tensor` of shape `(batch_size, num_channels, num_frames)`): Noisy samples `x`.
+            sigma (`torch.Tensor` of shape `(batch_size,)`, or a scalar): Noise level of each item.
+
+        Returns:
+            `torch.Tensor` shaped and typed like `sample`.
+        """
+        _, _, c_in = consistency_scalings(_per_item(sigma, sample), self.config.sigma_data, self.config.sigma_min)
+        return _broadcast(c_in, sample) * sample
+
+    def precondition_noise(self, sigma: torch.Tensor | float) -> torch.Tensor:
+        """The model's noise input `c_noise(sigma)` (the same as `sigma_to_t`), float32, shaped like `sigma`."""
+        return self.sigma_to_t(sigma)
+
+    def precondition_outputs(
+        self, sample: torch.Tensor, model_output: torch.Tensor, sigma: torch.Tensor | float
+    ) -> torch.Tensor:
+        """
+        The consistency function `f(x, sigma) = c_skip(sigma) x + c_out(sigma) F` from the model's raw output `F`,
+        per item; `f(x, sigma_min) = x`.
+
+        Args:
+            sample (`torch.Tensor` of shape `(batch_size, num_channels, num_frames)`): The noisy samples `x`.
+            model_output (`torch.Tensor` of the same shape): `F`, the model's output for `precondition_inputs(x)`.
+            sigma (`torch.Tensor` of shape `(batch_size,)`, or a scalar): Noise level of each item.
+
+        Returns:
+            `torch.Tensor` of the same shape, in `sample`'s dtype or `model_output`'s if wider: with a float32
+            `sample` the skip connection and scalings stay float32 whatever precision the model runs in.
+        """
+        c_skip, c_out, _ = consistency_scalings(
+            _per_item(sigma, sample), self.config.sigma_data, self.config.sigma_min
+        )
+        return _broadcast(c_skip, sample) * sample + _broadcast(c_out, sample) * model_output
+
     def set_timesteps(
         self,
         num_inference_steps: int | None = None,
@@ -363,16 +386,24 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
             values = torch.cat([torch.tensor([start], dtype=torch.float64), later[later.double() < start].double()])
         self.num_inference_steps = len(values)
         self.sigmas = values.to(device=device, dtype=torch.float32)
-        self.timesteps = self.sigmas.clone()
+        self.timesteps = self.sigma_to_t(self.sigmas)
         self._step_index = None
         self._begin_index = None
 
-    def scale_model_input(self, sample: torch.Tensor, timestep: float | torch.Tensor | None = None) -> torch.Tensor:
+    def scale_model_input(self, sample: torch.Tensor, timestep: float | torch.Tensor) -> torch.Tensor:
         """
-        Identity: the models scale their input by `c_in` themselves (through `apply_consistency_function`), so that
-        training and sampling call them the same way. Kept for interchangeability with other schedulers.
+        Scales the sample of the current step by `c_in(sigma) = 1 / sqrt(sigma^2 + sigma_data^2)`, the model's input.
+
+        Args:
+            sample (`torch.Tensor` of shape `(batch_size, num_channels, num_frames)`): The noisy sample `x`.
+            timestep (`float` or `torch.Tensor`): The current timestep (an element of `self.timesteps`).
+
+        Returns:
+            `torch.Tensor` shaped and typed like `sample`.
         """
-        return sample
+        if self.step_index is None:
+            self._init_step_index(timestep)
+        return self.precondition_inputs(sample, self.sigmas[self.step_index])
 
     def add_noise(
         self, original_samples: torch.Tensor, noise: torch.Tensor, sigmas: float | torch.Tensor
@@ -401,30 +432,40 @@ class FlashSpeechScheduler(SchedulerMixin, ConfigMixin):
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         return_dict: bool = True,
+        known_sample: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
     ) -> FlashSpeechSchedulerOutput | tuple[torch.Tensor, torch.Tensor]:
         """
-        Moves from the current sigma to the next one.
+        Moves from the current sigma to the next one: the denoised estimate `c_skip * sample + c_out * model_output`,
+        re-noised to the next sigma (`sqrt(sigma_next^2 - sigma_min^2) * noise`) unless this was the last one.
 
         Args:
             model_output (`torch.Tensor` of shape `(batch_size, num_channels, num_frames)`):
-                The consistency function's output `f(sample, sigma)`, i.e. the denoised estimate.
-            timestep (`float` or `torch.Tensor`): The current sigma (an element of `self.timesteps`; another value
-                raises a `ValueError`).
-            sample (`torch.Tensor` of the same shape): The noisy input of this step (unused by the update itself,
-                which only re-noises the estimate; kept for the diffusers scheduler signature).
+                The model's raw output `F` for `scale_model_input(sample, timestep)`.
+            timestep (`float` or `torch.Tensor`): The current timestep (an element of `self.timesteps`; another
+                value raises a `ValueError`).
+            sample (`torch.Tensor` of the same shape): The noisy sample of this step (before `scale_model_input`).
             noise (`torch.Tensor` of the same shape, *optional*): Standard Gaussian noise for re-noising. Pass it to
                 control each item's noise (the pipeline draws it per item); otherwise it is drawn with `generator`.
             generator (`torch.Generator`, *optional*): Random generator for the re-noising draw.
             return_dict (`bool`, defaults to `True`): Return a [`FlashSpeechSchedulerOutput`] rather than a tuple.
+            known_sample (`torch.Tensor` of the same shape, *optional*), known_mask (`torch.BoolTensor`
+                broadcastable to it, *optional*): Inpainting (speech editing): where `known_mask` is True the estimate
+                is `known_sample`, before re-noising (as diffusers' `RePaintScheduler` takes `original_image` and
+                `mask`). Pass both or neither.
 
         Returns:
             [`FlashSpeechSchedulerOutput`] or `(prev_sample, denoised)`.
         """
         if self.num_inference_steps is None:
             raise ValueError("Call `set_timesteps` before `step`.")
+        if (known_sample is None) != (known_mask is None):
+            raise ValueError("Pass both `known_sample` and `known_mask`, or neither.")
         if self.step_index is None:
             self._init_step_index(timestep)
-        denoised = model_output
+        denoised = self.precondition_outputs(sample, model_output, self.sigmas[self._step_index])
+        if known_sample is not None:
+            denoised = torch.where(known_mask, known_sample.to(denoised.dtype), denoised)
         if self._step_index + 1 < len(self.sigmas):
             next_sigma = float(self.sigmas[self._step_index + 1])
             if noise is None:
