@@ -273,13 +273,15 @@ class FlashSpeechDemo:
                 self._voices.popitem(last=False)
         return voice
 
-    def _run(self, fn, *args, **kwargs):
+    def _run(self, fn, *args, uploads: tuple = (), **kwargs):
+        """`fn(*args, **kwargs)` and its time; bad input becomes a `gradio.Error` naming `args`/`uploads` by name."""
         gr = _import_gradio()
         start = time.perf_counter()
         try:
             out = fn(*args, **kwargs)
         except (ValueError, FileNotFoundError) as err:
-            raise gr.Error(_user_message(str(err), args), duration=None, print_exception=False) from err
+            message = _user_message(str(err), (*args, *uploads))
+            raise gr.Error(message, duration=None, print_exception=False) from err
         return out, time.perf_counter() - start
 
     def _result(self, audio: np.ndarray, log_pitch, elapsed: float, span: tuple[float, float] | None = None):
@@ -292,6 +294,7 @@ class FlashSpeechDemo:
         _require(prompt, "Upload or record a speech prompt (at least 1 s of the target voice).")
         out, elapsed = self._run(
             lambda **kwargs: self.pipe(text or "", voice=self.voice(prompt), **kwargs),
+            uploads=(prompt,),
             num_inference_steps=int(steps),
             prosody_alpha=float(alpha),
             speed=float(speed),
@@ -316,6 +319,7 @@ class FlashSpeechDemo:
             lambda **kwargs: self.voice_conversion(
                 source, source_text or "", voice=self.voice(reference, "reference_audio"), **kwargs
             ),
+            uploads=(source, reference),
             strength=float(strength),
             num_inference_steps=int(steps),
             prosody_alpha=float(alpha),
