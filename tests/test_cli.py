@@ -168,6 +168,11 @@ def test_output_location_is_checked_before_the_model_loads(tmp_path, prompt_file
     assert "read_only is read-only" in capsys.readouterr().err
     assert main([*argv, "--output", str(tmp_path)]) == EXIT_OUTPUT_ERROR  # a folder given as the output file
     assert "is a folder" in capsys.readouterr().err
+    voice_argv = ["voice", "--model", missing_model, "--prompt", prompt_file, "--output"]
+    assert main([*voice_argv, str(read_only / "v.voice.safetensors")]) == EXIT_OUTPUT_ERROR
+    assert "read_only is read-only" in capsys.readouterr().err
+    assert main([*voice_argv, str(tmp_path)]) == EXIT_OUTPUT_ERROR
+    assert "is a folder" in capsys.readouterr().err
     # argument errors have their own status (2, as argparse's), distinct from a batch's failed rows (1)
     with pytest.raises(SystemExit, match="--text_file not found") as error:
         main([*argv[:3], "--prompt", prompt_file, "--text_file", str(tmp_path / "none.txt"), "--output", "o.wav"])

@@ -424,12 +424,16 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_voice(args: argparse.Namespace) -> int:
     """Encodes `--prompt` once with the pipeline and saves the voice to `--output` (`synthesize --voice`)."""
-    from .audio import check_output_folder
+    import errno
+
+    from .audio import OutputError, check_output_folder
 
     if not os.path.isfile(args.prompt):
         raise SystemExit(f"error: --prompt file not found: {args.prompt}")
     if os.path.isdir(args.output):
-        raise SystemExit(f"error: --output {args.output} is a folder; give a file name such as NAME.voice.safetensors")
+        raise OutputError(
+            errno.EISDIR, f"--output {args.output} is a folder; give a file such as NAME.voice.safetensors"
+        )
     check_output_folder(os.path.dirname(os.path.abspath(args.output)), "The folder of --output")
     pipe = _load_pipeline(args.model, args.device, precision=args.precision)
     voice = pipe.encode_voice(args.prompt)
