@@ -37,8 +37,9 @@ from benchmark_inference import (
 
 CPU = torch.device("cpu")  # peak_memory_mb reads VmHWM there: it starts afresh at `exec` (`ru_maxrss` does not)
 OPTIONS = ("float32", "bfloat16", "bfloat16-checkpoint", "float16", "int8")
-"""`bfloat16-checkpoint` loads a copy saved in bfloat16 (`pipe.to(torch.bfloat16).save_pretrained`): the file read is
-half the size, where `bfloat16` casts a float32 checkpoint while loading it."""
+"""`bfloat16-checkpoint` loads a copy saved in bfloat16 (`pipe.to(torch.bfloat16).save_pretrained`), without a `dtype`
+argument (the saved pipeline records its dtype): the file read is half the size, where `bfloat16` casts a float32
+checkpoint while loading it."""
 
 
 def child(path: str, option: str, seconds: float, threads: int) -> dict:
@@ -48,10 +49,14 @@ def child(path: str, option: str, seconds: float, threads: int) -> dict:
     torch.set_num_threads(threads)
     after_import = peak_memory_mb(CPU)
     kwargs = {"quantization": "int8"} if option == "int8" else {"dtype": getattr(torch, option.split("-")[0])}
+    if option == "bfloat16-checkpoint":
+        kwargs = {}  # the checkpoint records its dtype (`_torch_dtype` in model_index.json): it loads in bfloat16
     start = time.perf_counter()
     pipe = FlashSpeechPipeline.from_pretrained(path, **kwargs)
     load_s = time.perf_counter() - start
     after_load = peak_memory_mb(CPU)
+    if option != "int8":
+        assert pipe.denoiser.dtype == getattr(torch, option.split("-")[0]), pipe.denoiser.dtype
     sr = pipe.codec.sampling_rate
     prompt = make_prompt(3.0, sr)
     # the saved pipeline's durations are forced (FRAMES_PER_PHONEME per phoneme): the text sets the output length

@@ -38,9 +38,10 @@ def test_plot_collects_matching_rows_and_writes_png(tmp_path):
 
 def test_memory_benchmark_reports_each_option_from_a_fresh_process(tmp_path):
     output = tmp_path / "memory.md"
-    rows = benchmark_memory.main(["--config", "tiny", "--options", "float32", "int8", "--num_threads", "1",
-                                  "--seconds", "1", "--output", str(output)])  # fmt: skip
-    assert [r["option"] for r in rows] == ["float32", "int8"]
+    rows = benchmark_memory.main(["--config", "tiny", "--options", "float32", "int8", "bfloat16-checkpoint",
+                                  "--num_threads", "1", "--seconds", "1", "--output", str(output)])  # fmt: skip
+    # the child asserts the networks' dtype: a bfloat16 checkpoint loads in bfloat16 without a dtype argument
+    assert [r["option"] for r in rows] == ["float32", "int8", "bfloat16-checkpoint"]
     for r in rows:
         assert 0 < r["after_import_mb"] <= r["after_load_mb"] <= r["after_synthesis_mb"]
         assert r["audio_s"] > 0 and r["synthesis_s"] > 0

@@ -104,3 +104,18 @@ def test_training_benchmark_times_each_precision_in_its_own_run_and_writes_the_t
     assert json.loads(output.with_suffix(".json").read_text())["rows"] == rows
     with pytest.raises(ValueError, match="--warmup_steps"):
         benchmark_training.main(["--sizes", "tiny", "--steps", "2", "--warmup_steps", "2"])
+
+
+def test_saved_voice_option_and_lever_ab_run(tmp_path):
+    rows = benchmark_inference.main(["--smoke", "--prompt_as", "audio", "voice", "--peer", "none"])
+    assert [r.system for r in rows[:2]] == ["FlashSpeech tiny", "FlashSpeech tiny saved voice"]  # cell by cell
+    assert len(rows) == 8 and all(r.rtf > 0 for r in rows)
+    import benchmark_levers
+
+    output = tmp_path / "levers.md"
+    result = benchmark_levers.main(["--smoke", "--threads", "1", "--levers", "threads", "--output", str(output)])
+    assert result["audio_seconds"] == pytest.approx(2.0, abs=0.3)
+    assert all(len(t) == 2 and min(t) > 0 for t in result["times"].values())  # 2 rounds of every variant
+    table = output.read_text()
+    assert "| saved voice (`voice=`) | bfloat16, prompt audio | bfloat16, saved voice |" in table
+    assert table.count("x |") >= 2 * len(result["levers"]) and output.with_suffix(".json").is_file()

@@ -64,6 +64,8 @@ def _required_args(name):
         return ["--model", "m", "--source", "s.wav", "--source_text", "t", "--reference", "r.wav", "--output", "o.wav"]
     if name == "edit":
         return ["--model", "m", "--audio", "a.wav", "--original_text", "t", "--new_text", "u", "--output", "o.wav"]
+    if name == "voice":
+        return ["--model", "m", "--prompt", "p.wav", "--output", "v.voice.safetensors"]
     if name == "convert-whisper":
         return ["--model", "tiny.en", "--output_dir", "d"]
     return []
@@ -165,6 +167,11 @@ def test_output_location_is_checked_before_the_model_loads(tmp_path, prompt_file
     assert main([*argv, "--output", str(read_only / "out.wav")]) == EXIT_OUTPUT_ERROR
     assert "read_only is read-only" in capsys.readouterr().err
     assert main([*argv, "--output", str(tmp_path)]) == EXIT_OUTPUT_ERROR  # a folder given as the output file
+    assert "is a folder" in capsys.readouterr().err
+    voice_argv = ["voice", "--model", missing_model, "--prompt", prompt_file, "--output"]
+    assert main([*voice_argv, str(read_only / "v.voice.safetensors")]) == EXIT_OUTPUT_ERROR
+    assert "read_only is read-only" in capsys.readouterr().err
+    assert main([*voice_argv, str(tmp_path)]) == EXIT_OUTPUT_ERROR
     assert "is a folder" in capsys.readouterr().err
     # argument errors have their own status (2, as argparse's), distinct from a batch's failed rows (1)
     with pytest.raises(SystemExit, match="--text_file not found") as error:

@@ -1,11 +1,13 @@
 """Lower precision: bf16 loading and casting, what stays in float32, int8 dynamic quantization (tiny config, CPU)."""
 
 import copy
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from speech_data import convert, edit, make_prompt
 
 from flashspeech_hf import FlashSpeechPipeline
@@ -139,10 +141,25 @@ def test_bf16_save_and_reload_roundtrip(saved, tmp_path):
         assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
     x, y = run(bf16, seed=3)[0], run(again, seed=3)[0]
     assert torch.equal(x.audios, y.audios)
-    # a bf16 checkpoint also loads in float32 (the weights as rounded, the kept tensors exact)
-    fp32 = FlashSpeechPipeline.from_pretrained(tmp_path / "bf16")
+    # on disk: bfloat16 weights (the kept parts float32), and the index says so
+    with safe_open(tmp_path / "bf16" / "denoiser" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"BF16"}
+    with safe_open(tmp_path / "bf16" / "codec" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        assert f.get_slice("latent_std").get_dtype() == "F32"
+    assert json.loads((tmp_path / "bf16" / "model_index.json").read_text())["_torch_dtype"] == "bfloat16"
+    # without a dtype it loads in bfloat16, the same pipeline
+    auto = FlashSpeechPipeline.from_pretrained(tmp_path / "bf16")
+    auto.set_progress_bar_config(disable=True)
+    assert auto.denoiser.dtype == torch.bfloat16 and auto.prior_encoder.dtype == torch.bfloat16
+    assert_fp32_parts(auto)
+    assert torch.equal(run(auto, seed=3)[0].audios, x.audios)
+    # and in float32 when asked (the weights as rounded, the kept tensors exact); a float32 save records nothing
+    fp32 = FlashSpeechPipeline.from_pretrained(tmp_path / "bf16", dtype=torch.float32)
     assert fp32.denoiser.dtype == torch.float32
     assert torch.equal(fp32.codec.latent_std, bf16.codec.latent_std)
+    fp32.save_pretrained(tmp_path / "fp32")
+    assert "_torch_dtype" not in json.loads((tmp_path / "fp32" / "model_index.json").read_text())
+    assert FlashSpeechPipeline.from_pretrained(tmp_path / "fp32").denoiser.dtype == torch.float32
 
 
 def test_int8_dynamic_quantization(saved, reference):

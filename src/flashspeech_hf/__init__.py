@@ -22,6 +22,7 @@ from .pipelines import (
     FlashSpeechEditPipeline,
     FlashSpeechPipeline,
     FlashSpeechPipelineOutput,
+    FlashSpeechVoice,
     FlashSpeechVoiceConversionPipeline,
 )
 from .schedulers import FlashSpeechScheduler, FlashSpeechSchedulerOutput
@@ -44,6 +45,7 @@ __all__ = [
     "FlashSpeechScheduler",
     "FlashSpeechSchedulerOutput",
     "FlashSpeechTokenizer",
+    "FlashSpeechVoice",
     "FlashSpeechVoiceConversionPipeline",
     "MelCodec",
     "check_speech",

@@ -24,9 +24,12 @@ flashspeech app --model path/or/org/flashspeech --device cuda --port 8080
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "flashspeech-demo"
 #: Upper bound of the steps slider (the paper's default is 2).
 MAX_STEPS = 8
+#: Encoded prompts kept between requests (least recently used first out), keyed by the uploaded file's content.
+VOICE_CACHE_SIZE = 16
 #: Largest upload accepted in bytes (gradio's `max_file_size`, 20 MiB): a minute of 48 kHz stereo 24-bit WAV is
 #: 17 MB, and prompts are at most 30 s, edited or converted recordings at most 60 s.
 MAX_FILE_SIZE = 20 * 2**20
@@ -240,14 +245,43 @@ class FlashSpeechDemo:
         self.editing = FlashSpeechEditPipeline(**pipe.components)
         for task in (self.voice_conversion, self.editing):
             task.set_progress_bar_config(disable=True)
+        self._voices: OrderedDict[str, Any] = OrderedDict()
+        self._voices_lock = threading.Lock()
 
-    def _run(self, fn, *args, **kwargs):
+    def voice(self, path: str, name: str = "prompt_audio"):
+        """
+        The [`FlashSpeechVoice`] of an uploaded prompt file, encoded once: the last `VOICE_CACHE_SIZE` are kept, keyed
+        by the SHA-256 of the file's bytes, so the same prompt sent again (a new upload of the same file, another
+        text) skips the codec and the prompt encoder; the audio is the same as from the file.
+        """
+        from .audio import check_audio_input
+        from .pipelines.utils import MAX_PROMPT_SECONDS
+
+        check_audio_input(path, None, name, MAX_PROMPT_SECONDS, "max_prompt_seconds")  # before reading the file
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        key = digest.hexdigest()
+        with self._voices_lock:
+            voice = self._voices.pop(key, None)
+        if voice is None:
+            voice = self.pipe.encode_voice(path, name=name)
+        with self._voices_lock:
+            self._voices[key] = voice
+            while len(self._voices) > VOICE_CACHE_SIZE:
+                self._voices.popitem(last=False)
+        return voice
+
+    def _run(self, fn, *args, uploads: tuple = (), **kwargs):
+        """`fn(*args, **kwargs)` and its time; bad input becomes a `gradio.Error` naming `args`/`uploads` by name."""
         gr = _import_gradio()
         start = time.perf_counter()
         try:
             out = fn(*args, **kwargs)
         except (ValueError, FileNotFoundError) as err:
-            raise gr.Error(_user_message(str(err), args), duration=None, print_exception=False) from err
+            message = _user_message(str(err), (*args, *uploads))
+            raise gr.Error(message, duration=None, print_exception=False) from err
         return out, time.perf_counter() - start
 
     def _result(self, audio: np.ndarray, log_pitch, elapsed: float, span: tuple[float, float] | None = None):
@@ -259,9 +293,8 @@ class FlashSpeechDemo:
         """Zero-shot TTS: `text` in the voice of the `prompt` file."""
         _require(prompt, "Upload or record a speech prompt (at least 1 s of the target voice).")
         out, elapsed = self._run(
-            self.pipe,
-            text or "",
-            prompt,
+            lambda **kwargs: self.pipe(text or "", voice=self.voice(prompt), **kwargs),
+            uploads=(prompt,),
             num_inference_steps=int(steps),
             prosody_alpha=float(alpha),
             speed=float(speed),
@@ -283,10 +316,10 @@ class FlashSpeechDemo:
         _require(source, "Upload or record the source speech.")
         _require(reference, "Upload or record a reference of the target voice (at least 1 s).")
         out, elapsed = self._run(
-            self.voice_conversion,
-            source,
-            source_text or "",
-            reference,
+            lambda **kwargs: self.voice_conversion(
+                source, source_text or "", voice=self.voice(reference, "reference_audio"), **kwargs
+            ),
+            uploads=(source, reference),
             strength=float(strength),
             num_inference_steps=int(steps),
             prosody_alpha=float(alpha),

@@ -1,4 +1,4 @@
-"""The `flashspeech` command line: `flashspeech synthesize | convert | edit | evaluate | app | convert-whisper`.
+"""The `flashspeech` command line: `flashspeech synthesize | voice | convert | edit | evaluate | app | convert-whisper`.
 
 Each subcommand is a pair of functions registered in [`SUBCOMMANDS`]: `add_<name>_arguments(parser)` declares its
 arguments and `run_<name>(args) -> int` runs it. Adding a subcommand is adding such a pair and one table entry.
@@ -8,6 +8,8 @@ Examples:
 ```bash
 flashspeech synthesize --model path/to/pipeline --text "Hello there." --prompt prompt.wav --output out.wav
 flashspeech synthesize --model path/to/pipeline --text_file book.txt --prompt prompt.wav --output book.wav
+flashspeech voice --model path/to/pipeline --prompt prompt.wav --output prompt.voice.safetensors  # encode once
+flashspeech synthesize --model path/to/pipeline --text "Hello there." --voice prompt.voice.safetensors --output out.wav
 accelerate launch --multi_gpu --num_processes 2 -m flashspeech_hf.cli synthesize --model path/to/pipeline \
     --input_csv rows.csv --output_dir out  # or: torchrun --nproc_per_node 2 -m flashspeech_hf.cli synthesize ...
 flashspeech convert --model path/to/pipeline --source source.wav --source_text "What the source says." \
@@ -117,6 +119,10 @@ def add_synthesize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prompt", help="Speech prompt of the target voice (an audio file, >= 1 s); for --text(_file)."
     )
+    parser.add_argument(
+        "--voice",
+        help="A saved voice (`flashspeech voice`) instead of --prompt: the same audio without encoding the prompt.",
+    )
     parser.add_argument("--output", help="Output audio file (.wav, .flac, .ogg); for --text and --text_file.")
     parser.add_argument("--output_dir", help="Output audiofolder; for --input_csv and --dataset.")
     parser.add_argument("--dataset_config", default=None, help="Configuration of --dataset.")
@@ -169,13 +175,15 @@ def run_synthesize(args: argparse.Namespace) -> int:
 
     from .audio import check_output_file, open_audio_for_writing
 
-    for flag in ("--prompt", "--output"):
-        if not getattr(args, flag[2:]):
-            raise SystemExit(f"error: {flag} is required with --text and --text_file")
+    if not args.output:
+        raise SystemExit("error: --output is required with --text and --text_file")
+    if bool(args.prompt) == bool(args.voice):
+        raise SystemExit("error: give the voice with one of --prompt (audio) and --voice (a saved voice)")
     if args.output_dir:
         raise SystemExit("error: --output_dir is for --input_csv and --dataset; use --output")
-    if not os.path.isfile(args.prompt):
-        raise SystemExit(f"error: --prompt file not found: {args.prompt}")
+    for flag, path in (("--prompt", args.prompt), ("--voice", args.voice)):
+        if path and not os.path.isfile(path):
+            raise SystemExit(f"error: {flag} file not found: {path}")
     text = args.text
     if args.text_file:
         text = _read_text_file(args.text_file)
@@ -185,10 +193,11 @@ def run_synthesize(args: argparse.Namespace) -> int:
         check_output_file(path, "--output")
     pipe = _load_pipeline(args.model, args.device, precision=args.precision)
     rate = pipe.sampling_rate
+    voice = _load_voice(args.voice, pipe)
     if args.num_waveforms_per_prompt > 1:
-        return _synthesize_renditions(pipe, text, args)
+        return _synthesize_renditions(pipe, text, args, voice)
     # an int seed: sentence i uses seed + i, so a one-sentence text is exactly `pipe(text, generator=seed)`
-    chunks = pipe.stream(text, args.prompt, generator=args.seed, **_long_form_kwargs(args))
+    chunks = pipe.stream(text, args.prompt, generator=args.seed, voice=voice, **_long_form_kwargs(args))
     total = len(pipe.split_text(text, args.max_sentence_characters))
     samples = 0
     with open_audio_for_writing(args.output, rate) as handle, tqdm(total=total, unit="sentence") as bar:
@@ -198,6 +207,15 @@ def run_synthesize(args: argparse.Namespace) -> int:
             bar.update()
     print(f"Wrote {args.output} ({chunk.num_sentences} sentence(s), {samples / rate:.2f} s at {rate} Hz).")
     return 0
+
+
+def _load_voice(path: str | None, pipe):
+    """The saved voice at `path` (checked against `pipe`), or None."""
+    if not path:
+        return None
+    from .pipelines import FlashSpeechVoice
+
+    return FlashSpeechVoice.load(path, pipeline=pipe)
 
 
 def _read_text_file(path: str) -> str:
@@ -217,7 +235,7 @@ def _read_text_file(path: str) -> str:
     return text
 
 
-def _synthesize_renditions(pipe, text: str, args: argparse.Namespace) -> int:
+def _synthesize_renditions(pipe, text: str, args: argparse.Namespace, voice=None) -> int:
     """`--num_waveforms_per_prompt` renditions of one text (diverse sampling): waveform i uses seed `--seed + i`."""
     import torch
 
@@ -232,6 +250,7 @@ def _synthesize_renditions(pipe, text: str, args: argparse.Namespace) -> int:
         speed=args.speed,
         num_waveforms_per_prompt=n,
         generator=[torch.Generator().manual_seed(args.seed + i) for i in range(n)],
+        voice=voice,
     )
     for i, path in enumerate(synthesize_output_paths(args)):
         audio = out.audios[i, : out.audio_lengths[i]]
@@ -269,7 +288,7 @@ def _run_batch_synthesize(args: argparse.Namespace) -> int:
 
     if not args.output_dir:
         raise SystemExit("error: --output_dir is required with --input_csv and --dataset")
-    for flag in ("--prompt", "--output"):
+    for flag in ("--prompt", "--voice", "--output"):
         if getattr(args, flag[2:]):
             raise SystemExit(f"error: {flag} is for --text and --text_file; the rows give their own prompts")
     check_output_folder(args.output_dir, "--output_dir")
@@ -383,6 +402,47 @@ def run_evaluate(args: argparse.Namespace) -> int:
     with open(os.path.join(args.output_dir, "results.md"), encoding="utf-8") as f:
         print(f.read())
     return 0 if report["summary"]["num_failed"] < report["summary"]["num_items"] else 1
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# voice
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="A saved FlashSpeechPipeline folder or a Hub repository id.")
+    parser.add_argument("--device", default=None, help="Torch device of the pipeline, e.g. `cuda` (default: cpu).")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="The precision the voice will be used with: a voice only serves a pipeline of the same precision.",
+    )
+    parser.add_argument("--prompt", required=True, help="Speech prompt of the voice (an audio file, >= 1 s).")
+    parser.add_argument("--output", required=True, help="The voice file to write, e.g. NAME.voice.safetensors.")
+
+
+def run_voice(args: argparse.Namespace) -> int:
+    """Encodes `--prompt` once with the pipeline and saves the voice to `--output` (`synthesize --voice`)."""
+    import errno
+
+    from .audio import OutputError, check_output_folder
+
+    if not os.path.isfile(args.prompt):
+        raise SystemExit(f"error: --prompt file not found: {args.prompt}")
+    if os.path.isdir(args.output):
+        raise OutputError(
+            errno.EISDIR, f"--output {args.output} is a folder; give a file such as NAME.voice.safetensors"
+        )
+    check_output_folder(os.path.dirname(os.path.abspath(args.output)), "The folder of --output")
+    pipe = _load_pipeline(args.model, args.device, precision=args.precision)
+    voice = pipe.encode_voice(args.prompt)
+    voice.save(args.output)
+    print(
+        f"Wrote {args.output} ({voice.duration_seconds:.2f} s prompt, {voice.num_frames} frames, "
+        f"fingerprint {voice.fingerprint[:12]})."
+    )
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -522,6 +582,11 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
         "Zero-shot text-to-speech from a speech prompt: a text, a long text file, or a batch of rows (CSV/dataset).",
         add_synthesize_arguments,
         run_synthesize,
+    ),
+    "voice": (
+        "Encode a speech prompt once into a voice file, for `synthesize --voice`.",
+        add_voice_arguments,
+        run_voice,
     ),
     "convert": ("Zero-shot voice conversion to the voice of a reference.", add_convert_arguments, run_convert),
     "edit": ("Speech editing: replace words of a recording, keep the rest.", add_edit_arguments, run_edit),

@@ -4,6 +4,7 @@ from .pipeline_flashspeech_base import FlashSpeechBasePipeline
 from .pipeline_flashspeech_edit import FlashSpeechEditPipeline
 from .pipeline_flashspeech_voice_conversion import FlashSpeechVoiceConversionPipeline
 from .pipeline_output import FlashSpeechAlignment, FlashSpeechEditOutput, FlashSpeechPipelineOutput
+from .voice import FlashSpeechVoice, voice_fingerprint
 
 __all__ = [
     "FlashSpeechAlignment",
@@ -14,5 +15,7 @@ __all__ = [
     "FlashSpeechLongFormOutput",
     "FlashSpeechPipeline",
     "FlashSpeechPipelineOutput",
+    "FlashSpeechVoice",
     "FlashSpeechVoiceConversionPipeline",
+    "voice_fingerprint",
 ]

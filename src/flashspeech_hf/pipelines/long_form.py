@@ -18,6 +18,7 @@ from ..text.sentence_splitting import (
     split_sentences,
 )
 from .utils import MAX_OUTPUT_SECONDS, MAX_PROMPT_SECONDS
+from .voice import FlashSpeechVoice
 
 DEFAULT_PAUSE_SECONDS = 0.3
 """Default silence after a sentence; half of it follows a clause of an over-long sentence."""
@@ -132,7 +133,7 @@ class FlashSpeechLongFormMixin:
     def stream(
         self,
         text: str,
-        prompt_audio: AudioInput,
+        prompt_audio: AudioInput | None = None,
         prompt_sampling_rate: int | None = None,
         num_inference_steps: int = 2,
         prosody_alpha: float = 0.2,
@@ -145,6 +146,7 @@ class FlashSpeechLongFormMixin:
         prosody_num_inference_steps: int = 1,
         max_output_seconds: float = MAX_OUTPUT_SECONDS,
         max_prompt_seconds: float = MAX_PROMPT_SECONDS,
+        voice: FlashSpeechVoice | None = None,
     ) -> Iterator[FlashSpeechAudioChunk]:
         r"""
         Speaks `text` in the voice of `prompt_audio`, yielding the audio sentence by sentence as soon as each batch of
@@ -174,6 +176,8 @@ class FlashSpeechLongFormMixin:
             output_type (`str`, defaults to `"np"`): `"np"` or `"pt"`.
             max_output_seconds (`float`, defaults to 60.0), max_prompt_seconds (`float`, defaults to 30.0): As in
                 `__call__`, per sentence.
+            voice ([`FlashSpeechVoice`], *optional*): The voice encoded once by
+                [`~FlashSpeechBasePipeline.encode_voice`] (or loaded), instead of `prompt_audio`: the same audio.
 
         Returns:
             An iterator of [`FlashSpeechAudioChunk`], one per sentence, in order.
@@ -192,8 +196,10 @@ class FlashSpeechLongFormMixin:
         """
         if not isinstance(text, str):
             raise TypeError(f"`text` must be a string, got {type(text).__name__}.")
-        if isinstance(prompt_audio, (list, tuple)):
-            raise ValueError("Long-form synthesis speaks in one voice: pass one `prompt_audio`, not a list.")
+        if isinstance(prompt_audio, (list, tuple)) or isinstance(voice, (list, tuple)):
+            raise ValueError(
+                "Long-form synthesis speaks in one voice: pass one `prompt_audio` or `voice`, not a list."
+            )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
         if (
@@ -218,16 +224,19 @@ class FlashSpeechLongFormMixin:
                 text=sentences[start : start + batch_size],
                 prompt_audio=prompt_audio,
                 generator=generators[start : start + batch_size],
+                voice=voice,
                 **settings,
             )
             batches.append((texts, batch_generators))
-        waveform = self.load_prompt(prompt_audio, prompt_sampling_rate, max_prompt_seconds=max_prompt_seconds)
+        prompt = voice
+        if voice is None:
+            prompt = self.load_prompt(prompt_audio, prompt_sampling_rate, max_prompt_seconds=max_prompt_seconds)
         options = dict(
             num_inference_steps=num_inference_steps, prosody_alpha=float(prosody_alpha), speed=float(speed),
             prosody_num_inference_steps=prosody_steps, max_output_seconds=max_output_seconds,
             pause_seconds=float(pause_seconds), output_type=output_type,
         )  # fmt: skip
-        return self._stream_sentences(batches, waveform, **options)
+        return self._stream_sentences(batches, prompt, **options)
 
     def _synthesize_batch(
         self,
@@ -268,16 +277,21 @@ class FlashSpeechLongFormMixin:
     def _stream_sentences(
         self,
         batches: list[tuple[list[str], list[torch.Generator | None]]],
-        prompt_waveform: torch.Tensor,
+        prompt: torch.Tensor | FlashSpeechVoice,
         pause_seconds: float,
         output_type: str,
         **options,
     ) -> Iterator[FlashSpeechAudioChunk]:
-        """Synthesizes checked `(texts, generators)` batches with one prompt; yields one chunk per sentence."""
+        """
+        Synthesizes checked `(texts, generators)` batches with one prompt (a waveform at the codec's rate, encoded
+        here, or a voice); yields one chunk per sentence.
+        """
         rate = self.sampling_rate
         num_sentences = sum(len(texts) for texts, _ in batches)
-        prompt_latents, prompt_mask = self.encode_audio([prompt_waveform])
-        prompt_hidden = self.prior_encoder.encode_prompt(prompt_latents, prompt_mask)
+        if not isinstance(prompt, FlashSpeechVoice):
+            latents = self.codec.encode(prompt.to(self._execution_device)[None], rate)[0]
+            prompt = self._voice_from_latents(latents, prompt.shape[-1] / rate)
+        prompt_hidden, prompt_mask = self._voice_states([prompt])
         fade = round(FADE_SECONDS * rate)
         i = 0
         for texts, generators in batches:
@@ -307,7 +321,7 @@ class FlashSpeechLongFormMixin:
     def long_form(
         self,
         text: str,
-        prompt_audio: AudioInput,
+        prompt_audio: AudioInput | None = None,
         prompt_sampling_rate: int | None = None,
         num_inference_steps: int = 2,
         prosody_alpha: float = 0.2,
@@ -321,6 +335,7 @@ class FlashSpeechLongFormMixin:
         prosody_num_inference_steps: int = 1,
         max_output_seconds: float = MAX_OUTPUT_SECONDS,
         max_prompt_seconds: float = MAX_PROMPT_SECONDS,
+        voice: FlashSpeechVoice | None = None,
     ) -> FlashSpeechLongFormOutput | tuple:
         r"""
         Speaks a text of any length in the voice of `prompt_audio` as one waveform: the text is split into sentences
@@ -333,7 +348,7 @@ class FlashSpeechLongFormMixin:
         `flashspeech synthesize --text_file` does.
 
         Arguments are those of [`~FlashSpeechLongFormMixin.stream`] (whose chunks, concatenated, are this waveform),
-        with `batch_size` defaulting to 8, plus `return_dict`.
+        with `batch_size` defaulting to 8, plus `return_dict`; `voice=` replaces `prompt_audio` as there.
 
         Returns:
             [`FlashSpeechLongFormOutput`] (`audios` of shape `(1, num_samples)`, `sentences`, `sentence_spans`) or a
@@ -358,7 +373,7 @@ class FlashSpeechLongFormMixin:
         chunks = self.stream(
             text, prompt_audio, prompt_sampling_rate, num_inference_steps, prosody_alpha, speed, generator,
             batch_size, pause_seconds, max_sentence_characters, "pt", prosody_num_inference_steps,
-            max_output_seconds, max_prompt_seconds,
+            max_output_seconds, max_prompt_seconds, voice,
         )  # fmt: skip
         pieces, sentences, spans, position = [], [], [], 0
         bar = None

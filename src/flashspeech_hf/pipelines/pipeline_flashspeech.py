@@ -27,7 +27,9 @@ from .utils import (
     check_latents,
     check_output_type,
     check_text_length,
+    check_voice_or_audio,
 )
+from .voice import FlashSpeechVoice
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -78,7 +80,7 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
     def check_inputs(
         self,
         text,
-        prompt_audio,
+        prompt_audio=None,
         prompt_sampling_rate=None,
         num_inference_steps=2,
         prosody_alpha=0.2,
@@ -93,6 +95,7 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         latents=None,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
+        voice=None,
     ) -> tuple[list[str], list, list[torch.Generator | None], int]:
         """
         Validates every argument of `__call__` before any work (no model runs, no prompt is decoded): types, ranges,
@@ -101,7 +104,8 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         callback.
 
         Returns:
-            `(texts, prompts, generators, prosody_num_inference_steps)`: texts and prompts as lists of equal length,
+            `(texts, prompts, generators, prosody_num_inference_steps)`: texts and prompts (audio, or the
+            [`FlashSpeechVoice`]s of `voice`, checked against this pipeline) as lists of equal length,
             one generator (or None) per output waveform, the prosody step count with its default resolved.
         """
         texts = self._as_list(text, "text")
@@ -110,7 +114,8 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
                 raise TypeError(f"`text` must be a string or a list of strings, got {type(t).__name__}.")
             if not t.strip():
                 raise ValueError("`text` is empty: give the sentence to speak.")
-        prompts = self._as_list(prompt_audio, "prompt_audio")
+        check_voice_or_audio(voice, prompt_audio, "prompt_audio")
+        prompts = self._as_list(prompt_audio if voice is None else voice, "prompt_audio" if voice is None else "voice")
         if len(prompts) == 1 and len(texts) > 1:
             prompts = prompts * len(texts)
         if len(prompts) != len(texts):
@@ -133,7 +138,10 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         for i, t in enumerate(texts):
             check_text_length(t, f"text[{i}]" if len(texts) > 1 else "text", max_output_seconds)
         for p in {id(p): p for p in prompts}.values():
-            check_audio_input(p, prompt_sampling_rate, "prompt_audio", max_prompt_seconds, "max_prompt_seconds")
+            if voice is None:
+                check_audio_input(p, prompt_sampling_rate, "prompt_audio", max_prompt_seconds, "max_prompt_seconds")
+            else:
+                p.check_compatible(self)
         generators = as_generators(generator, len(texts) * n)
         check_latents(latents, len(texts) * n, self.denoiser.config.latent_dim)
         check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
@@ -144,7 +152,7 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
     def __call__(
         self,
         text: str | list[str],
-        prompt_audio: AudioInput | list[AudioInput],
+        prompt_audio: AudioInput | list[AudioInput] | None = None,
         prompt_sampling_rate: int | None = None,
         num_inference_steps: int = 2,
         prosody_alpha: float = 0.2,
@@ -159,6 +167,7 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         latents: torch.Tensor | None = None,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        voice: FlashSpeechVoice | list[FlashSpeechVoice] | None = None,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
         Synthesizes `text` in the voice of `prompt_audio`.
@@ -205,6 +214,10 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
                 a dict, whose `"latents"` entry (if any) replaces the sample of the next step.
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*, defaults to `["latents"]`): The tensors in
                 `callback_kwargs`, from `pipe._callback_tensor_inputs` (`"latents"`, `"denoised"`).
+            voice ([`FlashSpeechVoice`] or a list of them, *optional*): The target voice(s) encoded once by
+                [`~FlashSpeechBasePipeline.encode_voice`] (or loaded with [`FlashSpeechVoice.load`]), instead of
+                `prompt_audio`: the same audio, bit for bit, without encoding the prompt again. A voice made by an
+                incompatible pipeline (another codec, prompt encoder, weights or dtype) is refused.
 
         Examples:
 
@@ -232,6 +245,7 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
             latents=latents,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            voice=voice,
         )
         device = self._execution_device
         n = num_waveforms_per_prompt
@@ -242,12 +256,12 @@ class FlashSpeechPipeline(FlashSpeechLongFormMixin, FlashSpeechBasePipeline):
         distinct = list({id(p): p for p in prompts}.values())
         position = {id(p): i for i, p in enumerate(distinct)}
         index = torch.tensor([position[id(p)] for p in prompts], device=device).repeat_interleave(n)
-        waveforms = [
-            self.load_prompt(p, prompt_sampling_rate, max_prompt_seconds=max_prompt_seconds) for p in distinct
+        voices = [
+            p if voice is not None else self.encode_voice(p, prompt_sampling_rate, max_prompt_seconds)
+            for p in distinct
         ]
-        prompt_latents, prompt_mask = self.encode_audio(waveforms)
-        prompt_hidden = self.prior_encoder.encode_prompt(prompt_latents, prompt_mask)[index]
-        prompt_mask = prompt_mask[index]
+        prompt_hidden, prompt_mask = self._voice_states(voices)
+        prompt_hidden, prompt_mask = prompt_hidden[index], prompt_mask[index]
         input_ids = tokens["input_ids"].to(device).repeat_interleave(n, dim=0)
         phoneme_mask = tokens["attention_mask"].to(device).bool().repeat_interleave(n, dim=0)
 

@@ -11,7 +11,7 @@ from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging
 from transformers import PreTrainedTokenizer
 
-from ..audio import AudioInput, check_speech, load_audio
+from ..audio import AudioInput, check_audio_input, check_speech, load_audio
 from ..codecs import DacCodec, EncodecCodec, MelCodec
 from ..models.modeling_aligner import FlashSpeechAligner
 from ..models.modeling_denoiser import FlashSpeechDenoiser
@@ -24,7 +24,9 @@ from .pipeline_loading_utils import (
     check_load_kwargs,
     check_saveable,
     own_aligned_weights,
+    record_saved_dtype,
     resolve_pretrained_path,
+    saved_dtype,
 )
 from .pipeline_output import FlashSpeechAlignment, FlashSpeechPipelineOutput
 from .utils import (
@@ -36,6 +38,7 @@ from .utils import (
     check_float,
     check_int,
 )
+from .voice import FlashSpeechVoice, voice_fingerprint
 
 logger = logging.get_logger(__name__)
 
@@ -146,6 +149,10 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         quantization = check_load_kwargs(kwargs)
         path = resolve_pretrained_path(pretrained_model_name_or_path, kwargs, cls.__name__)
         cls._check_checkpoint(path)
+        if kwargs.get("dtype") is None and kwargs.get("torch_dtype") is None and quantization in (None, "none"):
+            dtype = saved_dtype(path)
+            if dtype is not None:  # a low-precision pipeline saved as such loads as such
+                kwargs["dtype"] = dtype
         pipe = super().from_pretrained(path, **kwargs)
         for name, component in pipe.components.items():
             if isinstance(component, torch.nn.Module):
@@ -195,9 +202,16 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         return self
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """Saves the pipeline like [`DiffusionPipeline.save_pretrained`]; raises for an int8-quantized pipeline."""
+        """
+        Saves the pipeline like [`DiffusionPipeline.save_pretrained`]; raises for an int8-quantized pipeline.
+
+        The weights are written in their dtype: a pipeline cast to bfloat16 (or float16) is saved in bfloat16 (the
+        parts kept in float32 stay float32), half the size of float32, and `model_index.json` records it as
+        `"_torch_dtype": "bfloat16"`, so that `from_pretrained` loads it in bfloat16 unless another `dtype` is asked.
+        """
         check_saveable(self.components)
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        record_saved_dtype(save_directory, self.denoiser.dtype if self.denoiser is not None else torch.float32)
 
     @classmethod
     def _check_checkpoint(cls, path: str) -> None:
@@ -272,19 +286,79 @@ class FlashSpeechBasePipeline(DiffusionPipeline):
         return waveform
 
     @torch.no_grad()
-    def encode_audio(self, waveforms: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """
-        Encodes waveforms one by one (so padding never changes an item) and pads the latents.
+    def encode_voice(
+        self,
+        prompt_audio: AudioInput,
+        prompt_sampling_rate: int | None = None,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
+        name: str = "prompt_audio",
+    ) -> FlashSpeechVoice:
+        r"""
+        Encodes a speech prompt once: its codec latents and the prior encoder's prompt states, to pass as `voice=`
+        to any FlashSpeech pipeline instead of `prompt_audio=` (the same audio, bit for bit, without encoding the
+        prompt again) or to save with [`FlashSpeechVoice.save`].
 
         Args:
-            waveforms (`list[torch.Tensor]`): 1-D waveforms at `self.sampling_rate`.
+            prompt_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`): A path or a 1-D waveform, 1 s at
+                least.
+            prompt_sampling_rate (`int`, *optional*): Sample rate of an array prompt in Hz (required for arrays).
+            max_prompt_seconds (`float`, defaults to 30.0): Longest prompt accepted.
+            name (`str`): Argument name for error messages.
 
         Returns:
-            `(latents, mask)` of shapes `(batch_size, latent_dim, max_frames)` and `(batch_size, max_frames)`.
+            [`FlashSpeechVoice`] with CPU tensors `prompt_latents` `(latent_dim, frames)` and `prompt_hidden`
+            `(frames, hidden_size)` in the pipeline's dtypes.
+
+        Examples:
+
+        ```py
+        >>> from flashspeech_hf import FlashSpeechPipeline
+
+        >>> pipe = FlashSpeechPipeline.from_pretrained("checkpoints/flashspeech-demo")
+        >>> voice = pipe.encode_voice("prompt.wav")
+        >>> voice.save("prompt.voice.safetensors")
+        >>> audio = pipe("Hello there.", voice=voice, generator=0).audios[0]
+        ```
         """
-        device, dtype = self._execution_device, self.denoiser.dtype
-        latents = [self.codec.encode(w.to(device)[None], self.sampling_rate)[0] for w in waveforms]
-        return self._pad_frames(latents, device, dtype)
+        check_float(max_prompt_seconds, "max_prompt_seconds", MIN_PROMPT_SECONDS)
+        check_audio_input(prompt_audio, prompt_sampling_rate, name, max_prompt_seconds, "max_prompt_seconds")
+        waveform = self.load_prompt(prompt_audio, prompt_sampling_rate, name, max_prompt_seconds)
+        device = self._execution_device
+        latents = self.codec.encode(waveform.to(device)[None], self.sampling_rate)[0]
+        return self._voice_from_latents(latents, waveform.shape[-1] / self.sampling_rate)
+
+    def _voice_from_latents(self, latents: torch.Tensor, duration_seconds: float) -> FlashSpeechVoice:
+        """The voice of prompt latents `(latent_dim, frames)`: cast to the denoiser's dtype, prompt-encoded alone."""
+        prompt_latents, prompt_mask = self._pad_frames([latents], self._execution_device, self.denoiser.dtype)
+        prompt_hidden = self.prior_encoder.encode_prompt(prompt_latents, prompt_mask)
+        return FlashSpeechVoice(
+            prompt_latents=prompt_latents[0].cpu(),
+            prompt_hidden=prompt_hidden[0].cpu(),
+            sampling_rate=self.sampling_rate,
+            duration_seconds=float(duration_seconds),
+            fingerprint=voice_fingerprint(self),
+        )
+
+    def _voice_states(self, voices: Sequence[FlashSpeechVoice]) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        The padded prompt states of voices (checked against this pipeline).
+
+        Returns:
+            `(prompt_hidden, prompt_mask)` of shapes `(len(voices), max_frames, hidden_size)` and
+            `(len(voices), max_frames)`, on the execution device; zero past each voice's frames, as `encode_prompt`
+            leaves padded frames.
+        """
+        device = self._execution_device
+        for voice in {id(v): v for v in voices}.values():
+            voice.check_compatible(self)
+        lengths = [v.num_frames for v in voices]
+        hidden = torch.zeros(
+            len(voices), max(lengths), voices[0].prompt_hidden.shape[-1], dtype=voices[0].prompt_hidden.dtype
+        )
+        for i, voice in enumerate(voices):
+            hidden[i, : lengths[i]] = voice.prompt_hidden
+        mask = torch.arange(max(lengths), device=device)[None] < torch.tensor(lengths, device=device)[:, None]
+        return hidden.to(device), mask
 
     @staticmethod
     def _pad_frames(

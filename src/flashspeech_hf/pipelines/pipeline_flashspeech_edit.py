@@ -16,6 +16,7 @@ from .pipeline_output import FlashSpeechEditOutput
 from .utils import (
     MAX_INFERENCE_STEPS,
     MAX_OUTPUT_SECONDS,
+    MAX_PROMPT_SECONDS,
     MIN_PROMPT_SECONDS,
     GeneratorInput,
     as_generators,
@@ -24,7 +25,9 @@ from .utils import (
     check_int,
     check_output_type,
     check_text_length,
+    check_voice_or_audio,
 )
+from .voice import FlashSpeechVoice
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -106,6 +109,9 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
         prosody_num_inference_steps=1,
+        prompt_audio=None,
+        prompt_sampling_rate=None,
+        voice=None,
     ) -> list[torch.Generator | None]:
         """
         Validates every argument of `__call__` before any work (no model runs, no audio is decoded).
@@ -125,6 +131,12 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         check_float(max_output_seconds, "max_output_seconds", 0.0, low_open=True)
         check_text_length(new_text, "new_text", max_output_seconds)
         check_audio_input(audio, sampling_rate, "audio", max_output_seconds, "max_output_seconds")
+        if prompt_audio is not None or voice is not None:
+            check_voice_or_audio(voice, prompt_audio, "prompt_audio")
+        if prompt_audio is not None:
+            check_audio_input(prompt_audio, prompt_sampling_rate, "prompt_audio", MAX_PROMPT_SECONDS)
+        if voice is not None:
+            voice.check_compatible(self)
         check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         return as_generators(generator, 1)
 
@@ -146,6 +158,9 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         prosody_num_inference_steps: int = 1,
+        prompt_audio: AudioInput | None = None,
+        prompt_sampling_rate: int | None = None,
+        voice: FlashSpeechVoice | None = None,
     ) -> FlashSpeechEditOutput | tuple:
         r"""
         Zero-shot speech editing: changes the words of a recording that differ between `original_text` and
@@ -178,6 +193,11 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
                 *optional*): As in [`FlashSpeechPipeline.__call__`].
             prosody_num_inference_steps (`int`, defaults to 1): Evaluations of each prosody refinement model, as in
                 [`FlashSpeechPipeline.__call__`] (sampled with [`~FlashSpeechBasePipeline.prosody_scheduler`]).
+            prompt_audio (`str`, `os.PathLike`, `np.ndarray` or `torch.Tensor`, *optional*): A speech prompt of the
+                voice to speak the new words in, instead of the recording's unchanged context (the default).
+            prompt_sampling_rate (`int`, *optional*): Sample rate of an array `prompt_audio`.
+            voice ([`FlashSpeechVoice`], *optional*): That voice encoded once by
+                [`~FlashSpeechBasePipeline.encode_voice`] (or loaded), instead of `prompt_audio`: the same audio.
 
         Returns:
             [`FlashSpeechEditOutput`] or a tuple whose first element is the audio of shape `(1, num_samples)`.
@@ -202,26 +222,32 @@ class FlashSpeechEditPipeline(FlashSpeechBasePipeline):
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             prosody_num_inference_steps=prosody_num_inference_steps,
+            prompt_audio=prompt_audio,
+            prompt_sampling_rate=prompt_sampling_rate,
+            voice=voice,
         )
         new_phonemes = self.tokenizer.phonemize(new_text)[0]
         alignment = self.align(audio, original_text, sampling_rate, "audio", max_output_seconds)
         start, end, new_end = self._edit_span(alignment.phonemes, new_phonemes)
 
-        device, dtype = self._execution_device, self.denoiser.dtype
+        device = self._execution_device
         hop, rate = self.codec.hop_length, self.sampling_rate
         durations, latents = alignment.durations.to(device), alignment.latents
         num_frames = latents.shape[-1]
         frame_start, frame_end = int(durations[:start].sum()), int(durations[:end].sum())
         # The unchanged context is the speech prompt (the whole recording when the context is under a second).
         context = torch.cat([latents[:, :frame_start], latents[:, frame_end:]], dim=1)
-        prompt = context if context.shape[-1] >= math.ceil(MIN_PROMPT_SECONDS * rate / hop) else latents
-        prompt_latents, prompt_mask = self._pad_frames([prompt], device, dtype)
+        # Or the voice given as `prompt_audio` / `voice`.
+        if voice is None and prompt_audio is not None:
+            voice = self.encode_voice(prompt_audio, prompt_sampling_rate)
+        if voice is None:
+            prompt = context if context.shape[-1] >= math.ceil(MIN_PROMPT_SECONDS * rate / hop) else latents
+            voice = self._voice_from_latents(prompt, prompt.shape[-1] * hop / rate)
+        prompt_hidden, prompt_mask = self._voice_states([voice])
 
         input_ids = torch.tensor(self.tokenizer.convert_tokens_to_ids(new_phonemes), device=device)[None]
         phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        phoneme_hidden, prompt_hidden = self.prior_encoder(
-            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
-        )
+        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
         predicted = self.predict_durations(
             phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, prosody_num_inference_steps,
             generators,

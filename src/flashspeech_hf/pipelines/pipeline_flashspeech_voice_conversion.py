@@ -22,7 +22,9 @@ from .utils import (
     check_float,
     check_int,
     check_output_type,
+    check_voice_or_audio,
 )
+from .voice import FlashSpeechVoice
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -59,7 +61,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         self,
         source_audio,
         source_text,
-        reference_audio,
+        reference_audio=None,
         strength=0.7,
         num_inference_steps=2,
         prosody_alpha=0.2,
@@ -73,6 +75,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
         prosody_num_inference_steps=1,
+        voice=None,
     ) -> list[torch.Generator | None]:
         """
         Validates every argument of `__call__` before any work (no model runs, no audio is decoded).
@@ -92,9 +95,13 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
         check_audio_input(source_audio, sampling_rate, "source_audio", max_output_seconds, "max_output_seconds")
-        check_audio_input(
-            reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds, "max_prompt_seconds"
-        )
+        check_voice_or_audio(voice, reference_audio, "reference_audio")
+        if voice is None:
+            check_audio_input(
+                reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds, "max_prompt_seconds"
+            )
+        else:
+            voice.check_compatible(self)
         check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         return as_generators(generator, 1)
 
@@ -104,7 +111,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         self,
         source_audio: AudioInput,
         source_text: str,
-        reference_audio: AudioInput,
+        reference_audio: AudioInput | None = None,
         strength: float = 0.7,
         num_inference_steps: int = 2,
         prosody_alpha: float = 0.2,
@@ -118,6 +125,7 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         prosody_num_inference_steps: int = 1,
+        voice: FlashSpeechVoice | None = None,
     ) -> FlashSpeechPipelineOutput | tuple:
         r"""
         Zero-shot voice conversion: says what `source_audio` says, with its timing, in the voice of `reference_audio`.
@@ -148,6 +156,8 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
                 *optional*): As in [`FlashSpeechPipeline.__call__`].
             prosody_num_inference_steps (`int`, defaults to 1): Evaluations of each prosody refinement model, as in
                 [`FlashSpeechPipeline.__call__`] (sampled with [`~FlashSpeechBasePipeline.prosody_scheduler`]).
+            voice ([`FlashSpeechVoice`], *optional*): The target voice encoded once by
+                [`~FlashSpeechBasePipeline.encode_voice`] (or loaded), instead of `reference_audio`: the same audio.
 
         Returns:
             [`FlashSpeechPipelineOutput`] (durations are the source's) or a tuple whose first element is the audio of
@@ -175,20 +185,18 @@ class FlashSpeechVoiceConversionPipeline(FlashSpeechBasePipeline):
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             prosody_num_inference_steps=prosody_num_inference_steps,
+            voice=voice,
         )
         if reference_sampling_rate is None:
             reference_sampling_rate = sampling_rate
         alignment = self.align(source_audio, source_text, sampling_rate, "source_audio", max_output_seconds)
-        reference = self.load_prompt(
-            reference_audio, reference_sampling_rate, "reference_audio", max_prompt_seconds=max_prompt_seconds
-        )
-        prompt_latents, prompt_mask = self.encode_audio([reference])
+        if voice is None:
+            voice = self.encode_voice(reference_audio, reference_sampling_rate, max_prompt_seconds, "reference_audio")
+        prompt_hidden, prompt_mask = self._voice_states([voice])
 
         input_ids = alignment.input_ids[None]
         phoneme_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        phoneme_hidden, prompt_hidden = self.prior_encoder(
-            input_ids, phoneme_mask, prompt_latents, prompt_mask, return_dict=False
-        )
+        phoneme_hidden = self.prior_encoder.encode_phonemes(input_ids, phoneme_mask, prompt_hidden, prompt_mask)
         durations, condition, frame_mask, log_pitch = self.predict_prosody(
             phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, prosody_alpha, 1.0, prosody_num_inference_steps,
             generators, durations=alignment.durations[None].to(input_ids.device),

@@ -27,6 +27,8 @@ SAFETENSORS_DTYPES = {
 """The safetensors header's dtype names and their torch dtypes."""
 
 QUANTIZATION_CHOICES = (None, "none", "int8")
+SAVED_DTYPE_KEY = "_torch_dtype"
+"""Key of `model_index.json` where `save_pretrained` records a low-precision pipeline's dtype."""
 
 
 def check_load_kwargs(kwargs: dict[str, Any]) -> str | None:
@@ -204,3 +206,32 @@ def check_saveable(components: Mapping[str, Any]) -> None:
             f"The component(s) {quantized} are int8 dynamically quantized, which cannot be saved: save the float "
             "pipeline and pass `quantization='int8'` to `from_pretrained`."
         )
+
+
+def saved_dtype(path: str) -> torch.dtype | None:
+    """The dtype a saved pipeline records in `model_index.json` (`SAVED_DTYPE_KEY`), or None (float32)."""
+    with open(os.path.join(path, "model_index.json"), encoding="utf-8") as f:
+        name = json.load(f).get(SAVED_DTYPE_KEY)
+    if name is None:
+        return None
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"{path}/model_index.json records {SAVED_DTYPE_KEY}={name!r}; expected bfloat16 or float16.")
+    return getattr(torch, name)
+
+
+def record_saved_dtype(save_directory: str | os.PathLike, dtype: torch.dtype) -> None:
+    """
+    Records a low-precision pipeline's `dtype` in the `model_index.json` that `save_pretrained` wrote to
+    `save_directory` (rewritten atomically); nothing for float32.
+    """
+    if dtype == torch.float32:
+        return
+    index_file = os.path.join(save_directory, "model_index.json")
+    with open(index_file, encoding="utf-8") as f:
+        index = json.load(f)
+    index[SAVED_DTYPE_KEY] = str(dtype).removeprefix("torch.")
+    temporary = f"{index_file}.{os.getpid()}.partial"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(index, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(temporary, index_file)

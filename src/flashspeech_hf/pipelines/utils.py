@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 
+from .voice import FlashSpeechVoice
+
 MIN_PROMPT_SECONDS = 1.0
 MIN_SOURCE_SECONDS = 0.25
 MAX_OUTPUT_SECONDS = 60.0
@@ -134,3 +136,20 @@ def check_latents(latents, batch_size: int, latent_dim: int) -> None:
         )
     if not torch.isfinite(latents).all():
         raise ValueError("`latents` holds NaN or infinite values.")
+
+
+def check_voice_or_audio(voice, audio, audio_name: str) -> None:
+    """
+    Raises unless exactly one of `voice` (a [`FlashSpeechVoice`] or a list of them) and the prompt audio argument
+    `audio_name` is given.
+    """
+    if voice is None and audio is None:
+        raise ValueError(f"Give the target voice: `{audio_name}` (audio) or `voice` (from `pipe.encode_voice`).")
+    if voice is not None and audio is not None:
+        raise ValueError(f"Give either `{audio_name}` or `voice`, not both.")
+    for i, v in enumerate(voice if isinstance(voice, (list, tuple)) else [voice]):
+        if v is not None and not isinstance(v, FlashSpeechVoice):
+            raise TypeError(
+                f"`voice` must be a FlashSpeechVoice (`pipe.encode_voice(...)` or `FlashSpeechVoice.load(path)`), "
+                f"got {type(v).__name__}" + (f" at index {i}." if isinstance(voice, (list, tuple)) else ".")
+            )
