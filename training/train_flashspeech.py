@@ -1008,15 +1008,23 @@ def main(args_list: list[str] | None = None) -> dict:
     if len(tokenizer) > pipe.prior_encoder.config.vocab_size:
         pipe.prior_encoder.resize_token_embeddings(len(tokenizer))
         logger.info(f"Added {len(added)} phonemes; the phoneme embedding now has {len(tokenizer)} rows.")
+    aligner_log = prepared_data.config.get("aligner") or {}
     if args.pretrained_model_name_or_path is not None and durations_from_another_aligner(
         prepared_data.aligner_path, pipe.aligner
     ):
-        logger.warning(
-            "The prepared durations come from another aligner than the pretrained pipeline's: fine-tuning on "
-            "different phoneme boundaries can cost the model its intelligibility. Prepare the data with "
-            f"--aligner_name_or_path {args.pretrained_model_name_or_path} --codec_name_or_path "
-            f"{args.pretrained_model_name_or_path}/codec --reuse_latent_statistics to keep the pipeline's aligner."
-        )
+        if aligner_log.get("pretrained"):  # trained further from a given aligner on purpose
+            logger.info(
+                f"The prepared durations come from an aligner trained {aligner_log.get('steps')} steps further from "
+                f"{aligner_log['pretrained']}."
+            )
+        else:
+            logger.warning(
+                "The prepared durations come from another aligner than the pretrained pipeline's: fine-tuning on "
+                "different phoneme boundaries can cost the model its intelligibility. Prepare the data with "
+                f"--aligner_name_or_path {args.pretrained_model_name_or_path} --codec_name_or_path "
+                f"{args.pretrained_model_name_or_path}/codec --reuse_latent_statistics to keep the pipeline's aligner "
+                "(and --aligner_steps N to train it further on the new data)."
+            )
     aligner, aligner_source = select_aligner(
         prepared_data.aligner_path,
         pipe.aligner if args.pretrained_model_name_or_path is not None else None,  # else a random one
