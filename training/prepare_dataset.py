@@ -292,7 +292,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--f0_max", type=float, default=1100.0, help="Highest F0 in Hz.")
 
     group = parser.add_argument_group("aligner")
-    group.add_argument("--aligner_steps", type=int, default=2000, help="Training steps of the aligner.")
+    group.add_argument(
+        "--aligner_name_or_path",
+        default=None,
+        help="A trained FlashSpeechAligner (its folder, or a pipeline folder with an `aligner/` subfolder) to start "
+        "from instead of a new one; with --aligner_steps 0 it is used as is. Its latents must be normalized like "
+        "this run's: pass the same pipeline's codec with --codec_name_or_path and --reuse_latent_statistics.",
+    )
+    group.add_argument(
+        "--aligner_steps", type=int, default=2000, help="Training steps of the aligner (more, from a pretrained one)."
+    )
     group.add_argument("--aligner_learning_rate", type=float, default=3e-3)
     group.add_argument("--aligner_max_frames_per_batch", type=int, default=8000, help="Padded frames per batch.")
     group.add_argument("--aligner_hidden_size", type=int, default=None, help="Default: from --pipeline_config.")
@@ -364,6 +373,22 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.aligner_steps < 0 or args.batch_size < 1 or args.shard_size < 1:
         raise DatasetPreparationError("--aligner_steps must be >= 0, --batch_size and --shard_size >= 1.")
+    if args.aligner_name_or_path is not None:
+        if args.durations_column is not None:
+            raise DatasetPreparationError("--aligner_name_or_path and --durations_column exclude each other.")
+        if not args.reuse_latent_statistics:
+            raise DatasetPreparationError(
+                "--aligner_name_or_path needs --reuse_latent_statistics (and that pipeline's codec as "
+                "--codec_name_or_path): the pretrained aligner reads latents normalized with its codec's statistics."
+            )
+        sizes = ("hidden_size", "attention_dim", "num_text_layers", "kernel_size")
+        given = [f"--aligner_{k}" for k in sizes if getattr(args, f"aligner_{k}") is not None]
+        if given:
+            raise DatasetPreparationError(f"{', '.join(given)} cannot resize the aligner of --aligner_name_or_path.")
+    elif args.aligner_steps == 0 and args.durations_column is None:
+        raise DatasetPreparationError(
+            "--aligner_steps 0 trains no aligner: pass --aligner_name_or_path or --durations_column for the durations."
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1042,20 +1067,66 @@ def silent_token_ids(tokenizer: FlashSpeechTokenizer) -> list[int]:
     return sorted({tokenizer.word_boundary_id} | {vocab[m] for m in STRESS_MARKS if m in vocab})
 
 
+def load_pretrained_aligner(
+    name_or_path: str, tokenizer: FlashSpeechTokenizer, latent_dim: int, keep_silent_tokens: bool
+) -> FlashSpeechAligner:
+    """
+    The aligner of `--aligner_name_or_path` (an aligner folder, or a pipeline folder holding `aligner/`), checked
+    against this run's tokenizer and codec.
+
+    Raises:
+        `DatasetPreparationError`: When it cannot be loaded, or its vocabulary, padding id, latent size or silent
+        tokens differ from this run's.
+    """
+    path = Path(name_or_path)
+    subfolder = "aligner" if (path / "aligner" / "config.json").is_file() else None
+    try:
+        aligner = FlashSpeechAligner.from_pretrained(name_or_path, subfolder=subfolder)
+    except (OSError, ValueError) as err:
+        raise DatasetPreparationError(f"Could not load --aligner_name_or_path {name_or_path!r}: {err}") from err
+    config = aligner.config
+    expected_silent = [] if keep_silent_tokens else silent_token_ids(tokenizer)
+    problems = []
+    if config.vocab_size != len(tokenizer) or config.pad_token_id != tokenizer.pad_token_id:
+        problems.append(
+            f"vocabulary {config.vocab_size} tokens (pad {config.pad_token_id}) vs the tokenizer's {len(tokenizer)} "
+            f"(pad {tokenizer.pad_token_id})"
+        )
+    if config.latent_dim != latent_dim:
+        problems.append(f"latent_dim {config.latent_dim} vs the codec's {latent_dim}")
+    if sorted(config.silent_token_ids or []) != expected_silent:
+        problems.append(
+            f"silent tokens {sorted(config.silent_token_ids or [])} vs {expected_silent} "
+            "(--aligner_keep_silent_tokens must match how it was trained)"
+        )
+    if problems:
+        raise DatasetPreparationError(
+            f"--aligner_name_or_path {name_or_path!r} does not fit this run: " + "; ".join(problems) + "."
+        )
+    return aligner
+
+
 def train_aligner(
     dataset: Dataset,
     codec,
     tokenizer: FlashSpeechTokenizer,
     args: argparse.Namespace,
     device: torch.device,
+    aligner: FlashSpeechAligner | None = None,
 ) -> tuple[FlashSpeechAligner, dict[str, Any]]:
     """
     Step 3: trains a [`FlashSpeechAligner`] on the kept examples with the forward-sum loss, adding the binarization
     loss from `--aligner_binarization_start`.
 
+    Args:
+        aligner ([`FlashSpeechAligner`], *optional*): A pretrained aligner to train further (`--aligner_steps` more
+            steps; none leaves it as it is); a new one of the `--pipeline_config` sizes when omitted.
+
     Returns:
         The aligner (eval mode) and a log with the mean forward-sum loss of the first and last tenth of the steps.
     """
+    if aligner is not None:
+        return _fit_aligner(aligner.to(device), dataset, codec, tokenizer, args, device, pretrained=True)
     sizes = dict(get_pipeline_config(args.pipeline_config).get("aligner", {}))
     if args.aligner_hidden_size is not None:
         sizes["hidden_size"] = args.aligner_hidden_size
@@ -1071,12 +1142,18 @@ def train_aligner(
     aligner = FlashSpeechAligner(
         vocab_size=len(tokenizer), latent_dim=codec.latent_dim, pad_token_id=tokenizer.pad_token_id, **sizes
     ).to(device)
+    return _fit_aligner(aligner, dataset, codec, tokenizer, args, device)
+
+
+def _fit_aligner(
+    aligner, dataset, codec, tokenizer, args, device, pretrained: bool = False
+) -> tuple[FlashSpeechAligner, dict[str, Any]]:
     optimizer = torch.optim.AdamW(aligner.parameters(), lr=args.aligner_learning_rate)
     rows = _NormalizedRows(dataset, codec)
     sampler = FrameBudgetBatchSampler(dataset["num_frames"], args.aligner_max_frames_per_batch, seed=args.seed)
-    binarization_start = (
-        args.aligner_steps // 2 if args.aligner_binarization_start is None else args.aligner_binarization_start
-    )
+    binarization_start = args.aligner_binarization_start
+    if binarization_start is None:  # a pretrained aligner already aligns sharply: keep it binarized from the start
+        binarization_start = 0 if pretrained else args.aligner_steps // 2
     losses: list[float] = []
     step, epoch = 0, 0
     aligner.train()
@@ -1219,6 +1296,11 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
         codec = build_codec(args).to(device)
         if args.reuse_latent_statistics and bool((codec.latent_std == 1).all() and (codec.latent_mean == 0).all()):
             raise DatasetPreparationError("--reuse_latent_statistics: the codec holds no latent statistics.")
+        pretrained_aligner = None
+        if args.aligner_name_or_path is not None:
+            pretrained_aligner = load_pretrained_aligner(
+                args.aligner_name_or_path, tokenizer, codec.latent_dim, args.aligner_keep_silent_tokens
+            )
         cache_dir.mkdir(parents=True, exist_ok=True)
         dataset, base_dir = load_source_dataset(args, str(cache_dir))
         dataset = check_source_dataset(dataset, args)
@@ -1275,6 +1357,7 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
             {k: v for k, v in vars(args).items() if k.startswith("aligner_")},
             args.pipeline_config,
             args.seed,
+            None if args.aligner_name_or_path is None else _module_digest(pretrained_aligner),
         )
         aligner_dir = cache_dir / f"aligner-{aligner_fingerprint}"
         aligner_reused = (aligner_dir / "training_log.json").is_file()
@@ -1282,7 +1365,9 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
             aligner = FlashSpeechAligner.from_pretrained(str(aligner_dir)).to(device).eval()
             aligner_log = json.loads((aligner_dir / "training_log.json").read_text())
         else:
-            aligner, aligner_log = train_aligner(kept, codec, tokenizer, args, device)
+            aligner, aligner_log = train_aligner(kept, codec, tokenizer, args, device, aligner=pretrained_aligner)
+            if args.aligner_name_or_path is not None:
+                aligner_log["pretrained"] = args.aligner_name_or_path
             aligner.save_pretrained(str(aligner_dir))
             (aligner_dir / "training_log.json").write_text(json.dumps(aligner_log, indent=2))
         logger.info(f"Aligner ({'cached' if aligner_reused else 'trained'}): {aligner_log}")
