@@ -216,6 +216,24 @@ def test_unsupported_language_raises_at_init():
         FlashSpeechTokenizer(language="xx-nonexistent")
 
 
+def test_without_espeak_ng_ids_work_and_text_fails_clearly(tokenizer, monkeypatch, tmp_path, caplog):
+    import flashspeech_hf.text.tokenization_flashspeech as module
+
+    tokenizer.save_pretrained(tmp_path)
+    monkeypatch.setattr(module.EspeakBackend, "is_available", staticmethod(lambda: False))
+    module._espeak_languages.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING):
+            loaded = FlashSpeechTokenizer.from_pretrained(tmp_path)  # e.g. training on prepared ids on a GPU machine
+        assert any("espeak-ng is not installed" in record.getMessage() for record in caplog.records)
+        assert loaded.get_vocab() == tokenizer.get_vocab()
+        assert loaded.convert_ids_to_tokens(loaded.convert_tokens_to_ids(["h", "ə"])) == ["h", "ə"]
+        with pytest.raises(RuntimeError, match="needs the espeak-ng library"):
+            loaded("Hello there.")
+    finally:
+        module._espeak_languages.cache_clear()
+
+
 def test_unknown_phoneme_maps_to_unk_with_warning(caplog):
     french = FlashSpeechTokenizer(language="fr-fr")  # the default vocabulary is English: no ʁ, no nasal vowels
     with caplog.at_level(logging.WARNING):

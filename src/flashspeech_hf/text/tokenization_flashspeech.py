@@ -175,7 +175,17 @@ class FlashSpeechTokenizer(PreTrainedTokenizer):
         **kwargs,
     ) -> None:
         requires_backends(self, ["phonemizer"])
-        _check_language(language)
+        if EspeakBackend.is_available():
+            _check_language(language)  # an unknown language fails here rather than at the first text
+        else:
+            # the vocabulary, ids and saving work without espeak-ng (training on prepared ids, e.g. on a GPU machine);
+            # phonemizing text raises the error that says how to install it
+            if not isinstance(language, str):
+                raise ValueError(f"`language` must be an espeak-ng language code such as 'en-us', got {language!r}.")
+            logger.warning(
+                "espeak-ng is not installed: this tokenizer maps phonemes and ids, but turning text into phonemes will "
+                "fail until it is (`apt-get install espeak-ng`)."
+            )
         if vocab_file is None:
             encoder = default_vocab(pad_token=str(pad_token), unk_token=str(unk_token), word_boundary=word_boundary)
         else:
