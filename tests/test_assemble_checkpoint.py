@@ -35,6 +35,7 @@ def test_assembled_checkpoint_has_the_vocoder_weights_the_pipeline_statistics_an
             assert torch.equal(codec[name], pipe.codec.state_dict()[name])  # the pipeline's statistics, in float32
         elif value.is_floating_point():  # rounded to float16, or exact where precision keeps float32 (the head)
             assert torch.equal(codec[name], value) or torch.equal(codec[name], value.half().float()), name
+    assert loaded.denoiser.dtype == torch.float32  # stored in float16, loaded in float32
     weight = loaded.denoiser.backbone.in_proj.weight
     assert torch.equal(weight.float(), pipe.denoiser.backbone.in_proj.weight.half().float())
 
