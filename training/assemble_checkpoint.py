@@ -14,14 +14,13 @@ previous checkpoint in place.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 
 import torch
 
 from flashspeech_hf import FlashSpeechPipeline, MelCodec
-from flashspeech_hf.pipelines.pipeline_loading_utils import SAVED_DTYPE_KEY
+from flashspeech_hf.pipelines.pipeline_loading_utils import record_saved_dtype
 
 STATISTICS = ("latent_mean", "latent_std")
 
@@ -47,15 +46,9 @@ def assemble(
     old = tmp[: -len(".tmp")] + ".old"
     try:
         pipe.save_pretrained(tmp)
-        # storage precision only: the bundled checkpoint loads as float32 unless `dtype=` is given (save_pretrained
-        # records a low-precision pipeline's dtype, which from_pretrained would otherwise load it in)
-        index_file = os.path.join(tmp, "model_index.json")
-        with open(index_file, encoding="utf-8") as f:
-            index = json.load(f)
-        if index.pop(SAVED_DTYPE_KEY, None) is not None:
-            with open(index_file, "w", encoding="utf-8") as f:
-                json.dump(index, f, indent=2, sort_keys=True)
-                f.write("\n")
+        # storage precision only: the checkpoint loads as float32 unless `dtype=` is given (save_pretrained records a
+        # low-precision pipeline's dtype, which from_pretrained would otherwise load it in)
+        record_saved_dtype(tmp, torch.float32)
         if os.path.exists(output_dir):
             shutil.rmtree(old, ignore_errors=True)
             os.replace(output_dir, old)  # the previous checkpoint is moved aside, not deleted, until the new one is in

@@ -226,13 +226,12 @@ def export_prepared(
         with tempfile.TemporaryDirectory(dir=Path(output).absolute().parent) as tmp:
             # in memory: nothing is written next to the source dataset
             subset = dataset.select(range(rows))
-            if latents_dtype == "int8":
-                subset = subset.map(_quantize_latents, batched=True, features=features, keep_in_memory=True)
-            else:
-                subset = subset.cast(features, keep_in_memory=True)
             note = {"kind": "export", "total_rows": total, "latents_dtype": latents_dtype}
             if latents_dtype == "int8":
+                subset = subset.map(_quantize_latents, batched=True, features=features, keep_in_memory=True)
                 note["latents_int8_step"] = INT8_LATENT_STEP
+            else:
+                subset = subset.cast(features, keep_in_memory=True)
             _write_prepared(subset, source, Path(tmp) / "prepared", note)
             archive = Path(tmp) / "prepared.tar.xz"
             pack_folder(Path(tmp) / "prepared", archive)

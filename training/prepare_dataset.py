@@ -342,6 +342,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _aligner_size_flags(args: argparse.Namespace) -> dict[str, int]:
+    """The aligner sizes given on the command line (`--aligner_hidden_size` ...), by config name."""
+    names = ("hidden_size", "attention_dim", "num_text_layers", "kernel_size")
+    return {name: getattr(args, f"aligner_{name}") for name in names if getattr(args, f"aligner_{name}") is not None}
+
+
 def _check_args(args: argparse.Namespace) -> None:
     recipe = CORPUS_RECIPES.get(args.corpus, {}) if getattr(args, "corpus", None) else {}
     for name in ("dataset_name_or_path", "dataset_config_name", "data_files", "split", "audio_column", "text_column"):
@@ -381,8 +387,7 @@ def _check_args(args: argparse.Namespace) -> None:
                 "--aligner_name_or_path needs --reuse_latent_statistics (and that pipeline's codec as "
                 "--codec_name_or_path): the pretrained aligner reads latents normalized with its codec's statistics."
             )
-        sizes = ("hidden_size", "attention_dim", "num_text_layers", "kernel_size")
-        given = [f"--aligner_{k}" for k in sizes if getattr(args, f"aligner_{k}") is not None]
+        given = [f"--aligner_{k}" for k in _aligner_size_flags(args)]
         if given:
             raise DatasetPreparationError(f"{', '.join(given)} cannot resize the aligner of --aligner_name_or_path.")
     elif args.aligner_steps == 0 and args.durations_column is None:
@@ -1128,14 +1133,7 @@ def train_aligner(
     if aligner is not None:
         return _fit_aligner(aligner.to(device), dataset, codec, tokenizer, args, device, pretrained=True)
     sizes = dict(get_pipeline_config(args.pipeline_config).get("aligner", {}))
-    if args.aligner_hidden_size is not None:
-        sizes["hidden_size"] = args.aligner_hidden_size
-    if args.aligner_attention_dim is not None:
-        sizes["attention_dim"] = args.aligner_attention_dim
-    if args.aligner_num_text_layers is not None:
-        sizes["num_text_layers"] = args.aligner_num_text_layers
-    if args.aligner_kernel_size is not None:
-        sizes["kernel_size"] = args.aligner_kernel_size
+    sizes.update(_aligner_size_flags(args))
     if not args.aligner_keep_silent_tokens:
         sizes["silent_token_ids"] = silent_token_ids(tokenizer)
     torch.manual_seed(args.seed)

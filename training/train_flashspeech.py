@@ -587,7 +587,7 @@ def durations_from_another_aligner(
     Whether the prepared data's durations were made by another aligner than the pretrained pipeline's.
 
     Fine-tuning on such durations teaches the model other phoneme boundaries than the ones it learned. An aligner
-    trained anew for a few hundred steps on a new corpus placed boundaries 85 ms (median) away from the bundled
+    trained anew for a few hundred steps on a new corpus placed boundaries 82 ms (median) away from the bundled
     aligner's, and every fine-tune on its durations lost the text (checkpoints/README.md, "Pilots"); prepare with
     `--aligner_name_or_path <pipeline> --codec_name_or_path <pipeline>/codec --reuse_latent_statistics` instead.
     """

@@ -222,14 +222,17 @@ def saved_dtype(path: str) -> torch.dtype | None:
 def record_saved_dtype(save_directory: str | os.PathLike, dtype: torch.dtype) -> None:
     """
     Records a low-precision pipeline's `dtype` in the `model_index.json` that `save_pretrained` wrote to
-    `save_directory` (rewritten atomically); nothing for float32.
+    `save_directory` (rewritten atomically); float32 removes a recorded one (weights stored in low precision that
+    load as float32), and otherwise leaves the file untouched.
     """
-    if dtype == torch.float32:
-        return
     index_file = os.path.join(save_directory, "model_index.json")
     with open(index_file, encoding="utf-8") as f:
         index = json.load(f)
-    index[SAVED_DTYPE_KEY] = str(dtype).removeprefix("torch.")
+    if dtype == torch.float32:
+        if index.pop(SAVED_DTYPE_KEY, None) is None:
+            return
+    else:
+        index[SAVED_DTYPE_KEY] = str(dtype).removeprefix("torch.")
     temporary = f"{index_file}.{os.getpid()}.partial"
     with open(temporary, "w", encoding="utf-8") as f:
         json.dump(index, f, indent=2, sort_keys=True)
