@@ -22,6 +22,7 @@ python benchmarks/benchmark_training.py --sizes tiny --steps 4 --warmup_steps 1 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -62,7 +63,10 @@ from pathlib import Path
 import test_training as tt
 size, flags, steps, tmp, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
 config, codec, overrides, frames = json.loads(sys.argv[6])
-prep = tt.make_prepared_dir(tmp / "prep", num_rows=64, frames_per_row=tuple(frames), codec_config=codec)
+rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+# every rank writes the same (seeded) data to its own folder; the global batch stays 8 rows
+prep = tt.make_prepared_dir(tmp / f"prep{{rank}}", num_rows=64, frames_per_row=tuple(frames), codec_config=codec)
+flags += ["--train_batch_size", str(8 // world)] if world > 1 else []
 args = ["--config", os.path.join({configs!r}, config), "--prepared_dataset_dir", str(prep), "--output_dir",
         str(tmp / "out"), "--report_to", "none", "--max_train_steps", str(steps), "--checkpointing_steps", "100000",
         "--validation_steps", "100000", "--num_threads", threads, "--slm_config", "tiny", *flags]
@@ -73,24 +77,38 @@ if overrides:
     args += ["--model_overrides", json.dumps(overrides)]
 load = os.getloadavg()[0]
 summary = tt.train.main(args)
-print("RESULT", json.dumps({{"step_end_seconds": summary["step_end_seconds"], "frames_trained": summary["frames_trained"],
+if rank == 0:
+  print("RESULT", json.dumps({{"step_end_seconds": summary["step_end_seconds"], "frames_trained": summary["frames_trained"],
       "step_end_cpu_seconds": summary["step_end_cpu_seconds"], "load_before": load, "load_after": os.getloadavg()[0],
-      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "world_size": world}}))
 """
 
 
-def run(size: str, precision: str, threads: int, steps: int) -> dict:
-    """One training run in a fresh process; returns its step times, frames trained, CPU time and load averages."""
+def run(size: str, precision: str, threads: int, steps: int, processes: int = 1) -> dict:
+    """
+    One training run in a fresh process (or `processes` data-parallel processes under torch.distributed.run, gloo,
+    each with `threads` threads and 8 / `processes` rows per step); returns rank 0's step times, frames trained, CPU
+    time and load averages.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        code = CHILD.format(
-            tests=str(ROOT / "tests"), training=str(ROOT / "training"), configs=str(ROOT / "training" / "configs")
+        script = Path(tmp) / "child.py"
+        script.write_text(
+            CHILD.format(
+                tests=str(ROOT / "tests"), training=str(ROOT / "training"), configs=str(ROOT / "training" / "configs")
+            )
         )
         argv = [size, json.dumps(PRECISIONS[precision]), str(steps), tmp, str(threads), json.dumps(SIZES[size])]
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, check=False)
+        launcher = [sys.executable]
+        if processes > 1:
+            launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+            env["ACCELERATE_USE_CPU"] = "true"  # Accelerate forms a gloo group on the CPU
+        out = subprocess.run([*launcher, str(script), *argv], capture_output=True, text=True, env=env, check=False)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if not lines:
-            raise RuntimeError(f"{size} {precision} {threads} thread(s) failed:\n{out.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{size} {precision} {processes} process(es) x {threads} thread(s) failed:\n{out.stderr[-3000:]}"
+            )
         return json.loads(lines[-1][len("RESULT ") :])
 
 
@@ -98,7 +116,8 @@ def summarize(result: dict, steps: int, warmup_steps: int, seconds_per_frame: fl
     """Steady steps/s after the warm-up, warm-up seconds (compilation included), audio seconds seen per hour."""
     ends, cpu = result["step_end_seconds"], result["step_end_cpu_seconds"]
     steady = (steps - warmup_steps) / (ends[-1] - ends[warmup_steps - 1])
-    audio_per_step = result["frames_trained"] / steps * seconds_per_frame
+    # rank 0 counts its own rows; the other ranks see as many on average
+    audio_per_step = result["frames_trained"] * result.get("world_size", 1) / steps * seconds_per_frame
     return {
         "steps_per_second": steady,
         "warmup_seconds": ends[warmup_steps - 1],
@@ -113,7 +132,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["demo", "demo-2x"], choices=sorted(SIZES))
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "bf16+compile"], choices=list(PRECISIONS))
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch CPU threads of each run.")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch CPU threads of each process.")
+    parser.add_argument(
+        "--processes", nargs="+", type=int, default=[1], choices=[1, 2, 4, 8],
+        help="Data-parallel processes of each run (torch.distributed.run, gloo); the global batch stays 8 rows.",
+    )
     parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per run, warm-up included.")
     parser.add_argument("--warmup_steps", type=int, default=10, help="First steps left out of the steady rate.")
     parser.add_argument("--output", default=None, help="Markdown file for the table (a .json with the data beside).")
@@ -124,29 +147,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     rows = []
     lines = [
-        "| size | precision | threads | steps/s | vs fp32 1 thread | audio h seen per hour | warm-up s | CPU s/step "
-        "| load avg | peak RSS MiB |",
+        "| size | precision | processes x threads | steps/s | vs fp32 1 thread | audio h seen per hour | warm-up s "
+        "| CPU s/step | load avg | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
         codec = get_pipeline_config(SIZES[size][1])["codec"]
         seconds_per_frame = codec["hop_length"] / codec["sampling_rate"]
         reference = None
-        for threads in args.threads:
-            for precision in args.precisions:
-                result = summarize(run(size, precision, threads, args.steps), args.steps, args.warmup_steps,
-                                   seconds_per_frame)  # fmt: skip
-                result.update(size=size, precision=precision, threads=threads)
-                if precision == "fp32" and threads == 1:
-                    reference = result["steps_per_second"]
-                ratio = f"{result['steps_per_second'] / reference:.2f}x" if reference else "-"
-                rows.append(result)
-                lines.append(
-                    f"| {size} | {precision} | {threads} | {result['steps_per_second']:.2f} | {ratio} | "
-                    f"{result['audio_hours_per_hour']:.1f} | {result['warmup_seconds']:.0f} | "
-                    f"{result['cpu_seconds_per_step']:.2f} | {result['load']:.1f} | {result['peak_rss_mib']:.0f} |"
-                )
-                print(lines[-1], flush=True)
+        for processes, threads, precision in itertools.product(args.processes, args.threads, args.precisions):
+            result = summarize(run(size, precision, threads, args.steps, processes), args.steps,
+                               args.warmup_steps, seconds_per_frame)  # fmt: skip
+            result.update(size=size, precision=precision, threads=threads, processes=processes)
+            if precision == "fp32" and threads == 1 and processes == 1:
+                reference = result["steps_per_second"]
+            ratio = f"{result['steps_per_second'] / reference:.2f}x" if reference else "-"
+            rows.append(result)
+            lines.append(
+                f"| {size} | {precision} | {processes} x {threads} | {result['steps_per_second']:.2f} | {ratio} | "
+                f"{result['audio_hours_per_hour']:.1f} | {result['warmup_seconds']:.0f} | "
+                f"{result['cpu_seconds_per_step']:.2f} | {result['load']:.1f} | {result['peak_rss_mib']:.0f} |"
+            )
+            print(lines[-1], flush=True)
     report = "\n".join(lines) + "\n"
     if args.output:
         write_report(args.output, report, {"args": vars(args), "rows": rows})

@@ -89,18 +89,21 @@ def test_component_timer_times_the_real_call_through_hooks(nfe):
         assert module(*args, **kwargs).sample.shape == args[0].shape
 
 
-def test_training_benchmark_times_each_precision_in_its_own_run_and_writes_the_table(tmp_path):
+def test_training_benchmark_times_each_setting_in_its_own_run_and_writes_the_table(tmp_path):
     import benchmark_training
 
     output = tmp_path / "training.md"
-    argv = ["--sizes", "tiny", "--precisions", "fp32", "bf16", "--threads", "1", "--steps", "3", "--warmup_steps", "1"]
+    argv = ["--sizes", "tiny", "--precisions", "fp32", "bf16", "--threads", "1", "--processes", "1", "2",
+            "--steps", "3", "--warmup_steps", "1"]  # fmt: skip
     rows = benchmark_training.main([*argv, "--output", str(output)])
-    assert [(r["size"], r["precision"], r["threads"]) for r in rows] == [("tiny", "fp32", 1), ("tiny", "bf16", 1)]
+    settings = [(r["size"], r["precision"], r["processes"], r["threads"]) for r in rows]
+    assert settings == [("tiny", p, n, 1) for n in (1, 2) for p in ("fp32", "bf16")]
     for r in rows:
         assert r["steps_per_second"] > 0 and r["audio_hours_per_hour"] > 0 and r["cpu_seconds_per_step"] > 0
     table = output.read_text().splitlines()
-    assert table[0].startswith("| size | precision | threads | steps/s") and len(table) == 4
-    assert "| tiny | fp32 | 1 |" in table[2] and "| 1.00x |" in table[2]
+    assert table[0].startswith("| size | precision | processes x threads | steps/s") and len(table) == 6
+    assert "| tiny | fp32 | 1 x 1 |" in table[2] and "| 1.00x |" in table[2]
+    assert "| tiny | fp32 | 2 x 1 |" in table[4]
     assert json.loads(output.with_suffix(".json").read_text())["rows"] == rows
     with pytest.raises(ValueError, match="--warmup_steps"):
         benchmark_training.main(["--sizes", "tiny", "--steps", "2", "--warmup_steps", "2"])
