@@ -64,9 +64,10 @@ import test_training as tt
 size, flags, steps, tmp, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
 config, codec, overrides, frames = json.loads(sys.argv[6])
 rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-# every rank writes the same (seeded) data to its own folder; the global batch stays 8 rows
+# every rank writes the same (seeded) data to its own folder; each takes its share of the global batch
 prep = tt.make_prepared_dir(tmp / f"prep{{rank}}", num_rows=64, frames_per_row=tuple(frames), codec_config=codec)
-flags += ["--train_batch_size", str(8 // world)] if world > 1 else []
+batch = json.loads(sys.argv[7]) or json.load(open(os.path.join({configs!r}, config)))["train_batch_size"]
+flags += ["--train_batch_size", str(batch // world)]
 args = ["--config", os.path.join({configs!r}, config), "--prepared_dataset_dir", str(prep), "--output_dir",
         str(tmp / "out"), "--report_to", "none", "--max_train_steps", str(steps), "--checkpointing_steps", "100000",
         "--validation_steps", "100000", "--num_threads", threads, "--slm_config", "tiny", *flags]
@@ -84,11 +85,13 @@ if rank == 0:
 """
 
 
-def run(size: str, precision: str, threads: int, steps: int, processes: int = 1) -> dict:
+def run(
+    size: str, precision: str, threads: int, steps: int, processes: int = 1, global_batch_size: int | None = None
+) -> dict:
     """
     One training run in a fresh process (or `processes` data-parallel processes under torch.distributed.run, gloo,
-    each with `threads` threads and 8 / `processes` rows per step); returns rank 0's step times, frames trained, CPU
-    time and load averages.
+    each with `threads` threads and `global_batch_size / processes` rows per step; `None`: the training config's batch);
+    returns rank 0's step times, frames trained, CPU time and load averages.
     """
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "child.py"
@@ -97,7 +100,8 @@ def run(size: str, precision: str, threads: int, steps: int, processes: int = 1)
                 tests=str(ROOT / "tests"), training=str(ROOT / "training"), configs=str(ROOT / "training" / "configs")
             )
         )
-        argv = [size, json.dumps(PRECISIONS[precision]), str(steps), tmp, str(threads), json.dumps(SIZES[size])]
+        argv = [size, json.dumps(PRECISIONS[precision]), str(steps), tmp, str(threads), json.dumps(SIZES[size]),
+                json.dumps(global_batch_size)]  # fmt: skip
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         launcher = [sys.executable]
         if processes > 1:
@@ -134,37 +138,53 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "bf16+compile"], choices=list(PRECISIONS))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch CPU threads of each process.")
     parser.add_argument(
-        "--processes", nargs="+", type=int, default=[1], choices=[1, 2, 4, 8],
-        help="Data-parallel processes of each run (torch.distributed.run, gloo); the global batch stays 8 rows.",
+        "--processes",
+        nargs="+",
+        type=int,
+        default=[1],
+        choices=[1, 2, 4, 8],
+        help="Data-parallel processes of each run (torch.distributed.run, gloo), sharing --global_batch_size.",
+    )
+    parser.add_argument(
+        "--global_batch_size",
+        type=int,
+        default=None,
+        help="Rows per optimizer step over all processes (default: the training config's, demo.json: 8).",
     )
     parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per run, warm-up included.")
     parser.add_argument("--warmup_steps", type=int, default=10, help="First steps left out of the steady rate.")
     parser.add_argument("--output", default=None, help="Markdown file for the table (a .json with the data beside).")
     args = parser.parse_args(argv)
+    if args.global_batch_size and any(args.global_batch_size % n for n in args.processes):
+        raise ValueError(
+            f"--global_batch_size {args.global_batch_size} must divide among --processes {args.processes}."
+        )
     if not 1 <= args.warmup_steps < args.steps:
         raise ValueError(f"Need 1 <= --warmup_steps < --steps, got {args.warmup_steps} and {args.steps}.")
     from flashspeech_hf.configs import get_pipeline_config
 
     rows = []
     lines = [
-        "| size | precision | processes x threads | steps/s | vs fp32 1 thread | audio h seen per hour | warm-up s "
-        "| CPU s/step | load avg | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| size | precision | processes x threads | global batch | steps/s | vs fp32 1 thread | audio h seen per hour "
+        "| warm-up s | CPU s/step | load avg | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
         codec = get_pipeline_config(SIZES[size][1])["codec"]
         seconds_per_frame = codec["hop_length"] / codec["sampling_rate"]
         reference = None
         for processes, threads, precision in itertools.product(args.processes, args.threads, args.precisions):
-            result = summarize(run(size, precision, threads, args.steps, processes), args.steps,
+            result = summarize(run(size, precision, threads, args.steps, processes, args.global_batch_size), args.steps,
                                args.warmup_steps, seconds_per_frame)  # fmt: skip
-            result.update(size=size, precision=precision, threads=threads, processes=processes)
+            result.update(size=size, precision=precision, threads=threads, processes=processes,
+                          global_batch_size=args.global_batch_size)  # fmt: skip
             if precision == "fp32" and threads == 1 and processes == 1:
                 reference = result["steps_per_second"]
             ratio = f"{result['steps_per_second'] / reference:.2f}x" if reference else "-"
             rows.append(result)
             lines.append(
-                f"| {size} | {precision} | {processes} x {threads} | {result['steps_per_second']:.2f} | {ratio} | "
+                f"| {size} | {precision} | {processes} x {threads} | {args.global_batch_size or 'config'} | "
+                f"{result['steps_per_second']:.2f} | {ratio} | "
                 f"{result['audio_hours_per_hour']:.1f} | {result['warmup_seconds']:.0f} | "
                 f"{result['cpu_seconds_per_step']:.2f} | {result['load']:.1f} | {result['peak_rss_mib']:.0f} |"
             )
