@@ -48,6 +48,7 @@ torchrun --nproc_per_node 8 training/prepare_dataset.py --corpus libritts_r --st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import itertools
@@ -1231,13 +1232,13 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
             )
 
 
-def _publish(staging: Path, output_dir: Path, cache_dir: Path) -> None:
+def _publish(staging: Path, output_dir: Path, cache_dir: Path | None) -> None:
     """Moves the finished `staging` folder to `output_dir`, carrying over a cache that lives inside `output_dir`."""
     if not output_dir.exists():
         os.replace(staging, output_dir)
         return
     try:
-        relative = cache_dir.resolve().relative_to(output_dir.resolve())
+        relative = None if cache_dir is None else cache_dir.resolve().relative_to(output_dir.resolve())
     except ValueError:
         relative = None
     if relative is not None and cache_dir.exists():
@@ -1247,6 +1248,23 @@ def _publish(staging: Path, output_dir: Path, cache_dir: Path) -> None:
     os.replace(output_dir, old)
     os.replace(staging, output_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _staged_output(output_dir: Path, cache_dir: Path | None = None) -> Iterator[Path]:
+    """
+    Writes a prepared folder atomically: yields a new hidden staging folder next to `output_dir` to fill, which
+    replaces `output_dir` (see [`_publish`], which keeps a cache inside it) when the block ends without an error, and
+    is deleted otherwise; a reader never sees a half-written `output_dir`.
+    """
+    staging = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir(parents=True)
+        yield staging
+        _publish(staging, output_dir, cache_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1417,9 +1435,7 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     # 5. write everything to a staging folder next to the output, then swap it in
-    staging = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        staging.mkdir(parents=True)
+    with _staged_output(output_dir, cache_dir) as staging:
         final.save_to_disk(str(staging / "dataset"))
         tokenizer.save_pretrained(str(staging / "tokenizer"))
         codec.to("cpu").save_pretrained(str(staging / "codec"))
@@ -1427,10 +1443,6 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
             aligner.to("cpu").save_pretrained(str(staging / "aligner"))
         summary["seconds_taken"] = round(time.time() - start, 2)
         (staging / PREPARE_CONFIG_NAME).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-        _publish(staging, output_dir, cache_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     _print_summary(len(reasons), len(final), skipped, skipped_examples, frames, seconds, output_dir)
     return summary
 
