@@ -24,6 +24,12 @@ OUT/
   prepare_config.json   arguments, counts and statistics of the run; written last
   cache/                datasets' cache files of the run (reused by a re-run with the same arguments)
 ```
+
+A prepared dataset may carry one optional column more, `PROMPT_CHANNEL_COLUMN` (`prompt_channel_latents`, written by
+`prepare_dataset.py --prompt_channel_copies_from`): the latents of the same utterance through another recording
+channel, frame-aligned with `latents`, of which training cuts the prompt while the target stays clean (the prompt-only
+variant of channel augmentation: the model learns to ignore the prompt's channel). A row without such a twin holds an
+empty array (0 frames) there, and its prompt comes from `latents` as in a dataset without the column.
 """
 
 from __future__ import annotations
@@ -42,35 +48,39 @@ from datasets import Array2D, Dataset, Features, List, Value, load_from_disk
 from flashspeech_hf import DacCodec, EncodecCodec, FlashSpeechTokenizer, MelCodec
 
 PREPARED_COLUMNS = ("input_ids", "latents", "log_pitch", "durations", "text", "speaker_id", "num_frames")
+PROMPT_CHANNEL_COLUMN = "prompt_channel_latents"
 PREPARE_CONFIG_NAME = "prepare_config.json"
 CODEC_CLASSES = {cls.__name__: cls for cls in (MelCodec, EncodecCodec, DacCodec)}
 TRANSFORMERS_CODECS = {"encodec": EncodecCodec, "dac": DacCodec}
 
 
-def prepared_features(latent_dim: int) -> Features:
+def prepared_features(latent_dim: int, prompt_channel: bool = False) -> Features:
     """
     The `datasets.Features` of a prepared dataset.
 
     Args:
         latent_dim (`int`): Number of codec latent channels `C`.
+        prompt_channel (`bool`, defaults to `False`): Add the optional `PROMPT_CHANNEL_COLUMN`.
 
     Returns:
         `datasets.Features` with `input_ids` (`int32` list, `L` phoneme ids), `latents` (`Array2D` of shape
         `(num_frames, C)`, float32, normalized), `log_pitch` (float32 list of `num_frames` values of `ln F0`),
         `durations` (`int32` list of `L` frame counts summing to `num_frames`), `text`, `speaker_id` (strings) and
-        `num_frames` (`int64`).
+        `num_frames` (`int64`); with `prompt_channel`, `prompt_channel_latents` (`Array2D` of shape `(num_frames, C)`
+        like `latents`, or `(0, C)` for a row without a channel twin).
     """
-    return Features(
-        {
-            "input_ids": List(Value("int32")),
-            "latents": Array2D(shape=(None, int(latent_dim)), dtype="float32"),
-            "log_pitch": List(Value("float32")),
-            "durations": List(Value("int32")),
-            "text": Value("string"),
-            "speaker_id": Value("string"),
-            "num_frames": Value("int64"),
-        }
-    )
+    features = {
+        "input_ids": List(Value("int32")),
+        "latents": Array2D(shape=(None, int(latent_dim)), dtype="float32"),
+        "log_pitch": List(Value("float32")),
+        "durations": List(Value("int32")),
+        "text": Value("string"),
+        "speaker_id": Value("string"),
+        "num_frames": Value("int64"),
+    }
+    if prompt_channel:
+        features[PROMPT_CHANNEL_COLUMN] = Array2D(shape=(None, int(latent_dim)), dtype="float32")
+    return Features(features)
 
 
 def load_codec(name_or_path: str | os.PathLike, **kwargs) -> MelCodec | EncodecCodec | DacCodec:
@@ -140,7 +150,8 @@ class PreparedData:
     A prepared dataset and the components it was made with.
 
     Args:
-        dataset (`datasets.Dataset`): Rows with the columns `PREPARED_COLUMNS`.
+        dataset (`datasets.Dataset`): Rows with the columns `PREPARED_COLUMNS` (and, optionally,
+            `PROMPT_CHANNEL_COLUMN`).
         tokenizer ([`FlashSpeechTokenizer`]): The tokenizer that made `input_ids`.
         codec: The codec whose normalized latents are in `dataset` (its latent statistics set).
         config (`dict`): The content of `prepare_config.json` (arguments, counts, `sigma_data`, ...).
@@ -196,6 +207,13 @@ def load_prepared_dataset(path: str | os.PathLike, load_codec_weights: bool = Tr
         raise ValueError(f"The prepared dataset at {path} lacks the columns {missing}.")
     if len(dataset) == 0:
         raise ValueError(f"The prepared dataset {path / 'dataset'} is empty.")
+    if PROMPT_CHANNEL_COLUMN in dataset.column_names:
+        shapes = [getattr(dataset.features[c], "shape", (None, None))[1] for c in ("latents", PROMPT_CHANNEL_COLUMN)]
+        if shapes[0] != shapes[1]:
+            raise ValueError(
+                f"The prepared dataset at {path} has {shapes[0]} latent channels in `latents` but {shapes[1]} in "
+                f"`{PROMPT_CHANNEL_COLUMN}`."
+            )
     tokenizer = FlashSpeechTokenizer.from_pretrained(str(path / "tokenizer"))
     codec = load_codec(path / "codec") if load_codec_weights else None
     if codec is not None:
@@ -230,14 +248,18 @@ def collate_prepared(examples: Sequence[dict[str, Any]], pad_token_id: int = 0) 
         - `latents` (`torch.FloatTensor` of shape `(batch_size, latent_dim, max_frames)`) and `latent_mask`
           (`torch.BoolTensor` of shape `(batch_size, max_frames)`);
         - `log_pitch` (`torch.FloatTensor` of shape `(batch_size, max_frames)`, 0 on padding);
+        - `prompt_channel_latents` (`torch.FloatTensor` of shape `(batch_size, latent_dim, max_frames)`) and
+          `has_prompt_channel` (`torch.BoolTensor` of shape `(batch_size,)`), when the rows carry
+          `PROMPT_CHANNEL_COLUMN`: each row's channel twin, or a copy of its `latents` where it has none (0 frames);
         - `durations` (`torch.LongTensor` of shape `(batch_size, max_phonemes)`, 0 on padding);
         - `row_id` (`torch.LongTensor` of shape `(batch_size,)`), when the rows carry one (training scripts add it to
           record which rows each process saw);
         - `text` and `speaker_id` (`list[str]`).
 
     Raises:
-        `ValueError`: When a row's `durations` do not sum to its number of latent frames, or its `log_pitch` does not
-        have one value per frame.
+        `ValueError`: When a row's `durations` do not sum to its number of latent frames, its `log_pitch` does not
+        have one value per frame, or its `prompt_channel_latents` (when not empty) have another shape than its
+        `latents`.
 
     Examples:
 
@@ -281,6 +303,20 @@ def collate_prepared(examples: Sequence[dict[str, Any]], pad_token_id: int = 0) 
             batch["log_pitch"] = torch.nn.utils.rnn.pad_sequence(pitch, batch_first=True)
         if "durations" in batch and torch.any(batch["durations"].sum(1) != frames):
             raise ValueError("Every row's `durations` must sum to its number of latent frames.")
+        if PROMPT_CHANNEL_COLUMN in examples[0]:
+            twins = [e.get(PROMPT_CHANNEL_COLUMN) for e in examples]
+            twins = [None if t is None else _as_tensor(t, torch.float32) for t in twins]
+            present = [t is not None and t.numel() > 0 for t in twins]
+            if any(p and t.shape != x.shape for p, t, x in zip(present, twins, latents)):
+                raise ValueError(
+                    f"Every row's `{PROMPT_CHANNEL_COLUMN}` must be empty or have the shape of its `latents` "
+                    "(num_frames, latent_dim)."
+                )
+            twins = [t if p else x for p, t, x in zip(present, twins, latents)]
+            batch[PROMPT_CHANNEL_COLUMN] = (
+                torch.nn.utils.rnn.pad_sequence(twins, batch_first=True).transpose(1, 2).contiguous()
+            )
+            batch["has_prompt_channel"] = torch.tensor(present, dtype=torch.bool)
     if "row_id" in examples[0]:
         batch["row_id"] = torch.tensor([int(e["row_id"]) for e in examples], dtype=torch.long)
     for key in ("text", "speaker_id"):
@@ -414,9 +450,15 @@ def split_prompt_from_target(
     rest, one contiguous piece of speech with at least one frame and one phoneme. The target's phonemes, durations,
     latents and pitch replace the batch's (re-padded); the prompt's latents appear only as `prompt_latents`.
 
+    When the batch has `prompt_channel_latents` (rows of a prepared dataset with `PROMPT_CHANNEL_COLUMN`), the prompt's
+    latents are taken from them at the same frames: the same words through another channel, while the target stays
+    the clean `latents` (the prompt-only channel augmentation). Rows without a twin carry a copy of their `latents`
+    there, so their prompt is the same as without the column; the cut itself never depends on the column.
+
     Args:
-        batch (`dict`): Output of [`collate_prepared`] with `input_ids`, `attention_mask`, `durations`, `latents`,
-            `latent_mask` and `log_pitch`.
+        batch (`dict`): Output of [`collate_prepared`] with `input_ids`, `attention_mask`, `durations`, `latents`
+            (`(batch_size, latent_dim, num_frames)`), `latent_mask` and `log_pitch`, and optionally
+            `prompt_channel_latents` (`(batch_size, latent_dim, num_frames)`, frame-aligned with `latents`).
         ratio_min (`float`), ratio_max (`float`): Range of the prompt's share of the frames, `0 < min <= max < 1`.
         generator (`torch.Generator`, *optional*): CPU generator for the draws.
         pad_token_id (`int`, defaults to 0): Padding id of the re-padded `input_ids`.
@@ -426,7 +468,8 @@ def split_prompt_from_target(
         `latents` (`(batch_size, latent_dim, target_frames)`), `latent_mask`/`log_pitch` (`(batch_size,
         target_frames)`), `prompt_latents` (`(batch_size, latent_dim, prompt_frames)`) and `prompt_mask`, plus where the
         prompt was cut from: `prompt_frame_start`, `prompt_num_frames`, `prompt_phoneme_start`, `prompt_num_phonemes`
-        (`torch.LongTensor` of shape `(batch_size,)`, in the original utterance). Other keys are passed through.
+        (`torch.LongTensor` of shape `(batch_size,)`, in the original utterance). Other keys are passed through, except
+        `prompt_channel_latents` (consumed: its prompt frames are `prompt_latents`).
 
     Raises:
         `ValueError`: When an utterance has fewer than two phonemes with frames, so that it cannot give both a prompt
@@ -434,6 +477,12 @@ def split_prompt_from_target(
     """
     if not 0 < ratio_min <= ratio_max < 1:
         raise ValueError(f"Need 0 < ratio_min <= ratio_max < 1, got {ratio_min} and {ratio_max}.")
+    prompt_source = batch.get(PROMPT_CHANNEL_COLUMN, batch["latents"])  # (batch_size, latent_dim, num_frames)
+    if prompt_source.shape != batch["latents"].shape:
+        raise ValueError(
+            f"`{PROMPT_CHANNEL_COLUMN}` must have the shape of `latents` {tuple(batch['latents'].shape)}, got "
+            f"{tuple(prompt_source.shape)}."
+        )
     durations, phoneme_mask = batch["durations"].cpu(), batch["attention_mask"].cpu()
     num_items = durations.shape[0]
     ratios = torch.empty(num_items).uniform_(ratio_min, ratio_max, generator=generator)
@@ -472,7 +521,7 @@ def split_prompt_from_target(
         pieces["dur"].append(batch["durations"][b, target_ph])
         pieces["lat"].append(batch["latents"][b, :, target_fr].T)
         pieces["pitch"].append(batch["log_pitch"][b, target_fr])
-        pieces["prompt"].append(batch["latents"][b, :, fr_start : fr_start + n_prompt_fr].T)
+        pieces["prompt"].append(prompt_source[b, :, fr_start : fr_start + n_prompt_fr].T)
         for key, value in zip(where, (fr_start, n_prompt_fr, ph_start, n_prompt_ph)):
             where[key].append(value)
 
@@ -482,7 +531,8 @@ def split_prompt_from_target(
         mask = torch.arange(int(lengths.max()), device=padded.device)[None] < lengths.to(padded.device)[:, None]
         return padded, mask
 
-    out = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "durations", "latents")}
+    consumed = ("input_ids", "attention_mask", "durations", "latents", PROMPT_CHANNEL_COLUMN)
+    out = {k: v for k, v in batch.items() if k not in consumed}
     out["input_ids"], out["attention_mask"] = pad(pieces["ids"], pad_token_id)
     out["durations"], _ = pad(pieces["dur"])
     latents, out["latent_mask"] = pad(pieces["lat"])

@@ -19,7 +19,9 @@ prompt encoder never learns what varies between real people or real recordings. 
 - `--channel_fraction F`: that fraction of the natural clips also gets a channel-augmented copy (MP3 or Opus at
   16-64 kbps through ffmpeg, a band limit from telephone to 16 kHz, an EQ tilt, a synthetic room impulse response,
   noise at 15-40 dB SNR), filed under a new speaker id `<speaker>_ch<k>` (one channel per copy-speaker), so the
-  training prompt (a segment of the same utterance) and the target carry the same channel.
+  training prompt (a segment of the same utterance) and the target carry the same channel. The prompt-only variant
+  (degraded prompt, clean target; measured better in checkpoints/README.md) is derived after preparation:
+  `prepare_dataset.py --prompt_channel_copies_from PREPARED --output_dir PREPARED_PROMPTCH`.
 
 `--num_dev_speakers` LibriSpeech readers are held out of training as the real-voice development set: for each, the
 first Whisper segment of at least `--min_prompt_seconds` is the prompt and another segment, with its transcript, is

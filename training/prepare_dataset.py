@@ -33,6 +33,13 @@ CSV's audio column may hold paths, relative to the file), a folder saved with `s
 A re-run with the same arguments reuses every finished step (featurized shards, aligner, durations) from `OUT/cache`.
 Examples that cannot be used are skipped and counted by reason in the printed summary and in `prepare_config.json`.
 
+`--prompt_channel_copies_from PREPARED` does not prepare audio: it derives the prompt-only variant of channel
+augmentation from a prepared folder whose corpus holds channel-augmented copies of clips filed under speaker
+`<speaker>_ch<k>` with the same text (`training/make_real_corpus.py --channel_fraction`). Each copy is paired with its
+clean row, its latents (frame-aligned) go into the clean row's `prompt_channel_latents` column, from which training
+cuts the prompt while the target stays clean, and the copy is no longer a training row of its own (see
+[`add_prompt_channel_copies`]).
+
 Example:
 
 ```bash
@@ -42,12 +49,15 @@ python training/prepare_dataset.py \
     --output_dir ./prepared
 # a known corpus, streamed, featurized by 8 processes (resumable: finished shards are kept)
 torchrun --nproc_per_node 8 training/prepare_dataset.py --corpus libritts_r --streaming --output_dir ./prepared
+# the prompt-only channel variant of a prepared folder
+python training/prepare_dataset.py --prompt_channel_copies_from ./prepared --output_dir ./prepared_promptch
 ```
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import itertools
@@ -56,13 +66,14 @@ import logging
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import time
 import uuid
 import warnings
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -74,9 +85,11 @@ import torch
 from data_utils import (
     PREPARE_CONFIG_NAME,
     PREPARED_COLUMNS,
+    PROMPT_CHANNEL_COLUMN,
     FrameBudgetBatchSampler,
     collate_prepared,
     load_codec,
+    load_prepared_dataset,
     prepared_features,
 )
 from datasets import (
@@ -186,6 +199,9 @@ _GENERIC_DEFAULTS = {"split": "train", "audio_column": "audio", "text_column": "
 # What an existing --output_dir may hold without --overwrite_output_dir: the files of an earlier run.
 _OUTPUT_ENTRIES = {"cache", "dataset", "tokenizer", "codec", "aligner", PREPARE_CONFIG_NAME}
 _HELPER_COLUMNS = ("index", "raw_latents", "skip_reason", "skip_detail")
+
+# Speaker ids of channel-augmented copies (`training/make_real_corpus.py`): group 1 is the clean clip's speaker.
+CHANNEL_SPEAKER_PATTERN = r"^(.*)_ch\d+$"
 
 
 class DatasetPreparationError(ValueError):
@@ -337,6 +353,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     group.add_argument("--device", default=None, help="Device of the codec and aligner (default: cuda if there).")
     group.add_argument("--seed", type=int, default=0)
+
+    group = parser.add_argument_group("prompt-only channel augmentation (derives from a prepared folder)")
+    group.add_argument(
+        "--prompt_channel_copies_from",
+        default=None,
+        metavar="PREPARED_DIR",
+        help="Instead of preparing audio, write into --output_dir a copy of this prepared folder where each "
+        "channel-augmented row (speaker matching --prompt_channel_speaker_pattern) becomes the prompt-channel "
+        "latents of its clean row (same base speaker and text) and is no longer a training row itself.",
+    )
+    group.add_argument(
+        "--prompt_channel_speaker_pattern",
+        default=CHANNEL_SPEAKER_PATTERN,
+        help="Regular expression of the channel copies' speaker ids; its group 1 is the clean speaker's id.",
+    )
+    group.add_argument(
+        "--prompt_channel_max_frame_difference",
+        type=int,
+        default=16,
+        help="Pair a copy only when its frame count is within this many frames of the clean row's (the rest of the "
+        "clean frames get the copy's edge frames); farther copies are reported as unmatched.",
+    )
     args = parser.parse_args(argv)
     _check_args(args)
     return args
@@ -349,6 +387,14 @@ def _aligner_size_flags(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if getattr(args, "prompt_channel_copies_from", None) is not None:
+        given = [f"--{name}" for name in ("corpus", "dataset_name_or_path") if getattr(args, name, None) is not None]
+        if given:
+            raise DatasetPreparationError(
+                f"--prompt_channel_copies_from derives from a prepared folder and reads no audio: drop {given}."
+            )
+        _check_channel_options(args.prompt_channel_speaker_pattern, args.prompt_channel_max_frame_difference)
+        return
     recipe = CORPUS_RECIPES.get(args.corpus, {}) if getattr(args, "corpus", None) else {}
     for name in ("dataset_name_or_path", "dataset_config_name", "data_files", "split", "audio_column", "text_column"):
         if getattr(args, name, None) is None:
@@ -1231,13 +1277,13 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
             )
 
 
-def _publish(staging: Path, output_dir: Path, cache_dir: Path) -> None:
+def _publish(staging: Path, output_dir: Path, cache_dir: Path | None) -> None:
     """Moves the finished `staging` folder to `output_dir`, carrying over a cache that lives inside `output_dir`."""
     if not output_dir.exists():
         os.replace(staging, output_dir)
         return
     try:
-        relative = cache_dir.resolve().relative_to(output_dir.resolve())
+        relative = None if cache_dir is None else cache_dir.resolve().relative_to(output_dir.resolve())
     except ValueError:
         relative = None
     if relative is not None and cache_dir.exists():
@@ -1247,6 +1293,323 @@ def _publish(staging: Path, output_dir: Path, cache_dir: Path) -> None:
     os.replace(output_dir, old)
     os.replace(staging, output_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _staged_output(output_dir: Path, cache_dir: Path | None = None) -> Iterator[Path]:
+    """
+    Writes a prepared folder atomically: yields a new hidden staging folder next to `output_dir` to fill, which
+    replaces `output_dir` (see [`_publish`], which keeps a cache inside it) when the block ends without an error, and
+    is deleted otherwise; a reader never sees a half-written `output_dir`.
+    """
+    staging = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir(parents=True)
+        yield staging
+        _publish(staging, output_dir, cache_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Prompt-only channel augmentation (derived from a prepared folder)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _check_channel_options(speaker_pattern: str, max_frame_difference: int) -> re.Pattern:
+    try:
+        pattern = re.compile(speaker_pattern)
+    except re.error as err:
+        raise DatasetPreparationError(
+            f"--prompt_channel_speaker_pattern {speaker_pattern!r} is not valid: {err}."
+        ) from None
+    if pattern.groups < 1:
+        raise DatasetPreparationError(
+            f"--prompt_channel_speaker_pattern {speaker_pattern!r} needs a group that captures the clean speaker id."
+        )
+    if max_frame_difference < 0:
+        raise DatasetPreparationError(
+            f"--prompt_channel_max_frame_difference must be >= 0, got {max_frame_difference}."
+        )
+    return pattern
+
+
+def pair_channel_copies(
+    speaker_ids: Sequence[str],
+    texts: Sequence[str],
+    num_frames: Sequence[int],
+    speaker_pattern: str = CHANNEL_SPEAKER_PATTERN,
+    max_frame_difference: int = 16,
+) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+    """
+    Pairs each channel-copy row of a prepared dataset with its clean row.
+
+    A row whose speaker id matches `speaker_pattern` is a copy; its clean row is an unpaired row of the speaker in the
+    pattern's group 1 with the same text (of several, the closest in frame count, then the first). Copies are taken
+    in row order, and a clean row gets one copy at most.
+
+    Args:
+        speaker_ids (`Sequence[str]`), texts (`Sequence[str]`), num_frames (`Sequence[int]`): The dataset's
+            `speaker_id`, `text` and `num_frames` columns (`N` rows).
+        speaker_pattern (`str`, defaults to `CHANNEL_SPEAKER_PATTERN`): Regular expression of the copies' speaker
+            ids (`re.match`), group 1 the clean speaker id.
+        max_frame_difference (`int`, defaults to 16): The most a copy's frame count may differ from its clean row's.
+
+    Returns:
+        `(pairs, unmatched)`: `pairs`, `(clean_index, copy_index)` row indices, in the copies' order; `unmatched`, one
+        `dict` per copy without a pair: `index`, `speaker_id`, `text`, `reason` (`"no_clean_row"`: no unpaired row of
+        the clean speaker with that text; `"length_mismatch"`: the closest one is more than `max_frame_difference`
+        frames away) and, for a length mismatch, `clean_index` and `frame_difference` (copy minus clean frames).
+
+    Examples:
+
+    ```py
+    >>> from prepare_dataset import pair_channel_copies
+
+    >>> pair_channel_copies(["a", "a_ch0", "b_ch1"], ["hi", "hi", "yo"], [50, 48, 40])
+    ([(0, 1)], [{'index': 2, 'speaker_id': 'b_ch1', 'text': 'yo', 'reason': 'no_clean_row'}])
+    ```
+    """
+    pattern = _check_channel_options(speaker_pattern, max_frame_difference)
+    clean: dict[tuple[str, str], list[int]] = defaultdict(list)
+    copies: list[tuple[int, str]] = []
+    for index, speaker in enumerate(speaker_ids):
+        match = pattern.match(speaker)
+        if match:
+            copies.append((index, match.group(1)))
+        else:
+            clean[(speaker, texts[index])].append(index)
+    taken: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    unmatched: list[dict[str, Any]] = []
+    for index, base in copies:
+        record = {"index": index, "speaker_id": speaker_ids[index], "text": texts[index]}
+        candidates = [i for i in clean.get((base, texts[index]), ()) if i not in taken]
+        if not candidates:
+            unmatched.append({**record, "reason": "no_clean_row"})
+            continue
+        best = min(candidates, key=lambda i: abs(int(num_frames[i]) - int(num_frames[index])))
+        difference = int(num_frames[index]) - int(num_frames[best])
+        if abs(difference) > max_frame_difference:
+            unmatched.append(
+                {**record, "reason": "length_mismatch", "clean_index": best, "frame_difference": difference}
+            )
+            continue
+        taken.add(best)
+        pairs.append((best, index))
+    return pairs, unmatched
+
+
+def align_channel_twin(latents: np.ndarray, twin: np.ndarray) -> tuple[np.ndarray, int]:
+    """
+    Frame-aligns the latents of an utterance's channel copy with those of its clean recording.
+
+    With equal frame counts the copy is taken as it is (offset 0: the channel adds no delay of a frame). Otherwise
+    the shorter is a piece of the longer, cut by a different silence trim: the offset is the placement, among those
+    where one covers the other, at which the frame-energy envelopes (the mean over latent channels) correlate best
+    (reverberation smears the copy's envelope, so the offset may come out a frame or two early). The copy is shifted
+    by it, cropped to the clean frames, and padded with its edge frames.
+
+    Args:
+        latents (`np.ndarray` of shape `(num_frames, latent_dim)`): The clean row's latents.
+        twin (`np.ndarray` of shape `(twin_frames, latent_dim)`): The copy's latents, `twin_frames >= 1`.
+
+    Returns:
+        `(aligned, offset)`: `aligned` (`np.ndarray` of shape `(num_frames, latent_dim)`, float32) with
+        `aligned[t] = twin[clip(t - offset, 0, twin_frames - 1)]`, and `offset` (`int`), the clean frame at which the
+        copy's first frame lies (`0 <= offset <= num_frames - twin_frames` for a shorter copy, the reverse for a
+        longer one).
+    """
+    latents, twin = np.asarray(latents), np.asarray(twin)
+    if latents.ndim != 2 or twin.ndim != 2 or twin.shape[1] != latents.shape[1] or len(twin) == 0:
+        raise ValueError(
+            f"Need latents (num_frames, latent_dim) and a non-empty twin of the same latent_dim, got {latents.shape} "
+            f"and {twin.shape}."
+        )
+    num_frames, twin_frames = len(latents), len(twin)
+    difference = num_frames - twin_frames
+    offset = 0
+    if difference != 0:
+        overlap = min(num_frames, twin_frames)
+        clean_envelope, twin_envelope = latents.mean(axis=1), twin.mean(axis=1)
+        candidates = list(range(min(0, difference), max(0, difference) + 1))
+        scores = []
+        for candidate in candidates:  # clean frame t + candidate against copy frame t
+            a = clean_envelope[max(0, candidate) :][:overlap]
+            b = twin_envelope[max(0, -candidate) :][:overlap]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                score = np.corrcoef(a, b)[0, 1] if overlap > 1 else np.nan
+            scores.append(score if np.isfinite(score) else -np.inf)
+        if np.isfinite(max(scores)):
+            offset = candidates[int(np.argmax(scores))]
+    source = np.clip(np.arange(num_frames) - offset, 0, twin_frames - 1)
+    return np.ascontiguousarray(twin[source], dtype=np.float32), int(offset)
+
+
+def add_prompt_channel_copies(
+    input_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    speaker_pattern: str = CHANNEL_SPEAKER_PATTERN,
+    max_frame_difference: int = 16,
+    overwrite_output_dir: bool = False,
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    """
+    Writes the prompt-only channel-augmentation variant of a prepared folder.
+
+    The corpus of `input_dir` holds channel-augmented copies of clips (speaker `<speaker>_ch<k>`, same text), which
+    train as rows of their own: prompt and target are cut from the same copy, so they carry the same channel and the
+    model learns to copy the prompt's channel. Here each copy is paired with its clean row ([`pair_channel_copies`]),
+    its latents are frame-aligned with the clean row's ([`align_channel_twin`]) and stored in that row's
+    `prompt_channel_latents` column, from which training cuts the prompt while the target stays clean (the model learns
+    to ignore the prompt's channel); every copy row, paired or not, is removed. Rows without a copy get an empty
+    `prompt_channel_latents` (`(0, latent_dim)`) and train as before.
+
+    The output holds the remaining rows in their order, the `tokenizer/`, `codec/` and `aligner/` folders copied as they
+    are, and `prepare_config.json` with the counts of the new rows and a `prompt_channel_copies` record of this step
+    (pairs, unmatched copies and why, frame differences, offsets). It is written in a staging folder that replaces
+    `output_dir` when complete; `input_dir` is only read (datasets writes no cache file next to it).
+
+    Args:
+        input_dir (`str` or `os.PathLike`): A prepared folder (the `--output_dir` of `prepare_dataset.py`).
+        output_dir (`str` or `os.PathLike`): Where the new prepared folder goes (not inside `input_dir`).
+        speaker_pattern (`str`, defaults to `CHANNEL_SPEAKER_PATTERN`): Regular expression of the copies' speaker ids,
+            group 1 the clean speaker id.
+        max_frame_difference (`int`, defaults to 16): Pair a copy only when its frame count is within this many
+            frames of the clean row's.
+        overwrite_output_dir (`bool`, defaults to `False`): Replace an `output_dir` that holds other files than a
+            prepared folder's.
+        batch_size (`int`, defaults to 16): Rows per write batch.
+
+    Returns:
+        `dict`: The content of the new `prepare_config.json`.
+
+    Raises:
+        `DatasetPreparationError`: When `input_dir` is not a prepared folder, already has the column, or holds no copy;
+        or when `output_dir` cannot be used.
+
+    Examples:
+
+    ```py
+    >>> from prepare_dataset import add_prompt_channel_copies
+
+    >>> summary = add_prompt_channel_copies("prepared", "prepared_promptch")  # doctest: +SKIP
+    >>> summary["prompt_channel_copies"]["pairs"], summary["prompt_channel_copies"]["unmatched"]  # doctest: +SKIP
+    (214, {'length_mismatch': 14})
+    ```
+    """
+    start = time.time()
+    input_dir, output_dir = Path(input_dir).absolute(), Path(output_dir).absolute()
+    _check_channel_options(speaker_pattern, max_frame_difference)
+    if output_dir.resolve() == input_dir.resolve() or input_dir.resolve() in output_dir.resolve().parents:
+        raise DatasetPreparationError(f"--output_dir {output_dir} must lie outside --prompt_channel_copies_from.")
+    _check_output_dir(output_dir, overwrite_output_dir)
+    try:
+        prepared = load_prepared_dataset(input_dir, load_codec_weights=False)
+    except (OSError, ValueError) as err:
+        raise DatasetPreparationError(f"--prompt_channel_copies_from {input_dir}: {err}") from err
+    source = prepared.dataset
+    if PROMPT_CHANNEL_COLUMN in source.column_names:
+        raise DatasetPreparationError(f"{input_dir} already has a `{PROMPT_CHANNEL_COLUMN}` column.")
+    latent_dim = int(source.features["latents"].shape[1])
+    speaker_ids, texts, num_frames = source["speaker_id"], source["text"], source["num_frames"]
+    pairs, unmatched = pair_channel_copies(speaker_ids, texts, num_frames, speaker_pattern, max_frame_difference)
+    copy_rows = sorted({copy for _, copy in pairs} | {record["index"] for record in unmatched})
+    if not copy_rows:
+        raise DatasetPreparationError(
+            f"No row of {input_dir} has a speaker id matching {speaker_pattern!r}: there is no channel copy to pair."
+        )
+
+    # the aligned copies, (num_frames, latent_dim) each, by clean row (a few hundred: they fit in memory)
+    latents = source.select_columns(["latents"]).with_format("numpy")
+    twins: dict[int, np.ndarray] = {}
+    pair_log = []
+    for clean, copy in pairs:
+        twins[clean], offset = align_channel_twin(latents[clean]["latents"], latents[copy]["latents"])
+        pair_log.append(
+            {
+                "clean_index": clean,
+                "copy_index": copy,
+                "speaker_id": speaker_ids[copy],
+                "frame_difference": int(num_frames[copy]) - int(num_frames[clean]),
+                "offset": offset,
+            }
+        )
+    removed = set(copy_rows)
+    keep = [i for i in range(len(source)) if i not in removed]
+    empty = np.zeros((0, latent_dim), dtype=np.float32)
+
+    def attach(batch: dict[str, Any], positions: list[int]) -> dict[str, list[np.ndarray]]:
+        return {PROMPT_CHANNEL_COLUMN: [twins.get(keep[p], empty) for p in positions]}
+
+    codec_info = prepared.config.get("codec") or {}
+    frame_rate = (
+        codec_info["sampling_rate"] / codec_info["hop_length"]
+        if codec_info.get("sampling_rate") and codec_info.get("hop_length")
+        else None
+    )
+    frames = int(sum(int(num_frames[i]) for i in keep))
+    summary = dict(prepared.config)
+    summary["counts"] = {
+        **(prepared.config.get("counts") or {}),
+        "kept": len(keep),
+        "frames": frames,
+        "seconds": None if frame_rate is None else frames / frame_rate,
+    }
+    reasons = Counter(record["reason"] for record in unmatched)
+    summary["prompt_channel_copies"] = {
+        "source_dir": str(input_dir),
+        "source_counts": prepared.config.get("counts"),
+        "source_rows": len(source),
+        "speaker_pattern": speaker_pattern,
+        "max_frame_difference": max_frame_difference,
+        "copy_rows": len(copy_rows),
+        "pairs": len(pairs),
+        "unmatched": dict(sorted(reasons.items())),
+        "rows": len(keep),
+        "rows_with_prompt_channel": len(twins),
+        "frame_difference_counts": {
+            str(k): v for k, v in sorted(Counter(p["frame_difference"] for p in pair_log).items())
+        },
+        "offset_counts": {str(k): v for k, v in sorted(Counter(p["offset"] for p in pair_log).items())},
+        "unmatched_rows": unmatched,
+        "paired_rows": pair_log,
+        "seconds_taken": None,
+    }
+
+    with _staged_output(output_dir) as staging:
+        work = staging / ".work"  # the map's file lives here, never next to the input dataset
+        work.mkdir()
+        rows = source.select(keep).with_format("numpy")
+        rows = rows.map(
+            attach,
+            with_indices=True,
+            batched=True,
+            batch_size=batch_size,
+            features=prepared_features(latent_dim, prompt_channel=True),
+            cache_file_name=str(work / "rows.arrow"),
+            new_fingerprint=_fingerprint("prompt_channel", source._fingerprint, pair_log, speaker_pattern),
+            desc="Attaching the channel copies",
+        )
+        rows = rows.with_format(None).select_columns([*PREPARED_COLUMNS, PROMPT_CHANNEL_COLUMN])
+        rows.save_to_disk(str(staging / "dataset"))
+        del rows
+        shutil.rmtree(work)
+        for sub in ("tokenizer", "codec", "aligner"):
+            if (input_dir / sub).is_dir():
+                shutil.copytree(input_dir / sub, staging / sub)
+        summary["prompt_channel_copies"]["seconds_taken"] = round(time.time() - start, 2)
+        (staging / PREPARE_CONFIG_NAME).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+
+    unmatched_text = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items())) or "none"
+    print(
+        f"Paired {len(pairs)} of {len(copy_rows)} channel-copy rows with their clean rows (unmatched: "
+        f"{unmatched_text}); wrote {len(keep)} rows, {len(twins)} with `{PROMPT_CHANNEL_COLUMN}`, into {output_dir}."
+    )
+    for record in unmatched[:5]:
+        print(f"  row {record['index']} ({record['speaker_id']}, {record['reason']}): {record['text'][:80]}")
+    return summary
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1280,6 +1643,15 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
     ```
     """
     _check_args(args)
+    if getattr(args, "prompt_channel_copies_from", None) is not None:
+        return add_prompt_channel_copies(
+            args.prompt_channel_copies_from,
+            args.output_dir,
+            speaker_pattern=args.prompt_channel_speaker_pattern,
+            max_frame_difference=args.prompt_channel_max_frame_difference,
+            overwrite_output_dir=args.overwrite_output_dir,
+            batch_size=args.batch_size,
+        )
     start = time.time()
     rank, world_size, local_rank = process_rank()
     output_dir = Path(args.output_dir).absolute()
@@ -1417,9 +1789,7 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     # 5. write everything to a staging folder next to the output, then swap it in
-    staging = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        staging.mkdir(parents=True)
+    with _staged_output(output_dir, cache_dir) as staging:
         final.save_to_disk(str(staging / "dataset"))
         tokenizer.save_pretrained(str(staging / "tokenizer"))
         codec.to("cpu").save_pretrained(str(staging / "codec"))
@@ -1427,10 +1797,6 @@ def prepare_dataset(args: argparse.Namespace) -> dict[str, Any]:
             aligner.to("cpu").save_pretrained(str(staging / "aligner"))
         summary["seconds_taken"] = round(time.time() - start, 2)
         (staging / PREPARE_CONFIG_NAME).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-        _publish(staging, output_dir, cache_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     _print_summary(len(reasons), len(final), skipped, skipped_examples, frames, seconds, output_dir)
     return summary
 

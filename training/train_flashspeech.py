@@ -71,7 +71,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from arg_checks import check_numeric_flags
 from checkpointing import checkpoint_problem, latest_complete_checkpoint, save_checkpoint
-from data_utils import FrameBudgetBatchSampler, collate_prepared, load_prepared_dataset
+from data_utils import PROMPT_CHANNEL_COLUMN, FrameBudgetBatchSampler, collate_prepared, load_prepared_dataset
 from datasets import Dataset, IterableDataset
 from datasets.distributed import split_dataset_by_node
 from diffusers.optimization import get_scheduler
@@ -994,9 +994,11 @@ def main(args_list: list[str] | None = None) -> dict:
         if not same_latent_statistics:
             scale = (codec.latent_std / pipe.codec.latent_std).numpy()
             shift = ((codec.latent_mean - pipe.codec.latent_mean) / pipe.codec.latent_std).numpy()
+            # `latents` and, where the data has one, the prompt's channel twin (an empty twin stays empty)
+            renormalized = [c for c in ("latents", PROMPT_CHANNEL_COLUMN) if c in dataset.column_names]
             with accelerator.main_process_first():  # the main process writes datasets' cache, the others read it
                 dataset = dataset.map(
-                    lambda ex: {"latents": np.asarray(ex["latents"]) * scale + shift}, desc="Renormalizing"
+                    lambda ex: {c: np.asarray(ex[c]) * scale + shift for c in renormalized}, desc="Renormalizing"
                 )
     with accelerator.main_process_first():
         dataset, unknown, added = remap_vocabulary(dataset, data_tokenizer, tokenizer, args.extend_vocabulary)
@@ -1041,8 +1043,17 @@ def main(args_list: list[str] | None = None) -> dict:
     dataset = dataset.add_column("row_id", list(range(num_rows)))
     # rows as tensors: collating python lists took 4x longer (13 of a demo step's ~350 ms on one thread)
     tensor_columns = [
-        c for c in ("input_ids", "latents", "log_pitch", "durations", "row_id") if c in dataset.column_names
+        c
+        for c in ("input_ids", "latents", "log_pitch", "durations", "row_id", PROMPT_CHANNEL_COLUMN)
+        if c in dataset.column_names
     ]
+    if PROMPT_CHANNEL_COLUMN in dataset.column_names:
+        twins = dataset.select_columns([PROMPT_CHANNEL_COLUMN]).with_format("numpy")[PROMPT_CHANNEL_COLUMN]
+        with_twin = sum(len(twin) > 0 for twin in twins)
+        logger.info(
+            f"{with_twin} of {num_rows} rows cut their prompt from another channel's latents "
+            f"(`{PROMPT_CHANNEL_COLUMN}`); the others from their own."
+        )
     dataset = dataset.with_format("torch", columns=tensor_columns, output_all_columns=True)
     if args.streaming:
         num_shards = max(accelerator.num_processes, min(num_rows, 8 * accelerator.num_processes))
