@@ -116,5 +116,6 @@ def what_whisper_hears(path: str, text: str) -> str | None:
     except ImportError as err:
         print(f"(Whisper is not installed, so the output is not transcribed: {err})")
         return None
-    wer = load_metric("wer").compute(predictions=[heard], references=[text])["wer"]
+    # "one or two" and "1 or 2" are the same words to a listener
+    wer = load_metric("wer").compute(predictions=[heard], references=[text], normalize_numbers=True)["wer"]
     return f"Text:            {text}\nWhisper hears:   {heard}\nWord error rate: {wer:.2f}"
