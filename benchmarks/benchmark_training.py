@@ -9,9 +9,10 @@ hour count the whole utterances of the batches (prompt and target) at the steady
 
 Precisions: `fp32`; `bf16` (`--mixed_precision bf16`: autocast, float32 weights and optimizer); `bf16+compile` and
 `fp32+compile` (`--torch_compile_backend inductor`). Sizes: `tiny`, `demo`, `demo-2x` (every trained model twice as
-wide), `paper`. Batching: `random` (shuffled rows) or `grouped` (`--group_by_length`: rows of similar lengths);
-`--frames 80 480` draws the utterance lengths as the real corpus spreads (80-480 frames after the demo recipe's
-`--max_train_frames 480`) instead of the size's default 300-480.
+wide), `paper`, `demo-act` (the retrain recipe `demo_v3.json`: the demo sizes with the adversarial loss of the
+bundled Whisper tiny.en discriminator). Batching: `random` (shuffled rows) or `grouped` (`--group_by_length`: rows of
+similar lengths); `--frames 80 480` draws the utterance lengths as the real corpus spreads (80-480 frames after the
+demo recipe's `--max_train_frames 480`) instead of the size's default 300-480.
 
 Examples:
 
@@ -19,7 +20,7 @@ Examples:
 python benchmarks/benchmark_training.py --sizes demo demo-2x --precisions fp32 bf16 bf16+compile --threads 1 2
 python benchmarks/benchmark_training.py --sizes tiny --steps 4 --warmup_steps 1  # seconds
 python benchmarks/benchmark_training.py --sizes demo --precisions fp32 --batching random grouped --processes 1 2 \
-    --frames 80 480 --rows 512
+    --frames 80 480 --rows 1600
 ```
 """
 
@@ -52,6 +53,8 @@ SIZES = {
         (300, 480),
     ),
     "paper": ("demo.json", "demo", {"pipeline_config": "paper"}, (300, 480)),
+    # the retrain recipe (demo_v3.json): the demo sizes with the adversarial loss of a Whisper tiny.en discriminator
+    "demo-act": ("demo_v3.json", "demo", None, (300, 480)),
 }
 PRECISIONS = {
     "fp32": ["--mixed_precision", "no"],
@@ -76,7 +79,9 @@ batch = json.loads(sys.argv[7]) or json.load(open(os.path.join({configs!r}, conf
 flags += ["--train_batch_size", str(batch // world)]
 args = ["--config", os.path.join({configs!r}, config), "--prepared_dataset_dir", str(prep), "--output_dir",
         str(tmp / "out"), "--report_to", "none", "--max_train_steps", str(steps), "--checkpointing_steps", "100000",
-        "--validation_steps", "100000", "--num_threads", threads, "--slm_config", "tiny", *flags]
+        "--validation_steps", "100000", "--num_threads", threads, *flags]
+if "slm_model_name_or_path" not in json.load(open(os.path.join({configs!r}, config))):
+    args += ["--slm_config", "tiny"]  # offline: a tiny random WavLM where the config names no discriminator SLM
 overrides = dict(overrides or {{}})
 if "pipeline_config" in overrides:
     args += ["--pipeline_config", overrides.pop("pipeline_config")]

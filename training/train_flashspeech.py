@@ -163,9 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--group_by_length",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="Batches of --train_batch_size rows of similar lengths (transformers' LengthGroupedSampler, as the\n"
-        "Trainer's flag of that name): less padding, the same rows per step; not with --streaming.",
+        "Trainer's flag of that name): less padding, the same rows per step; not with --streaming.\n"
+        "--no-group_by_length turns off a config's.",
     )
     add("--pipeline_config", type=str, default=None, help=f"Named model sizes: {sorted(PIPELINE_CONFIGS)}.")
     add(
