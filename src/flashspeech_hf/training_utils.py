@@ -384,7 +384,8 @@ def lower_precision_attention(device_type: str, mixed_precision: str | None) -> 
     `torch.nn.functional.scaled_dot_product_attention` (and so `nn.MultiheadAttention`) to its math backend: at this
     project's shapes (2 heads, 8-480 positions) the fused CPU flash-attention kernel's forward and backward run 2-4x
     slower in bfloat16 than in float32, while the math backend in bfloat16 is faster than either (benchmarks/README.md,
-    issue 23). Inference keeps the fused kernel, the faster one there. Elsewhere (float32, CUDA) the backends are left as torch chooses.
+    issue 23). Inference keeps the fused kernel, the faster one there. Elsewhere (float32, CUDA) the backends are
+    left as torch chooses.
 
     Examples:
 
