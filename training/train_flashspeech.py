@@ -85,6 +85,7 @@ from training_module import (
     check_stage_components,
     discriminator_step_loss,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from flashspeech_hf import (
     FlashSpeechAligner,
@@ -97,6 +98,7 @@ from flashspeech_hf.training_utils import (
     ConsistencyTrainingCurriculum,
     EasyConsistencyTuningSchedule,
     idle_cpu_count,
+    lower_precision_attention,
     resolve_mixed_precision,
 )
 
@@ -158,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Batch by a budget of padded latent frames (20000 per GPU in the paper) instead of\n"
         "--train_batch_size items; not with --streaming.",
+    )
+    add(
+        "--group_by_length",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Batches of --train_batch_size rows of similar lengths (transformers' LengthGroupedSampler, as the\n"
+        "Trainer's flag of that name): less padding, the same rows per step; not with --streaming.\n"
+        "--no-group_by_length turns off a config's.",
     )
     add("--pipeline_config", type=str, default=None, help=f"Named model sizes: {sorted(PIPELINE_CONFIGS)}.")
     add(
@@ -411,6 +421,11 @@ def parse_args(args_list: list[str] | None = None) -> argparse.Namespace:
             args.train_components = ",".join(LORA_COMPONENTS)
     if args.max_frames_per_batch is not None and (args.streaming or args.max_frames_per_batch < 1):
         raise ValueError("--max_frames_per_batch needs a positive budget and a map-style (not --streaming) dataset.")
+    if args.group_by_length and (args.streaming or args.max_frames_per_batch is not None):
+        raise ValueError(
+            "--group_by_length needs a map-style (not --streaming) dataset and fixed-size batches (not "
+            "--max_frames_per_batch, which groups by length already)."
+        )
     if args.objective == "denoising" and args.stage != 1:
         raise ValueError(
             "--objective denoising trains the stage-1 denoiser; stage 2 always uses consistency training."
@@ -475,11 +490,13 @@ def infinite_batches(
     Yields batches of `data_utils.collate_prepared` forever, epoch after epoch (reshuffled per epoch with
     `seed + epoch`), after skipping `skip`, so that a resumed run sees the batches the uninterrupted run saw.
 
-    Batches hold `--train_batch_size` rows, or, with `--max_frames_per_batch`, rows of similar lengths under that
-    budget of padded frames (`data_utils.FrameBudgetBatchSampler`).
+    Batches hold `--train_batch_size` rows (of similar lengths with `--group_by_length`), or, with
+    `--max_frames_per_batch`, rows of similar lengths under that budget of padded frames
+    (`data_utils.FrameBudgetBatchSampler`).
     """
     collate = functools.partial(collate_prepared, pad_token_id=pad_token_id)
     epoch, seen = 0, 0
+    lengths = [int(n) for n in dataset["num_frames"]] if args.group_by_length else None
     while True:
         if isinstance(dataset, IterableDataset):
             ds = dataset.shuffle(seed=args.seed, buffer_size=1000)
@@ -493,10 +510,15 @@ def infinite_batches(
             )
         else:
             generator = torch.Generator().manual_seed(args.seed + epoch)
+            # grouped: megabatches of 50 batches drawn at random, sorted by length within, cut into batches
+            sampler = (
+                LengthGroupedSampler(args.train_batch_size, lengths=lengths, generator=generator) if lengths else None
+            )
             loader = torch.utils.data.DataLoader(
                 dataset,
                 batch_size=args.train_batch_size,
-                shuffle=True,
+                shuffle=sampler is None,
+                sampler=sampler,
                 generator=generator,
                 collate_fn=collate,
                 num_workers=args.dataloader_num_workers,
@@ -1230,7 +1252,10 @@ def main(args_list: list[str] | None = None) -> dict:
                 seen_rows.extend(batch["row_id"].tolist())
             frames_trained += int(batch["latent_mask"].sum())
             with accelerator.accumulate(model, *([discriminator] if discriminator is not None else [])):
-                with accelerator.autocast():
+                with (
+                    accelerator.autocast(),
+                    lower_precision_attention(accelerator.device.type, accelerator.mixed_precision),
+                ):
                     output = model(batch, step=global_step, generator=generator, discriminator=raw_discriminator)
                 losses = dict(output.losses, loss=output.loss)
                 # with the adversarial loss, the generator's backward must not reach the discriminator's heads
@@ -1241,7 +1266,10 @@ def main(args_list: list[str] | None = None) -> dict:
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 if output.adversarial is not None:
-                    with accelerator.autocast():
+                    with (
+                        accelerator.autocast(),
+                        lower_precision_attention(accelerator.device.type, accelerator.mixed_precision),
+                    ):
                         losses["discriminator_loss"] = discriminator_step_loss(discriminator, output.adversarial)
                     accelerator.backward(losses["discriminator_loss"])
                     d_optimizer.step()

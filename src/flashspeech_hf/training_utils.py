@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .schedulers.scheduling_flashspeech import karras_sigmas
 
@@ -15,6 +17,7 @@ __all__ = [
     "EasyConsistencyTuningSchedule",
     "cpu_has_native_bf16",
     "idle_cpu_count",
+    "lower_precision_attention",
     "resolve_mixed_precision",
     "sample_denoising_sigmas",
 ]
@@ -373,3 +376,31 @@ def resolve_mixed_precision(requested: str | None, device_type: str = "cpu") -> 
         f"--mixed_precision auto: this {device_type} has no native bfloat16 arithmetic (AVX512-BF16, AMX or Arm BF16 "
         "on a CPU), so training runs in float32."
     )
+
+
+def lower_precision_attention(device_type: str, mixed_precision: str | None) -> contextlib.AbstractContextManager:
+    """
+    A context for the forward pass of a training step under autocast. On a CPU in `"bf16"` or `"fp16"` it routes
+    `torch.nn.functional.scaled_dot_product_attention` (and so `nn.MultiheadAttention`) to its math backend: at this
+    project's shapes (2 heads, 8-480 positions) the fused CPU flash-attention kernel's forward and backward run 2-4x
+    slower in bfloat16 than in float32, while the math backend in bfloat16 is faster than either (benchmarks/README.md,
+    issue 23). Inference keeps the fused kernel, the faster one there. Elsewhere (float32, CUDA) the backends are
+    left as torch chooses.
+
+    Examples:
+
+    ```py
+    >>> import torch
+    >>> from flashspeech_hf.training_utils import lower_precision_attention
+
+    >>> attention = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+    >>> x = torch.randn(2, 30, 16)
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16), lower_precision_attention("cpu", "bf16"):
+    ...     out, _ = attention(x, x, x, need_weights=False)
+    >>> out.dtype
+    torch.bfloat16
+    ```
+    """
+    if device_type == "cpu" and mixed_precision in ("bf16", "fp16"):
+        return sdpa_kernel([SDPBackend.MATH])
+    return contextlib.nullcontext()

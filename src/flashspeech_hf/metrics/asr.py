@@ -170,9 +170,12 @@ class SpeechRecognizer:
             from faster_whisper import WhisperModel
 
             # CTranslate2 sets the OpenMP thread count that torch shares: keep torch's (a training run's
-            # --num_threads 1 became 2 once the validation judge loaded, and two runs side by side were 8x slower)
+            # --num_threads 1 became 2 once the validation judge loaded, and two runs side by side were 8x slower).
+            # And it decodes on one thread: once its own OpenMP runtime has run a team of two, torch's two threads
+            # share the work badly for the rest of the process (a 2-thread training run's steps after its first
+            # validation took 1.5x longer, on less CPU; benchmarks/README.md, issue 23)
             torch_threads = torch.get_num_threads()
-            options = {"device": "cpu", "compute_type": "int8", "cpu_threads": torch_threads, **pipeline_kwargs}
+            options = {"device": "cpu", "compute_type": "int8", "cpu_threads": 1, **pipeline_kwargs}
             self._whisper = WhisperModel(model_dir, **options)
             torch.set_num_threads(torch_threads)
             self.sampling_rate = 16000
