@@ -21,6 +21,7 @@ import train_flashspeech as train
 from data_utils import collate_prepared, split_prompt_from_target
 from datasets import Array2D, Dataset, Features, Sequence, Value, load_from_disk
 from speech_data import make_prompt
+from training_module import FlashSpeechTrainingModule, TrainingLossConfig
 
 from flashspeech_hf import FlashSpeechAligner, FlashSpeechDenoiser, FlashSpeechPipeline, FlashSpeechTokenizer, MelCodec
 from flashspeech_hf.configs import get_pipeline_config
@@ -423,10 +424,45 @@ def test_length_grouped_batches_pad_less_and_resume(tmp_path):
     resumed = next(train.infinite_batches(dataset, args, pad_token_id=0, skip=12))
     assert torch.equal(resumed["row_id"], later["row_id"])
     summary = train.main(base_args(prepared, tmp_path / "out", "--max_train_steps", "2", "--group_by_length",
-                                   "--checkpointing_steps", "100", "--adversarial_start_step", "1000"))  # fmt: skip
+                                   "--pad_to_multiple_of", "16", "--checkpointing_steps", "100",
+                                   "--adversarial_start_step", "1000"))  # fmt: skip
     assert summary["global_step"] == 2
     with pytest.raises(ValueError, match="--group_by_length"):
         train.parse_args(base_args(prepared, tmp_path / "o", "--group_by_length", "--max_frames_per_batch", "150"))
+
+
+def test_padding_to_a_multiple_keeps_every_utterance_and_the_losses(prepared):
+    """`--pad_to_multiple_of`: the same cut, zero (pad id, False) beyond it, the prosody losses unchanged."""
+    full = prepared_batch(prepared)
+    plain = split_prompt_from_target(full, 0.2, 0.4, torch.Generator().manual_seed(3), pad_token_id=1)
+    padded = split_prompt_from_target(
+        full, 0.2, 0.4, torch.Generator().manual_seed(3), pad_token_id=1, pad_to_multiple_of=16
+    )
+    sequences = ["input_ids", "attention_mask", "durations", "latent_mask", "log_pitch", "prompt_mask"]
+    for key in sequences + ["latents", "prompt_latents"]:
+        a, b = plain[key], padded[key]
+        dim = 2 if a.ndim == 3 else 1
+        assert b.shape[dim] % 16 == 0 and b.shape[dim] >= a.shape[dim], key
+        assert b.shape[dim] - a.shape[dim] < 16, key
+        assert torch.equal(b.narrow(dim, 0, a.shape[dim]), a), key
+        rest = b.narrow(dim, a.shape[dim], b.shape[dim] - a.shape[dim])
+        assert torch.all(rest == (1 if key == "input_ids" else 0)), key
+    assert any(padded[k].shape[1] > plain[k].shape[1] for k in sequences)  # the batch really got longer
+
+    pipe = FlashSpeechPipeline.from_named_config("tiny")
+    losses = {}
+    for multiple in (None, 16):
+        module = FlashSpeechTrainingModule(
+            pipe.prior_encoder, pipe.prosody_generator, pipe.denoiser, pipe.codec,
+            ConsistencyTrainingCurriculum.from_scheduler(pipe.scheduler, total_training_steps=100),
+            TrainingLossConfig(stage=1, pad_to_multiple_of=multiple), ["prior_encoder", "prosody_generator", "denoiser"],
+            pipe.tokenizer.pad_token_id, scheduler=pipe.scheduler,
+        ).eval()  # fmt: skip
+        with torch.no_grad():
+            losses[multiple] = module(full, step=0, generator=torch.Generator().manual_seed(3)).losses
+    for key in ("duration_loss", "pitch_loss"):  # no noise in them: equal up to float rounding
+        assert torch.allclose(losses[None][key], losses[16][key], rtol=1e-5, atol=1e-6), key
+    assert torch.isfinite(losses[16]["ct_loss"])  # its noise is drawn over the padded frames: another draw
 
 
 @pytest.mark.parametrize(

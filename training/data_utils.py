@@ -441,6 +441,7 @@ def split_prompt_from_target(
     ratio_max: float,
     generator: torch.Generator | None = None,
     pad_token_id: int = 0,
+    pad_to_multiple_of: int | None = None,
 ) -> dict[str, Any]:
     """
     Cuts each utterance of a collated batch into a prompt and a target, as inference sees them (NaturalSpeech 2).
@@ -462,6 +463,10 @@ def split_prompt_from_target(
         ratio_min (`float`), ratio_max (`float`): Range of the prompt's share of the frames, `0 < min <= max < 1`.
         generator (`torch.Generator`, *optional*): CPU generator for the draws.
         pad_token_id (`int`, defaults to 0): Padding id of the re-padded `input_ids`.
+        pad_to_multiple_of (`int`, *optional*): Re-pads the phonemes, target frames and prompt frames up to a
+            multiple of this (as transformers' collators do), so that training sees a few distinct tensor shapes
+            rather than one per length: oneDNN builds its convolution and bfloat16 matmul kernels per shape and keeps
+            1,024 of them, so on a CPU a run with every length rebuilds kernels at nearly every step.
 
     Returns:
         `dict` with the target's `input_ids`/`attention_mask`/`durations` (`(batch_size, target_phonemes)`),
@@ -528,7 +533,10 @@ def split_prompt_from_target(
     def pad(seqs, value=0):
         lengths = torch.tensor([len(s) for s in seqs])
         padded = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
-        mask = torch.arange(int(lengths.max()), device=padded.device)[None] < lengths.to(padded.device)[:, None]
+        if pad_to_multiple_of and padded.shape[1] % pad_to_multiple_of:
+            extra = pad_to_multiple_of - padded.shape[1] % pad_to_multiple_of
+            padded = torch.cat([padded, padded.new_full((padded.shape[0], extra, *padded.shape[2:]), value)], dim=1)
+        mask = torch.arange(padded.shape[1], device=padded.device)[None] < lengths.to(padded.device)[:, None]
         return padded, mask
 
     consumed = ("input_ids", "attention_mask", "durations", "latents", PROMPT_CHANNEL_COLUMN)

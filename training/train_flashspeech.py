@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Trainer's flag of that name): less padding, the same rows per step; not with --streaming.\n"
         "--no-group_by_length turns off a config's.",
     )
+    add(
+        "--pad_to_multiple_of",
+        type=int,
+        default=None,
+        help="Pad each batch's phonemes, target and prompt frames up to a multiple of this: a few distinct tensor\n"
+        "shapes, so that a CPU builds its oneDNN kernels once instead of at nearly every step (benchmarks/README.md).",
+    )
     add("--pipeline_config", type=str, default=None, help=f"Named model sizes: {sorted(PIPELINE_CONFIGS)}.")
     add(
         "--model_overrides",
@@ -332,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 NUMERIC_FLAGS = {
     "max_train_frames": (int, "[1, inf)", True),
     "max_frames_per_batch": (int, "[1, inf)", True),
+    "pad_to_multiple_of": (int, "[1, inf)", True),
     "lora_rank": (int, "[1, inf)", False),
     "lora_alpha": (float, "(0, inf)", True),
     "stage": (int, "[1, 2]", False),

@@ -100,6 +100,8 @@ class TrainingLossConfig:
         adversarial_start_step (`int`, *optional*): First step with the adversarial loss; None: never.
         lambda_adv (`float`): Scale of the adaptive adversarial weight.
         adv_segment_frames (`int`): Latent frames decoded for the discriminator.
+        pad_to_multiple_of (`int`, *optional*): Phonemes, target and prompt frames padded up to a multiple of this
+            (see `data_utils.split_prompt_from_target`): fewer distinct shapes, fewer kernels built on a CPU.
     """
 
     stage: int = 1
@@ -115,6 +117,7 @@ class TrainingLossConfig:
     adversarial_start_step: int | None = None
     lambda_adv: float = 1.0
     adv_segment_frames: int = 64
+    pad_to_multiple_of: int | None = None
 
     @classmethod
     def from_args(cls, args) -> TrainingLossConfig:
@@ -333,6 +336,7 @@ class FlashSpeechTrainingModule(nn.Module):
             self.config.prompt_ratio_max,
             generator,
             pad_token_id=self.pad_token_id,
+            pad_to_multiple_of=self.config.pad_to_multiple_of,
         )
         if self.config.stage == 2:
             return self._stage2_losses(batch, step, generator)
