@@ -11,7 +11,8 @@ Precisions: `fp32`; `bf16` (`--mixed_precision bf16`: autocast, float32 weights 
 `fp32+compile` (`--torch_compile_backend inductor`). Sizes: `tiny`, `demo`, `demo-2x` (every trained model twice as
 wide), `paper`, `demo-act` (the retrain recipe `demo_v3.json`: the demo sizes with the adversarial loss of the
 bundled Whisper tiny.en discriminator). Batching: `random` (shuffled rows) or `grouped` (`--group_by_length`: rows of
-similar lengths); `--frames 80 480` draws the utterance lengths as the real corpus spreads (80-480 frames after the
+similar lengths), whatever the config says; `--pad_to_multiple_of 1 32` also pads every batch to a multiple of 32
+phonemes and frames (1: no padding, the default; the demo configs say 32); `--frames 80 480` draws the utterance lengths as the real corpus spreads (80-480 frames after the
 demo recipe's `--max_train_frames 480`) instead of the size's default 300-480.
 
 Examples:
@@ -21,6 +22,8 @@ python benchmarks/benchmark_training.py --sizes demo demo-2x --precisions fp32 b
 python benchmarks/benchmark_training.py --sizes tiny --steps 4 --warmup_steps 1  # seconds
 python benchmarks/benchmark_training.py --sizes demo --precisions fp32 --batching random grouped --processes 1 2 \
     --frames 80 480 --rows 1600
+python benchmarks/benchmark_training.py --sizes demo demo-act --precisions fp32 bf16 --batching grouped \
+    --pad_to_multiple_of 1 32 --threads 2 --frames 80 480 --rows 1600
 ```
 """
 
@@ -106,12 +109,13 @@ def run(
     batching: str = "random",
     rows: int = 64,
     frames: tuple[int, int] | None = None,
+    pad_to_multiple_of: int = 1,
 ) -> dict:
     """
     One training run in a fresh process (or `processes` data-parallel processes under torch.distributed.run, gloo,
     each with `threads` threads and `global_batch_size / processes` rows per step; `None`: the training config's batch)
-    on `rows` synthetic utterances of `frames` (min, max) latent frames (`None`: the size's); returns rank 0's step
-    times, frames trained, CPU time and load averages.
+    on `rows` synthetic utterances of `frames` (min, max) latent frames (`None`: the size's), batches padded to a
+    multiple of `pad_to_multiple_of`; returns rank 0's step times, frames trained, CPU time and load averages.
     """
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "child.py"
@@ -120,7 +124,11 @@ def run(
                 tests=str(ROOT / "tests"), training=str(ROOT / "training"), configs=str(ROOT / "training" / "configs")
             )
         )
-        flags = PRECISIONS[precision] + (["--group_by_length"] if batching == "grouped" else [])
+        flags = PRECISIONS[precision] + [
+            "--group_by_length" if batching == "grouped" else "--no-group_by_length",
+            "--pad_to_multiple_of",
+            str(pad_to_multiple_of),
+        ]
         argv = [size, json.dumps(flags), str(steps), tmp, str(threads), json.dumps(SIZES[size]),
                 json.dumps(global_batch_size), str(rows), json.dumps(frames)]  # fmt: skip
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -180,6 +188,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="Rows per batch: shuffled, or of similar lengths (--group_by_length).",
     )
     parser.add_argument(
+        "--pad_to_multiple_of",
+        nargs="+",
+        type=int,
+        default=[1],
+        help="Pad each batch's phonemes and frames to a multiple of this (1: no padding).",
+    )
+    parser.add_argument(
         "--frames",
         nargs=2,
         type=int,
@@ -198,33 +213,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
     if args.frames and not 1 <= args.frames[0] <= args.frames[1]:
         raise ValueError(f"--frames needs 1 <= MIN <= MAX, got {args.frames}.")
+    if min(args.pad_to_multiple_of) < 1:
+        raise ValueError(f"--pad_to_multiple_of needs values >= 1, got {args.pad_to_multiple_of}.")
     if not 1 <= args.warmup_steps < args.steps:
         raise ValueError(f"Need 1 <= --warmup_steps < --steps, got {args.warmup_steps} and {args.steps}.")
     from flashspeech_hf.configs import get_pipeline_config
 
     rows = []
     lines = [
-        "| size | precision | batching | processes x threads | global batch | steps/s | vs fp32 random 1 x 1 "
-        "| audio h seen per hour | warm-up s | CPU s/step | load avg | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | precision | batching | pad to | processes x threads | global batch | steps/s "
+        "| vs fp32 random 1 x 1 | audio h seen per hour | warm-up s | CPU s/step | load avg | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
         codec = get_pipeline_config(SIZES[size][1])["codec"]
         seconds_per_frame = codec["hop_length"] / codec["sampling_rate"]
         reference = None
-        settings = itertools.product(args.processes, args.threads, args.batching, args.precisions)
-        for processes, threads, batching, precision in settings:
+        settings = itertools.product(
+            args.processes, args.threads, args.batching, args.pad_to_multiple_of, args.precisions
+        )
+        for processes, threads, batching, multiple, precision in settings:
             result = run(size, precision, threads, args.steps, processes, args.global_batch_size, batching, args.rows,
-                         args.frames)  # fmt: skip
+                         args.frames, multiple)  # fmt: skip
             result = summarize(result, args.steps, args.warmup_steps, seconds_per_frame)
             result.update(size=size, precision=precision, threads=threads, processes=processes, batching=batching,
-                          global_batch_size=args.global_batch_size)  # fmt: skip
-            if precision == "fp32" and threads == 1 and processes == 1 and batching == "random":
+                          pad_to_multiple_of=multiple, global_batch_size=args.global_batch_size)  # fmt: skip
+            if (precision, threads, processes, batching, multiple) == ("fp32", 1, 1, "random", 1):
                 reference = result["steps_per_second"]
             ratio = f"{result['steps_per_second'] / reference:.2f}x" if reference else "-"
             rows.append(result)
             lines.append(
-                f"| {size} | {precision} | {batching} | {processes} x {threads} | {args.global_batch_size or 'config'} | "
+                f"| {size} | {precision} | {batching} | {multiple} | {processes} x {threads} | "
+                f"{args.global_batch_size or 'config'} | "
                 f"{result['steps_per_second']:.2f} | {ratio} | "
                 f"{result['audio_hours_per_hour']:.1f} | {result['warmup_seconds']:.0f} | "
                 f"{result['cpu_seconds_per_step']:.2f} | {result['load']:.1f} | {result['peak_rss_mib']:.0f} |"

@@ -101,16 +101,20 @@ def test_training_benchmark_times_each_setting_in_its_own_run_and_writes_the_tab
     for r in rows:
         assert r["steps_per_second"] > 0 and r["audio_hours_per_hour"] > 0 and r["cpu_seconds_per_step"] > 0
     table = output.read_text().splitlines()
-    assert table[0].startswith("| size | precision | batching | processes x threads | global batch | steps/s")
+    assert table[0].startswith("| size | precision | batching | pad to | processes x threads | global batch | steps/s")
     assert len(table) == 6
-    assert "| tiny | fp32 | random | 1 x 1 | config |" in table[2] and "| 1.00x |" in table[2]
-    assert "| tiny | fp32 | random | 2 x 1 | config |" in table[4]
+    assert "| tiny | fp32 | random | 1 | 1 x 1 | config |" in table[2] and "| 1.00x |" in table[2]
+    assert "| tiny | fp32 | random | 1 | 2 x 1 | config |" in table[4]
     assert json.loads(output.with_suffix(".json").read_text())["rows"] == rows
-    # length-grouped batches of the given lengths: same rows per step, so as much audio per step on average
+    # length-grouped and padded batches of the given lengths: same rows per step
     rows = benchmark_training.main(["--sizes", "tiny", "--precisions", "fp32", "--threads", "1", "--batching",
-                                    "random", "grouped", "--frames", "20", "60", "--rows", "24", "--steps", "3",
-                                    "--warmup_steps", "1"])  # fmt: skip
-    assert [r["batching"] for r in rows] == ["random", "grouped"] and all(r["steps_per_second"] > 0 for r in rows)
+                                    "random", "grouped", "--pad_to_multiple_of", "1", "16", "--frames", "20", "60",
+                                    "--rows", "24", "--steps", "3", "--warmup_steps", "1"])  # fmt: skip
+    settings = [(r["batching"], r["pad_to_multiple_of"]) for r in rows]
+    assert settings == [("random", 1), ("random", 16), ("grouped", 1), ("grouped", 16)]
+    assert all(r["steps_per_second"] > 0 for r in rows)
+    with pytest.raises(ValueError, match="--pad_to_multiple_of"):
+        benchmark_training.main(["--sizes", "tiny", "--pad_to_multiple_of", "0"])
     with pytest.raises(ValueError, match="--warmup_steps"):
         benchmark_training.main(["--sizes", "tiny", "--steps", "2", "--warmup_steps", "2"])
     with pytest.raises(ValueError, match="--frames"):
