@@ -11,9 +11,10 @@ Precisions: `fp32`; `bf16` (`--mixed_precision bf16`: autocast, float32 weights 
 `fp32+compile` (`--torch_compile_backend inductor`). Sizes: `tiny`, `demo`, `demo-2x` (every trained model twice as
 wide), `paper`, `demo-act` (the retrain recipe `demo_v3.json`: the demo sizes with the adversarial loss of the
 bundled Whisper tiny.en discriminator). Batching: `random` (shuffled rows) or `grouped` (`--group_by_length`: rows of
-similar lengths), whatever the config says; `--pad_to_multiple_of 1 32` also pads every batch to a multiple of 32
-phonemes and frames (1: no padding, the default; the demo configs say 32); `--frames 80 480` draws the utterance lengths as the real corpus spreads (80-480 frames after the
-demo recipe's `--max_train_frames 480`) instead of the size's default 300-480.
+similar lengths), overriding the config's; `--pad_to_multiple_of 1 32` runs each setting without padding and with
+every batch padded to a multiple of 32 phonemes and frames (default 1: no padding; the demo configs say 32);
+`--frames 80 480` draws the utterance lengths as the real corpus spreads (80-480 frames after the demo recipe's
+`--max_train_frames 480`) instead of the size's default 300-480.
 
 Examples:
 
@@ -78,12 +79,13 @@ rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1
 # every rank writes the same (seeded) data to its own folder; each takes its share of the global batch
 prep = tt.make_prepared_dir(tmp / f"prep{{rank}}", num_rows=rows, frames_per_row=(frames[0], frames[1] + 1),
                             codec_config=codec)
-batch = json.loads(sys.argv[7]) or json.load(open(os.path.join({configs!r}, config)))["train_batch_size"]
+train_config = json.load(open(os.path.join({configs!r}, config)))
+batch = json.loads(sys.argv[7]) or train_config["train_batch_size"]
 flags += ["--train_batch_size", str(batch // world)]
 args = ["--config", os.path.join({configs!r}, config), "--prepared_dataset_dir", str(prep), "--output_dir",
         str(tmp / "out"), "--report_to", "none", "--max_train_steps", str(steps), "--checkpointing_steps", "100000",
         "--validation_steps", "100000", "--num_threads", threads, *flags]
-if "slm_model_name_or_path" not in json.load(open(os.path.join({configs!r}, config))):
+if "slm_model_name_or_path" not in train_config:
     args += ["--slm_config", "tiny"]  # offline: a tiny random WavLM where the config names no discriminator SLM
 overrides = dict(overrides or {{}})
 if "pipeline_config" in overrides:
